@@ -1,0 +1,185 @@
+//! Crash safety: a daemon killed with SIGKILL in the middle of an import must come back
+//! with no trace of the half-done work (no image, no partial ingest, no unreferenced blob,
+//! no temporary snapshot), and must then be able to do the same import.
+
+mod common;
+
+use std::fs;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{http, TestDaemon};
+
+const IMPORT_PATH: &str = "/v1.47/images/create?fromSrc=-&repo=large&tag=latest";
+
+fn dir_entries(p: &Path) -> Vec<String> {
+    match fs::read_dir(p) {
+        Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => panic!("read {}: {e}", p.display()),
+    }
+}
+
+/// The on-disk invariants of a data-root with no images.
+fn assert_clean_and_empty(d: &TestDaemon) {
+    assert!(d.image_ids().is_empty(), "images after crash: {:?}", d.image_ids());
+    let table = d.berth_ok(&["images"]);
+    assert!(table.lines().skip(1).all(|l| l.trim().is_empty()), "images lists:\n{table}");
+    let ingest = dir_entries(&d.data_root.join("content/ingest"));
+    assert!(ingest.is_empty(), "content/ingest not cleaned after restart: {ingest:?}");
+    // With no image, no blob is referenced, so none may remain.
+    let blobs = common::files_under(&d.data_root.join("content/blobs"));
+    assert!(blobs.is_empty(), "unreferenced blobs after crash: {blobs:?}");
+    let tmp_snapshots: Vec<_> = dir_entries(&d.data_root.join("snapshots"))
+        .into_iter()
+        .filter(|n| n.starts_with("tmp-"))
+        .collect();
+    assert!(tmp_snapshots.is_empty(), "temporary snapshots left: {tmp_snapshots:?}");
+    let mounts = common::mounts_under(&d.data_root);
+    assert!(mounts.is_empty(), "mounts left under the data-root: {mounts:?}");
+}
+
+/// Stream `file` as an import body, stopping after `limit` bytes (None: send all and
+/// return the response).
+fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http::Response> {
+    let mut up = http::Upload::start(&d.socket, "POST", IMPORT_PATH, "application/x-tar")
+        .expect("connect for import");
+    let mut f = fs::File::open(file).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        if limit.is_some_and(|l| up.sent >= l) {
+            return None;
+        }
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        up.send(&buf[..n]).unwrap_or_else(|e| {
+            panic!("daemon stopped reading the import body after {} bytes: {e}\n{}", up.sent, d.log())
+        });
+    }
+    Some(up.finish().expect("import response"))
+}
+
+#[test]
+fn kill9_during_import_leaves_nothing_behind() {
+    let large = common::large_rootfs();
+    let size = fs::metadata(&large).unwrap().len();
+    let mut d = TestDaemon::start();
+
+    // Send half of the body; the socket buffers are a few hundred KiB at most, so by the
+    // time write() returns for 256 MiB the daemon has consumed (hashed, stored or unpacked)
+    // most of it. Then pull the plug.
+    let half = size / 2;
+    let started = Instant::now();
+    assert!(stream_import(&d, &large, Some(half)).is_none());
+    assert!(d.is_running(), "daemon died during the import:\n{}", d.log());
+    eprintln!("sent {half} bytes in {:?}; killing the daemon", started.elapsed());
+    d.kill9();
+
+    d.restart();
+    assert_clean_and_empty(&d);
+
+    // The same import now succeeds.
+    let r = stream_import(&d, &large, None).unwrap();
+    assert_eq!(r.status, 200, "import after restart: {}", r.body_str());
+    let body = r.body_str();
+    assert!(!body.contains("\"error"), "import reported an error: {body}");
+    let v = d.inspect("large:latest");
+    assert_eq!(
+        v["RootFS"]["Layers"],
+        serde_json::json!([format!("sha256:{}", common::sha256_file(&large))]),
+        "{v:#}"
+    );
+    assert!(v["Size"].as_u64().unwrap_or(0) > size / 2, "size {} for a {size}-byte tar", v["Size"]);
+    let ingest = dir_entries(&d.data_root.join("content/ingest"));
+    assert!(ingest.is_empty(), "content/ingest not empty after a finished import: {ingest:?}");
+}
+
+#[test]
+fn kill9_during_load_leaves_nothing_behind() {
+    let large = common::large_rootfs();
+    let mut d = TestDaemon::start();
+    // A docker-archive stream whose only layer is the large tar: write the archive to disk
+    // by streaming through the tar crate so the whole thing never sits in memory.
+    let scratch = common::scratch();
+    let archive = scratch.path().join("large-archive.tar");
+    {
+        let layer_hex = common::sha256_file(&large);
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": common::tarball::go_arch(), "os": "linux",
+            "created": "2024-01-01T00:00:00Z", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{layer_hex}")]},
+        }))
+        .unwrap();
+        let config_hex = common::sha256_hex(&config);
+        let manifest = serde_json::to_vec(&serde_json::json!([{
+            "Config": format!("{config_hex}.json"), "RepoTags": ["large:loaded"],
+            "Layers": [format!("{layer_hex}/layer.tar")],
+        }]))
+        .unwrap();
+        let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
+        // Layer first, so the kill lands while the layer streams in.
+        b.append_path_with_name(&large, format!("{layer_hex}/layer.tar")).unwrap();
+        let mut add = |name: &str, data: &[u8]| {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        };
+        add(&format!("{config_hex}.json"), &config);
+        add("manifest.json", &manifest);
+        b.into_inner().unwrap();
+    }
+    let size = fs::metadata(&archive).unwrap().len();
+    let mut up = http::Upload::start(&d.socket, "POST", "/v1.47/images/load?quiet=1", "application/x-tar")
+        .expect("connect for load");
+    let mut f = fs::File::open(&archive).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    while up.sent < size / 2 {
+        let n = f.read(&mut buf).unwrap();
+        up.send(&buf[..n]).unwrap_or_else(|e| panic!("load body refused after {} bytes: {e}", up.sent));
+    }
+    assert!(d.is_running(), "daemon died during load:\n{}", d.log());
+    d.kill9();
+    drop(up);
+    d.restart();
+    assert_clean_and_empty(&d);
+
+    let out = d.berth_ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains("Loaded image: large:loaded"), "{out}");
+}
+
+#[test]
+fn images_survive_kill9_and_restart() {
+    let mut d = TestDaemon::start();
+    let id = d.import(&common::busybox_rootfs(), "busybox:latest");
+    d.berth_ok(&["tag", "busybox:latest", "busybox:second"]);
+    d.kill9();
+    d.restart();
+    assert_eq!(d.image_id("busybox:latest"), id);
+    assert_eq!(d.image_id("busybox:second"), id);
+    assert_eq!(d.image_ids(), vec![id.clone()]);
+    let ingest = dir_entries(&d.data_root.join("content/ingest"));
+    assert!(ingest.is_empty(), "{ingest:?}");
+    // And the content is whole: save and load it back.
+    let saved = d.berth_out(&["save", "busybox:latest"], None);
+    assert!(saved.status.success(), "{}", saved.stderr);
+    d.berth_ok(&["rmi", "-f", &id]);
+    let o = d.berth_out(&["load"], Some(saved.stdout));
+    assert!(o.status.success(), "{}", o.stderr);
+    assert_eq!(d.image_id("busybox:latest"), id);
+}
+
+#[test]
+fn restart_after_clean_shutdown_keeps_images() {
+    let mut d = TestDaemon::start();
+    let id = d.import(&common::busybox_rootfs(), "busybox:latest");
+    d.restart();
+    assert_eq!(d.image_id("busybox:latest"), id);
+    // Wait briefly to make sure the daemon stays up.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d.is_running());
+}

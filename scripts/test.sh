@@ -1,0 +1,18 @@
+#!/bin/bash
+# The project's test command: the one README and CI both run.
+#
+# Usage: scripts/test.sh [extra cargo test arguments...]
+#
+# Needs root (integration tests start real daemons), busybox-static, skopeo, and the docker
+# CLI 28 at /usr/local/bin/docker (see .ci/run for the full setup). Fixtures are cached under
+# /var/cache/berth-test; the busybox rootfs is built here up front so parallel tests do not
+# race to build it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cache=/var/cache/berth-test
+mkdir -p "$cache"
+[ -f "$cache/busybox-rootfs.tar" ] || scripts/make-busybox-rootfs.sh "$cache/busybox-rootfs.tar"
+[ -f "$cache/large-rootfs-512m.tar" ] || scripts/make-large-rootfs.sh "$cache/large-rootfs-512m.tar" 512
+
+exec cargo test --workspace "$@"
