@@ -1,0 +1,131 @@
+//! `import`: a root file system tar (plain, gzip or zstd) becomes a
+//! one-layer image, as `docker import` does. Also the layer staging and
+//! publishing steps shared with `load`.
+//!
+//! The tar is read once: every byte is hashed and written to a new blob on
+//! the way into the unpacker, so the layer's diff ID, its blob and its
+//! snapshot come out of a single pass.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use berth_content::BlobWriter;
+use berth_core::{Digest, Reference};
+use berth_snapshot::{apply_layer, decompressed, ApplyStats, SnapshotInfo, Staging};
+
+use crate::changes::apply_changes;
+use crate::config::{host_architecture, now_rfc3339, ContainerConfig, History, ImageConfig, RootFs};
+use crate::meta::{ImageRecord, LayerRecord};
+use crate::{ImageError, ImageStore};
+
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// `repo[:tag]` to tag the new image with.
+    pub tag: Option<Reference>,
+    /// Dockerfile-style `--change` instructions.
+    pub changes: Vec<String>,
+    /// Commit message; defaults to `Imported from <source>`.
+    pub message: Option<String>,
+    /// Where the tar came from, for the default message (`-` for a stream).
+    pub source: String,
+}
+
+/// A layer unpacked and written to a blob, not yet visible.
+pub(crate) struct StagedLayer {
+    pub blob: BlobWriter,
+    pub staging: Staging,
+    pub stats: ApplyStats,
+}
+
+/// Copies everything read from `inner` into `sink`.
+struct Tee<'a, R> {
+    inner: R,
+    sink: &'a mut BlobWriter,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sink.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+impl ImageStore {
+    /// Unpacks an uncompressed layer stream into a staging snapshot while
+    /// writing it to a new blob.
+    pub(crate) fn stage_layer(&self, uncompressed: impl Read) -> Result<StagedLayer, ImageError> {
+        let mut blob = self.content.writer()?;
+        let staging = self.snapshots.prepare()?;
+        let stats = {
+            let mut tee = Tee { inner: uncompressed, sink: &mut blob };
+            apply_layer(&mut tee, staging.path())?
+        };
+        Ok(StagedLayer { blob, staging, stats })
+    }
+
+    /// Makes a staged layer visible. Must be called with `publish` held.
+    pub(crate) fn publish_layer(&self, staged: StagedLayer, parent: Option<&Digest>, expected: Option<&Digest>) -> Result<(LayerRecord, Digest), ImageError> {
+        let StagedLayer { blob, staging, stats } = staged;
+        let size = blob.written();
+        let (diff_id, _) = blob.commit(expected.map(|d| (d, size)))?;
+        let chain = match parent {
+            None => diff_id.clone(),
+            Some(p) => Digest::sha256_of(format!("{p} {diff_id}").as_bytes()),
+        };
+        if self.snapshots.exists(chain.hex()) {
+            drop(staging);
+        } else {
+            let info = SnapshotInfo { parent: parent.map(|p| p.hex().to_string()), size: stats.size, diff_id: diff_id.to_string() };
+            self.snapshots.commit(staging, chain.hex(), &info)?;
+        }
+        Ok((LayerRecord { diff_id, size: stats.size }, chain))
+    }
+
+    pub fn import(&self, input: Box<dyn Read + Send>, opts: ImportOptions) -> Result<Digest, ImageError> {
+        // Validate the changes before reading a byte, so bad input costs nothing.
+        let mut container = ContainerConfig::default();
+        apply_changes(&mut container, &opts.changes)?;
+        let reader = decompressed(input).map_err(ImageError::io("reading import stream"))?;
+        let staged = self.stage_layer(reader)?;
+        sync_filesystem(self.content.root())?;
+
+        let created = now_rfc3339();
+        let comment = opts.message.clone().unwrap_or_else(|| format!("Imported from {}", if opts.source.is_empty() { "-" } else { &opts.source }));
+        let _guard = self.publish.lock().expect("publish lock");
+        let (layer, _chain) = self.publish_layer(staged, None, None)?;
+        let config = ImageConfig {
+            created: Some(created.clone()),
+            architecture: host_architecture().to_string(),
+            os: "linux".into(),
+            comment: Some(comment.clone()),
+            config: Some(container),
+            rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
+            history: vec![History { created: Some(created), comment: Some(comment), created_by: Some(String::new()), ..Default::default() }],
+            ..Default::default()
+        };
+        let bytes = serde_json::to_vec(&config).expect("config serializes");
+        let id = self.content.write_all(&bytes)?;
+        let record = ImageRecord { id: id.clone(), layers: vec![layer], added_at: now_nanos(), last_tag_time: None, parent: None };
+        self.publish_image(record, opts.tag.as_slice())?;
+        Ok(id)
+    }
+}
+
+pub(crate) fn now_nanos() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+/// Flushes every dirty page of the file system holding `path` with one
+/// `syncfs(2)`, much cheaper than fsyncing each unpacked file, so that what
+/// the metadata commit makes reachable is already durable.
+pub(crate) fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
+    let f = std::fs::File::open(path).map_err(ImageError::io(format!("opening {}", path.display())))?;
+    use std::os::fd::AsRawFd;
+    // SAFETY: `f` is an open file descriptor for the duration of the call.
+    let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
+    if rc != 0 {
+        return Err(ImageError::Io { context: format!("syncfs {}", path.display()), source: io::Error::last_os_error() });
+    }
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! Image metadata: which images exist and which tags point at them.
+//!
+//! Stored in a redb database (`meta.db`) so every change is one ACID
+//! transaction: after `kill -9` at any instant the database holds either the
+//! state before or after a change, never half of it. An in-memory copy serves
+//! reads; writes go to the database first and to the copy after the commit.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::RwLock;
+
+use berth_core::Digest;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::ImageError;
+
+const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
+const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
+
+/// What berth records about an image besides its config blob.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ImageRecord {
+    /// The config digest, which is the image ID.
+    pub id: Digest,
+    pub layers: Vec<LayerRecord>,
+    /// When the image was added to this store (unix nanoseconds).
+    pub added_at: i64,
+    #[serde(default)]
+    pub last_tag_time: Option<String>,
+    /// Parent image for images built or committed here.
+    #[serde(default)]
+    pub parent: Option<Digest>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LayerRecord {
+    pub diff_id: Digest,
+    /// Bytes of file content the layer adds (what `docker images` shows as size).
+    pub size: u64,
+}
+
+impl ImageRecord {
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum()
+    }
+    pub fn diff_ids(&self) -> Vec<Digest> {
+        self.layers.iter().map(|l| l.diff_id.clone()).collect()
+    }
+}
+
+#[derive(Default, Clone)]
+pub struct State {
+    pub images: BTreeMap<Digest, ImageRecord>,
+    /// Full reference string (`docker.io/library/busybox:latest`) → image ID.
+    pub tags: BTreeMap<String, Digest>,
+}
+
+impl State {
+    pub fn tags_of(&self, id: &Digest) -> Vec<String> {
+        self.tags.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect()
+    }
+}
+
+/// A batch of changes applied in one transaction.
+#[derive(Default)]
+pub struct Change {
+    pub put_images: Vec<ImageRecord>,
+    pub delete_images: Vec<Digest>,
+    pub set_tags: Vec<(String, Digest)>,
+    pub remove_tags: Vec<String>,
+}
+
+pub struct MetaStore {
+    db: Database,
+    state: RwLock<State>,
+}
+
+fn db_err(e: impl Into<redb::Error>) -> ImageError {
+    ImageError::Metadata(e.into().to_string())
+}
+
+impl MetaStore {
+    pub fn open(path: &Path) -> Result<MetaStore, ImageError> {
+        let db = Database::create(path).map_err(db_err)?;
+        let mut state = State::default();
+        {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let images = tx.open_table(IMAGES).map_err(db_err)?;
+                for row in images.iter().map_err(db_err)? {
+                    let (_, v) = row.map_err(db_err)?;
+                    let rec: ImageRecord = serde_json::from_slice(v.value())
+                        .map_err(|e| ImageError::Metadata(format!("corrupt image record: {e}")))?;
+                    state.images.insert(rec.id.clone(), rec);
+                }
+                let tags = tx.open_table(TAGS).map_err(db_err)?;
+                for row in tags.iter().map_err(db_err)? {
+                    let (k, v) = row.map_err(db_err)?;
+                    let id: Digest = v.value().parse().map_err(|e| ImageError::Metadata(format!("corrupt tag {}: {e}", k.value())))?;
+                    state.tags.insert(k.value().to_string(), id);
+                }
+            }
+            tx.commit().map_err(db_err)?;
+        }
+        Ok(MetaStore { db, state: RwLock::new(state) })
+    }
+
+    /// A consistent copy of the current state.
+    pub fn snapshot(&self) -> State {
+        self.state.read().expect("meta lock").clone()
+    }
+
+    pub fn with<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read().expect("meta lock"))
+    }
+
+    /// Applies a change durably, then to the in-memory state.
+    pub fn apply(&self, change: Change) -> Result<(), ImageError> {
+        let mut state = self.state.write().expect("meta lock");
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut images = tx.open_table(IMAGES).map_err(db_err)?;
+            let mut tags = tx.open_table(TAGS).map_err(db_err)?;
+            for rec in &change.put_images {
+                let bytes = serde_json::to_vec(rec).expect("record serializes");
+                images.insert(rec.id.to_string().as_str(), bytes.as_slice()).map_err(db_err)?;
+            }
+            for id in &change.delete_images {
+                images.remove(id.to_string().as_str()).map_err(db_err)?;
+            }
+            for name in &change.remove_tags {
+                tags.remove(name.as_str()).map_err(db_err)?;
+            }
+            for (name, id) in &change.set_tags {
+                tags.insert(name.as_str(), id.to_string().as_str()).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        for rec in change.put_images {
+            state.images.insert(rec.id.clone(), rec);
+        }
+        for id in change.delete_images {
+            state.images.remove(&id);
+        }
+        for name in change.remove_tags {
+            state.tags.remove(&name);
+        }
+        for (name, id) in change.set_tags {
+            state.tags.insert(name, id);
+        }
+        Ok(())
+    }
+
+    /// Reads back from disk, bypassing the in-memory copy (used by tests).
+    pub fn count_on_disk(&self) -> Result<(usize, usize), ImageError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let images = tx.open_table(IMAGES).map_err(db_err)?;
+        let tags = tx.open_table(TAGS).map_err(db_err)?;
+        Ok((images.iter().map_err(db_err)?.count(), tags.iter().map_err(db_err)?.count()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_persist_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Digest::sha256_of(b"config");
+        let rec = ImageRecord {
+            id: id.clone(),
+            layers: vec![LayerRecord { diff_id: Digest::sha256_of(b"l"), size: 10 }],
+            added_at: 1,
+            last_tag_time: None,
+            parent: None,
+        };
+        {
+            let m = MetaStore::open(&dir.path().join("meta.db")).unwrap();
+            m.apply(Change { put_images: vec![rec.clone()], set_tags: vec![("docker.io/library/a:latest".into(), id.clone())], ..Default::default() }).unwrap();
+        }
+        let m = MetaStore::open(&dir.path().join("meta.db")).unwrap();
+        let s = m.snapshot();
+        assert_eq!(s.images.get(&id), Some(&rec));
+        assert_eq!(s.tags_of(&id), vec!["docker.io/library/a:latest".to_string()]);
+        m.apply(Change { delete_images: vec![id.clone()], remove_tags: vec!["docker.io/library/a:latest".into()], ..Default::default() }).unwrap();
+        assert_eq!(m.count_on_disk().unwrap(), (0, 0));
+    }
+}
