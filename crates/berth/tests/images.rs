@@ -232,11 +232,14 @@ fn system_df_counts_images() {
 #[test]
 fn unknown_image_errors_name_the_reference() {
     let d = TestDaemon::start();
+    let scratch = common::scratch();
+    let out = scratch.path().join("out.tar");
     for args in [
         vec!["image", "inspect", "nope:missing"],
         vec!["rmi", "nope:missing"],
         vec!["tag", "nope:missing", "x:y"],
-        vec!["save", "-o", "/dev/null", "nope:missing"],
+        vec!["history", "nope:missing"],
+        vec!["save", "-o", out.to_str().unwrap(), "nope:missing"],
     ] {
         let (st, out, err) = d.berth(&args);
         assert!(!st.success(), "{args:?} succeeded: {out}");
