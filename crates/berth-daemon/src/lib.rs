@@ -1,1 +1,203 @@
-//! berth-daemon
+//! The berth engine: the composition root. It resolves the configuration,
+//! takes the data-root lock, opens the stores, wires them into the
+//! [`Engine`] (which implements the API's backend traits) and serves the
+//! Engine API on every configured host until SIGTERM or SIGINT.
+//!
+//! Everything is wired explicitly here; nothing registers itself.
+
+pub mod config;
+mod events;
+mod images;
+mod lock;
+mod system;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use berth_core::{ErrorKind, HasKind};
+use berth_image::ImageStore;
+use tokio::sync::watch;
+
+pub use config::{DaemonConfig, Flags};
+use config::Host;
+use events::EventBus;
+use lock::DataRootLock;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Locked(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("opening the image store: {0}")]
+    Images(#[from] berth_image::ImageError),
+}
+
+impl HasKind for DaemonError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            DaemonError::Config(_) => ErrorKind::InvalidArgument,
+            DaemonError::Locked(_) => ErrorKind::FailedPrecondition,
+            DaemonError::Io { .. } => ErrorKind::Internal,
+            DaemonError::Images(e) => e.kind(),
+        }
+    }
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
+    let context = context.into();
+    move |source| DaemonError::Io { context, source }
+}
+
+/// The running engine: every service the API reaches.
+pub struct Engine {
+    pub(crate) config: DaemonConfig,
+    pub(crate) images: ImageStore,
+    pub(crate) events: EventBus,
+    pub(crate) engine_id: String,
+    me: Weak<Engine>,
+}
+
+impl Engine {
+    pub(crate) fn arc(&self) -> Arc<Engine> {
+        self.me.upgrade().expect("engine is alive while serving")
+    }
+}
+
+fn init_tracing(level: &str) {
+    let level = if level == "fatal" { "error" } else { level };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn make_dir(path: &Path, mode: u32) -> Result<(), DaemonError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(io(format!("creating {}", path.display())))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    Ok(())
+}
+
+/// A stable identity for this engine, kept in the data-root.
+fn engine_id(data_root: &Path) -> Result<String, DaemonError> {
+    let path = data_root.join("engine-id");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        if !s.trim().is_empty() {
+            return Ok(s.trim().to_string());
+        }
+    }
+    let id = format!("{:032x}", rand::random::<u128>());
+    let b = id.as_bytes();
+    let uuid = format!(
+        "{}-{}-{}-{}-{}",
+        std::str::from_utf8(&b[0..8]).unwrap_or_default(),
+        std::str::from_utf8(&b[8..12]).unwrap_or_default(),
+        std::str::from_utf8(&b[12..16]).unwrap_or_default(),
+        std::str::from_utf8(&b[16..20]).unwrap_or_default(),
+        std::str::from_utf8(&b[20..32]).unwrap_or_default()
+    );
+    std::fs::write(&path, &uuid).map_err(io(format!("writing {}", path.display())))?;
+    Ok(uuid)
+}
+
+/// Runs the engine in the foreground until SIGTERM or SIGINT.
+pub fn run(flags: Flags) -> Result<(), DaemonError> {
+    let config = DaemonConfig::resolve(flags)?;
+    init_tracing(&config.log_level);
+    for k in &config.ignored_keys {
+        tracing::warn!(key = %k, "configuration key is not used by berth");
+    }
+    make_dir(&config.data_root, 0o711)?;
+    make_dir(&config.exec_root, 0o700)?;
+    let lock = DataRootLock::acquire(&config.data_root)?;
+    tracing::debug!(lock = %lock.path().display(), "data-root locked");
+    let engine_id = engine_id(&config.data_root)?;
+    let images = ImageStore::open(&config.data_root)?;
+    let engine = Arc::new_cyclic(|me| Engine { config: config.clone(), images, events: EventBus::default(), engine_id, me: me.clone() });
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("berth")
+        .enable_all()
+        .build()
+        .map_err(io("starting the async runtime"))?;
+    let result = rt.block_on(serve(engine, &config));
+    rt.shutdown_timeout(Duration::from_secs(2));
+    drop(lock);
+    result
+}
+
+/// Removes a stale socket file, refusing when a live daemon answers on it.
+fn prepare_socket(path: &Path) -> Result<(), DaemonError> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::Locked(format!("another daemon is already listening on {}", path.display())));
+        }
+        std::fs::remove_file(path).map_err(io(format!("removing stale socket {}", path.display())))?;
+    }
+    Ok(())
+}
+
+async fn serve(engine: Arc<Engine>, config: &DaemonConfig) -> Result<(), DaemonError> {
+    use std::os::unix::fs::PermissionsExt;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = berth_api::app(engine.clone());
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut sockets: Vec<PathBuf> = Vec::new();
+    let shutdown = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    for h in &config.hosts {
+        match config::parse_host(h)? {
+            Host::Unix(path) => {
+                prepare_socket(&path)?;
+                let listener = tokio::net::UnixListener::bind(&path).map_err(io(format!("listening on {}", path.display())))?;
+                // Root-only access, as Docker's socket without a docker group.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(io(format!("chmod {}", path.display())))?;
+                sockets.push(path.clone());
+                tracing::info!(socket = %path.display(), "API listening");
+                tasks.spawn(berth_api::serve_unix(listener, app.clone(), shutdown(stop_rx.clone())));
+            }
+            Host::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(&addr).await.map_err(io(format!("listening on tcp://{addr}")))?;
+                tracing::warn!(address = %addr, "API listening on TCP without TLS: anyone who can reach it controls the host");
+                tasks.spawn(berth_api::serve_tcp(listener, app.clone(), shutdown(stop_rx.clone())));
+            }
+        }
+    }
+    let pid_file = config.exec_root.join("berth.pid");
+    std::fs::write(&pid_file, std::process::id().to_string()).map_err(io(format!("writing {}", pid_file.display())))?;
+    tracing::info!(data_root = %config.data_root.display(), version = env!("CARGO_PKG_VERSION"), "engine ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
+    let mut failure = None;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        Some(r) = tasks.join_next() => {
+            if let Ok(Err(e)) = r {
+                tracing::error!(error = %e, "API server failed");
+                failure = Some(DaemonError::Io { context: "serving the API".into(), source: e });
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    // Long-lived streams (events, logs -f) would hold a graceful shutdown
+    // open forever: give requests in flight a moment, then cut the rest.
+    if tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+        tasks.abort_all();
+    }
+    for s in &sockets {
+        let _ = std::fs::remove_file(s);
+    }
+    let _ = std::fs::remove_file(&pid_file);
+    tracing::info!("engine stopped");
+    failure.map_or(Ok(()), Err)
+}

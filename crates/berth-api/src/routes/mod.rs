@@ -1,0 +1,36 @@
+//! Route table. One module per resource; handlers parse, call the backend
+//! on the blocking pool, and shape the response.
+
+mod images;
+mod system;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::{ApiError, Backend};
+
+pub type Shared = Arc<dyn Backend>;
+
+pub fn router(backend: Shared) -> Router {
+    Router::new()
+        .route("/_ping", get(system::ping))
+        .route("/version", get(system::version))
+        .route("/info", get(system::info))
+        .route("/events", get(system::events))
+        .route("/system/df", get(system::disk_usage))
+        .route("/images/json", get(images::list))
+        .route("/images/create", post(images::create))
+        .route("/images/load", post(images::load))
+        .route("/images/get", get(images::save_many))
+        .route("/images/prune", post(images::prune))
+        .route("/images/{*rest}", get(images::get_named).post(images::post_named).delete(images::delete_named))
+        .fallback(|| async { ApiError::not_found("page not found") })
+        .with_state(backend)
+}
+
+/// Runs blocking backend work off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("backend task failed: {e}")))?
+}
