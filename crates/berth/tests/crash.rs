@@ -36,8 +36,32 @@ fn assert_clean_and_empty(d: &TestDaemon) {
         .filter(|n| n.starts_with("tmp-"))
         .collect();
     assert!(tmp_snapshots.is_empty(), "temporary snapshots left: {tmp_snapshots:?}");
+    // Nor may the interrupted body linger anywhere else (spool files, staging dirs): apart
+    // from the metadata database, an empty data-root holds next to nothing.
+    let leftovers: Vec<_> = common::files_under(&d.data_root)
+        .into_iter()
+        .filter(|p| !p.starts_with("meta.db") && !p.to_string_lossy().starts_with("meta.db"))
+        .filter_map(|p| Some((fs::symlink_metadata(d.data_root.join(&p)).ok()?.len(), p)))
+        .filter(|(len, _)| *len > 64 * 1024)
+        .collect();
+    assert!(leftovers.is_empty(), "large files left in the data-root after crash: {leftovers:?}");
     let mounts = common::mounts_under(&d.data_root);
     assert!(mounts.is_empty(), "mounts left under the data-root: {mounts:?}");
+}
+
+fn bytes_under(dir: &Path) -> u64 {
+    common::files_under(dir)
+        .iter()
+        .filter_map(|p| fs::symlink_metadata(dir.join(p)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// What an interrupted operation has on disk right now (for the test log).
+fn partial_state(d: &TestDaemon) -> Vec<String> {
+    let mut v = dir_entries(&d.data_root.join("content/ingest"));
+    v.extend(dir_entries(&d.data_root.join("snapshots")).into_iter().map(|s| format!("snapshots/{s}")));
+    v
 }
 
 /// Stream `file` as an import body, stopping after `limit` bytes (None: send all and
@@ -75,7 +99,12 @@ fn kill9_during_import_leaves_nothing_behind() {
     let started = Instant::now();
     assert!(stream_import(&d, &large, Some(half)).is_none());
     assert!(d.is_running(), "daemon died during the import:\n{}", d.log());
-    eprintln!("sent {half} bytes in {:?}; killing the daemon", started.elapsed());
+    eprintln!(
+        "sent {half} bytes in {:?}; killing the daemon; data-root holds {} bytes in {:?}",
+        started.elapsed(),
+        bytes_under(&d.data_root),
+        partial_state(&d),
+    );
     d.kill9();
 
     d.restart();
@@ -143,6 +172,12 @@ fn kill9_during_load_leaves_nothing_behind() {
         up.send(&buf[..n]).unwrap_or_else(|e| panic!("load body refused after {} bytes: {e}", up.sent));
     }
     assert!(d.is_running(), "daemon died during load:\n{}", d.log());
+    eprintln!(
+        "sent {} bytes of the load; data-root holds {} bytes in {:?}",
+        up.sent,
+        bytes_under(&d.data_root),
+        partial_state(&d)
+    );
     d.kill9();
     drop(up);
     d.restart();
