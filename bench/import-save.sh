@@ -6,7 +6,8 @@
 # The input is a ~1 GiB rootfs tar of incompressible data (many 4 KiB-1 MiB files plus a few
 # big ones), built once by scripts/make-large-rootfs.sh and cached under /var/cache/berth-bench.
 # The bound is what any importer must at least do: unpack the tar onto the same filesystem as
-# the data-root (`tar -x`) and hash it once (`sha256sum`); both timed separately and summed.
+# the data-root (`tar -x`) and hash it once (the faster of `sha256sum` and `openssl dgst
+# -sha256`); timed separately and summed.
 # berth is timed end to end through its CLI against a fresh daemon with a fresh data-root per
 # run (release build). Page caches are dropped before every timed step when the kernel lets
 # us (otherwise everything is measured warm, and the table says so). Medians of RUNS runs.
@@ -23,6 +24,9 @@ log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "error: run as root (the daemon needs it)" >&2; exit 1; }
 
 mkdir -p "$CACHE" "$WORK"
+# Two runs at once would share $WORK/run and measure each other.
+exec 9>"$WORK/.lock"
+flock -n 9 || { echo "error: another benchmark is running (lock $WORK/.lock)" >&2; exit 1; }
 tarball=$CACHE/rootfs-${SIZE_MIB}m.tar
 if [ ! -f "$tarball" ]; then
     log "generating $tarball (once)"
@@ -83,7 +87,8 @@ start_daemon() {
     echo "error: daemon did not start; log:" >&2; cat "$root/daemon.log" >&2; exit 1
 }
 
-x_times=() h_times=() b_times=() i_times=() s_times=()
+x_times=() h_times=() o_times=() b_times=() i_times=() s_times=()
+have_openssl=no; command -v openssl >/dev/null 2>&1 && have_openssl=yes
 for run in $(seq 1 "$RUNS"); do
     log "run $run/$RUNS"
     scrub "$WORK/run"; mkdir -p "$WORK/run/extract"
@@ -91,7 +96,15 @@ for run in $(seq 1 "$RUNS"); do
     settle; t0=$(now); tar -xf "$tarball" -C "$WORK/run/extract"; sync; t1=$(now)
     settle; t2=$(now); sha256sum "$tarball" >/dev/null; t3=$(now)
     x=$(elapsed "$t0" "$t1"); h=$(elapsed "$t2" "$t3")
-    x_times+=("$x"); h_times+=("$h"); b_times+=("$(calc "$x + $h")")
+    h_times+=("$h")
+    # Debian's coreutils sha256sum does not use the CPU's SHA extensions; OpenSSL does.
+    # The bound takes the faster of the two hashers.
+    if [ "$have_openssl" = yes ]; then
+        settle; t2=$(now); openssl dgst -sha256 "$tarball" >/dev/null; t3=$(now)
+        o=$(elapsed "$t2" "$t3"); o_times+=("$o")
+        h=$(calc "($o < $h) ? $o : $h")
+    fi
+    x_times+=("$x"); b_times+=("$(calc "$x + $h")")
     rm -rf "$WORK/run/extract"
 
     start_daemon "$WORK/run"
@@ -122,6 +135,7 @@ echo "| operation | seconds | MB/s | ratio to bound |"
 echo "|---|---:|---:|---:|"
 row 'tar -x (+sync)' "${x_times[@]}"
 row 'sha256sum' "${h_times[@]}"
-row '**bound** = tar -x + sha256sum' "${b_times[@]}"
+[ "$have_openssl" = yes ] && row 'openssl dgst -sha256' "${o_times[@]}"
+row '**bound** = tar -x + fastest hash' "${b_times[@]}"
 row 'berth import (+sync)' "${i_times[@]}"
 row 'berth save -o (+sync)' "${s_times[@]}"
