@@ -10,7 +10,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "berth",
     bin_name = "berth",
-    about = "A self-sufficient runtime for containers",
+    about = "A Docker-compatible container engine. This is its CLI; the engine itself runs as `berth daemon`.",
+    after_help = "The engine: 'berth daemon --help'. The CLI starts one in the background when none answers on the default socket.",
     disable_version_flag = true,
     disable_help_subcommand = false
 )]

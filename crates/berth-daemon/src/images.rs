@@ -153,7 +153,9 @@ impl ImageBackend for Engine {
             repo_tags: info.tags.iter().map(|t| t.familiar()).collect(),
             repo_digests: vec![],
             parent: info.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-            comment: c.comment.clone().unwrap_or_default(),
+            // Docker keeps the import/commit message at top level; configs
+            // written by berth keep it in the newest history entry.
+            comment: c.comment.clone().or_else(|| c.history.last().and_then(|h| h.comment.clone())).unwrap_or_default(),
             created: c.created.clone().unwrap_or_default(),
             docker_version: c.extra.get("docker_version").and_then(|v| v.as_str()).unwrap_or("").to_string(),
             author: c.author.clone().unwrap_or_default(),

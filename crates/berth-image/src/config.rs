@@ -63,14 +63,12 @@ pub struct History {
 }
 
 /// The `config` object: defaults for containers run from the image.
-/// Field names are Docker's PascalCase, as both specs use them.
+/// Field names are Docker's PascalCase, as both specs use them. Fields
+/// follow the OCI `ImageConfig` order (as Go serializes it), Docker-only
+/// fields last, so berth's configs survive a Go re-serialization unchanged.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domainname: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,10 +80,6 @@ pub struct ContainerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub healthcheck: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub args_escaped: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<BTreeMap<String, Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
@@ -93,6 +87,14 @@ pub struct ContainerConfig {
     pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_escaped: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_build: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,14 +133,38 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// RFC 3339 with nanoseconds, as Docker writes `created`.
+/// RFC 3339 with nanoseconds as Go's `time.RFC3339Nano` prints them
+/// (trailing zeros trimmed), so configs written here match what Go tools
+/// (Docker, skopeo) would re-serialize byte for byte.
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    go_rfc3339_nano(chrono::Utc::now())
+}
+
+pub fn go_rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
+    let full = t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let (main, _) = full.split_at(full.len() - 1); // drop 'Z'
+    let trimmed = match main.split_once('.') {
+        Some((secs, frac)) => {
+            let f = frac.trim_end_matches('0');
+            if f.is_empty() { secs.to_string() } else { format!("{secs}.{f}") }
+        }
+        None => main.to_string(),
+    };
+    format!("{trimmed}Z")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_print_like_go() {
+        use chrono::TimeZone;
+        let t = chrono::Utc.timestamp_opt(1704164645, 120_000_000).unwrap();
+        assert_eq!(go_rfc3339_nano(t), "2024-01-02T03:04:05.12Z");
+        let t = chrono::Utc.timestamp_opt(1704164645, 0).unwrap();
+        assert_eq!(go_rfc3339_nano(t), "2024-01-02T03:04:05Z");
+    }
 
     #[test]
     fn docker_fields_survive_a_round_trip() {

@@ -98,10 +98,14 @@ impl ImageStore {
             created: Some(created.clone()),
             architecture: host_architecture().to_string(),
             os: "linux".into(),
-            comment: Some(comment.clone()),
+            // Docker also writes the message as a top-level `comment`; berth
+            // keeps it in history only, so the config has the OCI image-spec
+            // shape and survives skopeo's docker→OCI conversion byte for
+            // byte (same image ID in both formats).
+            comment: None,
             config: Some(container),
             rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
-            history: vec![History { created: Some(created), comment: Some(comment), created_by: Some(String::new()), ..Default::default() }],
+            history: vec![History { created: Some(created), comment: Some(comment), ..Default::default() }],
             ..Default::default()
         };
         let bytes = serde_json::to_vec(&config).expect("config serializes");

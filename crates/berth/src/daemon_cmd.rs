@@ -6,7 +6,7 @@ use berth_core::HasKind;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "berth daemon", about = "Run the berth engine in the foreground", version)]
+#[command(name = "berth daemon", bin_name = "berth daemon", about = "Run the berth engine in the foreground", version)]
 struct DaemonArgs {
     /// Root directory of persistent state (images, containers, volumes)
     #[arg(long, value_name = "DIR")]
