@@ -15,4 +15,5 @@ mkdir -p "$cache"
 [ -f "$cache/busybox-rootfs.tar" ] || scripts/make-busybox-rootfs.sh "$cache/busybox-rootfs.tar"
 [ -f "$cache/large-rootfs-512m.tar" ] || scripts/make-large-rootfs.sh "$cache/large-rootfs-512m.tar" 512
 
-exec cargo test --workspace "$@"
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+exec cargo test --workspace --no-fail-fast "$@"
