@@ -6,6 +6,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod container;
+pub use container::*;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "berth",
@@ -40,6 +43,53 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create and run a new container from an image
+    Run(RunArgs),
+    /// Execute a command in a running container
+    Exec(ExecArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCommand),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(AttachArgs),
+    /// Create a new image from a container's changes
+    Commit(CommitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(CpArgs),
+    /// Create a new container
+    Create(CreateArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(ContainerArg),
+    /// Kill one or more running containers
+    Kill(KillArgs),
+    /// Fetch the logs of a container
+    Logs(LogsArgs),
+    /// Pause all processes within one or more containers
+    Pause(ContainersArg),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
+    /// Rename a container
+    Rename(RenameArgs),
+    /// Restart one or more containers
+    Restart(StopArgs),
+    /// Remove one or more containers
+    Rm(RmArgs),
+    /// Start one or more stopped containers
+    Start(StartArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(StatsArgs),
+    /// Stop one or more running containers
+    Stop(StopArgs),
+    /// Display the running processes of a container
+    Top(TopArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(ContainersArg),
+    /// Update configuration of one or more containers
+    Update(UpdateArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(ContainersArg),
     /// List images
     Images(ImagesArgs),
     /// Manage images

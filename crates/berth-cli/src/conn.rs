@@ -109,6 +109,12 @@ pub fn empty_body() -> RawBody {
         .boxed()
 }
 
+pub fn full_body(b: impl Into<Bytes>) -> RawBody {
+    http_body_util::Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
 pub fn stream_body<S>(s: S) -> RawBody
 where
     S: Stream<Item = io::Result<Bytes>> + Send + Sync + 'static,
@@ -168,6 +174,7 @@ pub async fn ping(endpoint: &Endpoint) -> bool {
 }
 
 /// A connected engine: bollard for the typed endpoints, plus raw requests.
+#[derive(Clone)]
 pub struct Engine {
     pub docker: Docker,
     pub host: String,
@@ -289,6 +296,112 @@ impl Engine {
         serde_json::from_slice(&body)
             .with_context(|| format!("decoding the response of {path_and_query}"))
     }
+}
+
+/// The two halves of a hijacked connection (attach, exec start): raw
+/// bytes after `101 Switching Protocols`. `input` is `None` when the engine
+/// answered `200` with a plain body instead of upgrading.
+pub struct Hijacked {
+    pub output: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    pub input: Option<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+}
+
+impl Engine {
+    /// Sends a request asking to upgrade the connection (`Upgrade: tcp`) and
+    /// returns the raw stream, as Docker's CLI does for attach and exec.
+    pub async fn hijack(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        json_body: Option<&Value>,
+    ) -> Result<Hijacked> {
+        let body = match json_body {
+            Some(v) => http_body_util::Full::new(Bytes::from(serde_json::to_vec(v)?))
+                .map_err(|never| match never {})
+                .boxed(),
+            None => empty_body(),
+        };
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(format!("/v{}{}", self.api_version, path_and_query))
+            .header("Host", host_header(&self.endpoint))
+            .header(
+                "User-Agent",
+                concat!("berth-cli/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "tcp");
+        if json_body.is_some() {
+            builder = builder.header("Content-Type", "application/json");
+        }
+        let req = builder.body(body).context("building request")?;
+        let connect_err = |e: io::Error| {
+            anyhow::Error::new(ConnectError {
+                host: self.host.clone(),
+                detail: e.to_string(),
+            })
+        };
+        let resp = match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(connect_err)?;
+                send_upgradable(stream, req).await.map_err(connect_err)?
+            }
+            Endpoint::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(connect_err)?;
+                send_upgradable(stream, req).await.map_err(connect_err)?
+            }
+        };
+        let status = resp.status();
+        if status.as_u16() >= 400 {
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let message = server_message(&String::from_utf8_lossy(&body));
+            return Err(ApiError {
+                status: status.as_u16(),
+                message,
+            }
+            .into());
+        }
+        if status == hyper::StatusCode::SWITCHING_PROTOCOLS {
+            let upgraded = hyper::upgrade::on(resp)
+                .await
+                .context("upgrading the connection")?;
+            let (r, w) = tokio::io::split(TokioIo::new(upgraded));
+            return Ok(Hijacked {
+                output: Box::new(r),
+                input: Some(Box::new(w)),
+            });
+        }
+        let stream = resp
+            .into_body()
+            .into_data_stream()
+            .map_err(io::Error::other);
+        Ok(Hijacked {
+            output: Box::new(tokio_util::io::StreamReader::new(stream)),
+            input: None,
+        })
+    }
+}
+
+async fn send_upgradable<S>(stream: S, req: Request<RawBody>) -> io::Result<Response<Incoming>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    sender.send_request(req).await.map_err(io::Error::other)
 }
 
 /// Starts `<current exe> daemon` in its own session, output appended to the

@@ -3,19 +3,23 @@
 //! plus a few raw requests); it never links daemon crates.
 //!
 //! Layout: `cli` (grammar) → `cmd::<group>` (one module per command group:
-//! `image`, `system`) → `conn` (host choice, autostart, requests). Output
+//! `image`, `system`, `container`, `create`, `run`, `exec`, `ps`, `logs`,
+//! `cp`, `stats`) → `conn` (host choice, autostart, requests). Output
 //! helpers live in `format` (Go-template subset), `table` (tabwriter),
-//! `units` (go-units sizes and durations) and `stream` (JSON message streams).
+//! `units` (go-units sizes and durations), `stream` (JSON message streams),
+//! `opts` (container flag grammars) and `attach` (hijacked streams, TTYs).
 
 use std::ffi::OsString;
 
 use clap::Parser;
 
+pub mod attach;
 pub mod cli;
 pub mod cmd;
 pub mod conn;
 pub mod error;
 pub mod format;
+pub mod opts;
 pub mod stream;
 pub mod table;
 pub mod units;

@@ -238,23 +238,45 @@ pub fn image_header() -> Value {
 
 /// `image inspect`.
 pub async fn inspect(e: &Engine, a: ImageInspectArgs) -> Result<()> {
-    inspect_objects(e, &a.names, a.format.as_deref(), false).await
+    inspect_objects(
+        e,
+        &a.names,
+        a.format.as_deref(),
+        false,
+        &[ObjectKind::Image],
+        false,
+    )
+    .await
 }
 
-/// `inspect`: images only for now. Extension point: try containers first,
-/// then images, networks and volumes (as Docker does), honoring `--type`.
+/// The kinds of object `inspect` looks for, in the order it tries them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    Container,
+    Image,
+}
+
+/// `inspect`: containers first, then images (as Docker does), honoring
+/// `--type`. Extension point: networks and volumes.
 pub async fn inspect_any(e: &Engine, a: InspectArgs) -> Result<()> {
-    match a.object_type.as_deref() {
-        None | Some("image") => inspect_objects(e, &a.names, a.format.as_deref(), true).await,
+    let kinds: &[ObjectKind] = match a.object_type.as_deref() {
+        None | Some("") => &[ObjectKind::Container, ObjectKind::Image],
+        Some("container") => &[ObjectKind::Container],
+        Some("image") => &[ObjectKind::Image],
         Some(t) => bail!("\"{t}\" is not a valid value for --type"),
-    }
+    };
+    inspect_objects(e, &a.names, a.format.as_deref(), true, kinds, a.size).await
 }
 
-async fn inspect_objects(
+/// Inspects each name as the first of `kinds` that knows it. With
+/// `generic` (plain `inspect`), a name nothing knows is `No such object`.
+pub async fn inspect_objects(
     e: &Engine,
     names: &[String],
     format: Option<&str>,
     generic: bool,
+    kinds: &[ObjectKind],
+    size: bool,
 ) -> Result<()> {
     let template = match format {
         Some(f) if !f.is_empty() && f != "json" => Some(Template::parse(f)?),
@@ -263,16 +285,37 @@ async fn inspect_objects(
     let mut found: Vec<Bytes> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for name in names {
-        match e
-            .get_bytes(&format!("/images/{}/json", path_escape(name)))
-            .await
-        {
-            Ok(raw) => found.push(raw),
+        let mut last: Option<anyhow::Error> = None;
+        let mut hit = None;
+        for kind in kinds {
+            let path = match kind {
+                ObjectKind::Container => format!(
+                    "/containers/{}/json{}",
+                    super::container::escape(name),
+                    if size { "?size=1" } else { "" }
+                ),
+                ObjectKind::Image => format!("/images/{}/json", path_escape(name)),
+            };
+            match e.get_bytes(&path).await {
+                Ok(raw) => {
+                    hit = Some(raw);
+                    break;
+                }
+                Err(err) if is_status(&err, 404) => last = Some(err),
+                Err(err) => {
+                    last = Some(err);
+                    break;
+                }
+            }
+        }
+        match (hit, last) {
+            (Some(raw), _) => found.push(raw),
             // `inspect` hides which kinds it tried; `image inspect` shows the engine's message.
-            Err(err) if generic && is_status(&err, 404) => {
+            (None, Some(err)) if generic && is_status(&err, 404) => {
                 errors.push(format!("Error: No such object: {name}"))
             }
-            Err(err) => errors.push(format!("{err:#}")),
+            (None, Some(err)) => errors.push(format!("{err:#}")),
+            (None, None) => {}
         }
     }
     let mut out = String::new();

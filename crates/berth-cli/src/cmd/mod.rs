@@ -9,11 +9,19 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::{Command, ImageCommand, SystemCommand};
+use crate::cli::{Command, ContainerCommand, ImageCommand, SystemCommand};
 use crate::conn::Engine;
 use crate::Globals;
 
+pub mod container;
+pub mod cp;
+pub mod create;
+pub mod exec;
 pub mod image;
+pub mod logs;
+pub mod ps;
+pub mod run;
+pub mod stats;
 pub mod system;
 
 pub async fn run(g: &Globals, command: Command) -> Result<()> {
@@ -41,6 +49,54 @@ pub async fn connect(g: &Globals) -> Result<Engine> {
 
 async fn dispatch(e: &Engine, command: Command) -> Result<()> {
     match command {
+        Command::Run(a) => run::run(e, a).await,
+        Command::Create(a) => create::create(e, a).await,
+        Command::Ps(a) => ps::ps(e, a).await,
+        Command::Start(a) => run::start(e, a).await,
+        Command::Attach(a) => run::attach_cmd(e, a).await,
+        Command::Wait(a) => run::wait(e, a).await,
+        Command::Stop(a) => container::stop(e, a).await,
+        Command::Restart(a) => container::restart(e, a).await,
+        Command::Kill(a) => container::kill(e, a).await,
+        Command::Rm(a) => container::remove(e, a).await,
+        Command::Pause(a) => container::pause(e, a).await,
+        Command::Unpause(a) => container::unpause(e, a).await,
+        Command::Rename(a) => container::rename(e, a).await,
+        Command::Port(a) => container::port(e, a).await,
+        Command::Diff(a) => container::diff(e, a).await,
+        Command::Commit(a) => container::commit(e, a).await,
+        Command::Update(a) => container::update(e, a).await,
+        Command::Top(a) => container::top(e, a).await,
+        Command::Logs(a) => logs::logs(e, a).await,
+        Command::Exec(a) => exec::exec(e, a).await,
+        Command::Cp(a) => cp::cp(e, a).await,
+        Command::Stats(a) => stats::stats(e, a).await,
+        Command::Container(c) => match c {
+            ContainerCommand::Run(a) => run::run(e, a).await,
+            ContainerCommand::Create(a) => create::create(e, a).await,
+            ContainerCommand::Ls(a) => ps::ps(e, a).await,
+            ContainerCommand::Start(a) => run::start(e, a).await,
+            ContainerCommand::Attach(a) => run::attach_cmd(e, a).await,
+            ContainerCommand::Wait(a) => run::wait(e, a).await,
+            ContainerCommand::Stop(a) => container::stop(e, a).await,
+            ContainerCommand::Restart(a) => container::restart(e, a).await,
+            ContainerCommand::Kill(a) => container::kill(e, a).await,
+            ContainerCommand::Rm(a) => container::remove(e, a).await,
+            ContainerCommand::Pause(a) => container::pause(e, a).await,
+            ContainerCommand::Unpause(a) => container::unpause(e, a).await,
+            ContainerCommand::Rename(a) => container::rename(e, a).await,
+            ContainerCommand::Port(a) => container::port(e, a).await,
+            ContainerCommand::Diff(a) => container::diff(e, a).await,
+            ContainerCommand::Commit(a) => container::commit(e, a).await,
+            ContainerCommand::Update(a) => container::update(e, a).await,
+            ContainerCommand::Top(a) => container::top(e, a).await,
+            ContainerCommand::Prune(a) => container::prune(e, a).await,
+            ContainerCommand::Inspect(a) => container::inspect(e, a).await,
+            ContainerCommand::Logs(a) => logs::logs(e, a).await,
+            ContainerCommand::Exec(a) => exec::exec(e, a).await,
+            ContainerCommand::Cp(a) => cp::cp(e, a).await,
+            ContainerCommand::Stats(a) => stats::stats(e, a).await,
+        },
         Command::Images(a) => image::list(e, a).await,
         Command::Inspect(a) => image::inspect_any(e, a).await,
         Command::Tag(a) => image::tag(e, a).await,
