@@ -12,6 +12,8 @@ fn main() {
     let first = args.next();
     let code = match first.as_ref().and_then(|a| a.to_str()) {
         Some("daemon") => daemon_cmd::main(),
+        // The per-container shim: the same binary, re-executed by the daemon.
+        Some("shim") => berth_shim::main(),
         _ => berth_cli::main(),
     };
     std::process::exit(code);
