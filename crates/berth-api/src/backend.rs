@@ -11,8 +11,8 @@ use crate::filters::Filters;
 use crate::types::*;
 
 /// Everything the API serves.
-pub trait Backend: SystemBackend + ImageBackend + Send + Sync + 'static {}
-impl<T: SystemBackend + ImageBackend + Send + Sync + 'static> Backend for T {}
+pub trait Backend: SystemBackend + ImageBackend + ContainerBackend + Send + Sync + 'static {}
+impl<T: SystemBackend + ImageBackend + ContainerBackend + Send + Sync + 'static> Backend for T {}
 
 pub struct EventSubscription {
     /// Buffered events matching `since`.
@@ -60,4 +60,71 @@ pub trait ImageBackend {
     fn load_images(&self, body: Box<dyn Read + Send>) -> ApiResult<Vec<String>>;
     /// Resolves names now; the job streams the archive later.
     fn save_images(&self, names: &[String], format: Option<&str>) -> ApiResult<SaveJob>;
+}
+
+pub use crate::container_types::*;
+
+/// A future resolved on a background task.
+pub type BoxFut<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'static>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListContainersOptions {
+    pub all: bool,
+    pub limit: Option<i64>,
+    pub size: bool,
+    pub filters: Filters,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LogsOptions {
+    pub follow: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub timestamps: bool,
+    /// `None` = all lines.
+    pub tail: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    pub stream: bool,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    pub logs: bool,
+}
+
+/// An attached stream: bytes to the container's stdin go to `input`; what
+/// `output` yields is already in the wire format (multiplexed unless `tty`).
+pub struct Attached {
+    pub tty: bool,
+    pub io: tokio::net::UnixStream,
+}
+
+pub struct LogStream {
+    pub tty: bool,
+    pub frames: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+}
+
+pub trait ContainerBackend {
+    fn create_container(&self, name: Option<&str>, body: ContainerCreateBody) -> ApiResult<ContainerCreateResponse>;
+    fn list_containers(&self, opts: ListContainersOptions) -> ApiResult<Vec<ContainerSummary>>;
+    fn inspect_container(&self, name: &str, size: bool) -> ApiResult<ContainerInspect>;
+    /// `Ok(false)`: it was already running (HTTP 304).
+    fn start_container(&self, name: &str) -> ApiResult<bool>;
+    /// `Ok(false)`: it was not running (HTTP 304).
+    fn stop_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<bool>;
+    fn restart_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()>;
+    fn kill_container(&self, name: &str, signal: Option<&str>) -> ApiResult<()>;
+    fn remove_container(&self, name: &str, force: bool, volumes: bool) -> ApiResult<()>;
+    /// Resolves when `condition` (`not-running`, `next-exit`, `removed`) is met.
+    fn wait_container(&self, name: &str, condition: &str) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>>;
+    fn container_logs(&self, name: &str, opts: LogsOptions) -> ApiResult<LogStream>;
+    /// Checks now; the future connects once the container runs.
+    fn attach_container(&self, name: &str, opts: AttachOptions) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)>;
+    fn resize_container(&self, name: &str, height: u16, width: u16) -> ApiResult<()>;
+    fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()>;
+    fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
 }

@@ -10,6 +10,7 @@
 //! [`MIN_API_VERSION`]..=[`API_VERSION`] are refused as dockerd does.
 
 pub mod backend;
+pub mod container_types;
 pub mod error;
 pub mod filters;
 mod query;

@@ -7,6 +7,7 @@
 pub mod digest;
 pub mod error;
 pub mod reference;
+pub mod units;
 
 pub use digest::{Digest, DigestError, Sha256Writer};
 pub use error::{ErrorKind, HasKind};

@@ -54,6 +54,16 @@ impl EventBus {
         self.publish("image", action, id, a);
     }
 
+    pub fn container(&self, action: &str, id: &str, name: &str, image: &str) {
+        self.container_with(action, id, name, image, BTreeMap::new());
+    }
+
+    pub fn container_with(&self, action: &str, id: &str, name: &str, image: &str, mut attributes: BTreeMap<String, String>) {
+        attributes.insert("name".to_string(), name.to_string());
+        attributes.insert("image".to_string(), image.to_string());
+        self.publish("container", action, id, attributes);
+    }
+
     pub fn subscribe(&self, since: Option<i64>) -> EventSubscription {
         // Subscribe before copying the buffer so nothing falls in between.
         let live = self.tx.subscribe();

@@ -210,7 +210,7 @@ impl ImageBackend for Engine {
 
     fn remove_image(&self, name: &str, force: bool, _noprune: bool) -> ApiResult<Vec<DeleteItem>> {
         let id = self.images.resolve(name).map_err(e)?;
-        let removed = self.images.remove(name, force, &|_: &Digest| None).map_err(e)?;
+        let removed = self.images.remove(name, force, &|id: &Digest| self.containers.users_of(&id.to_string()).into_iter().max_by_key(|(_, running)| *running)).map_err(e)?;
         Ok(self.report_removed(removed, Some(&id)))
     }
 
@@ -230,7 +230,7 @@ impl ImageBackend for Engine {
                 || not_labels.iter().any(|f| label_matches(f, &l))
                 || until.iter().any(|u| info.config.created_unix() > *u)
         };
-        let (removed, reclaimed) = self.images.prune(all, &keep, &|_: &Digest| None).map_err(e)?;
+        let (removed, reclaimed) = self.images.prune(all, &keep, &|id: &Digest| self.containers.users_of(&id.to_string()).into_iter().next()).map_err(e)?;
         let items = self.report_removed(removed, None);
         let list: Vec<BTreeMap<String, String>> = items
             .into_iter()

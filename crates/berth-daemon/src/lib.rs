@@ -6,6 +6,8 @@
 //! Everything is wired explicitly here; nothing registers itself.
 
 pub mod config;
+mod container_api;
+mod containers;
 mod events;
 mod images;
 mod lock;
@@ -34,6 +36,8 @@ pub enum DaemonError {
     Io { context: String, source: std::io::Error },
     #[error("opening the image store: {0}")]
     Images(#[from] berth_image::ImageError),
+    #[error("loading containers: {0}")]
+    Containers(String),
 }
 
 impl HasKind for DaemonError {
@@ -43,6 +47,7 @@ impl HasKind for DaemonError {
             DaemonError::Locked(_) => ErrorKind::FailedPrecondition,
             DaemonError::Io { .. } => ErrorKind::Internal,
             DaemonError::Images(e) => e.kind(),
+            DaemonError::Containers(_) => ErrorKind::Internal,
         }
     }
 }
@@ -56,6 +61,7 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError 
 pub struct Engine {
     pub(crate) config: DaemonConfig,
     pub(crate) images: ImageStore,
+    pub(crate) containers: containers::Containers,
     pub(crate) events: EventBus,
     pub(crate) engine_id: String,
     me: Weak<Engine>,
@@ -115,7 +121,9 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     tracing::debug!(lock = %lock.path().display(), "data-root locked");
     let engine_id = engine_id(&config.data_root)?;
     let images = ImageStore::open(&config.data_root)?;
-    let engine = Arc::new_cyclic(|me| Engine { config: config.clone(), images, events: EventBus::default(), engine_id, me: me.clone() });
+    let containers = containers::Containers::open(&config.data_root, &config.exec_root).map_err(|e| DaemonError::Containers(e.to_string()))?;
+    let engine = Arc::new_cyclic(|me| Engine { config: config.clone(), images, containers, events: EventBus::default(), engine_id, me: me.clone() });
+    engine.restore_containers();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

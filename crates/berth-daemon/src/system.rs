@@ -81,15 +81,18 @@ impl SystemBackend for Engine {
         let (os, os_version) = os_release();
         let images = self.images.list().map_err(ApiError::from_err)?.len() as i64;
         let cgv = cgroup_version();
+        let states: Vec<_> = self.containers.all().iter().map(|c| c.record().state.status).collect();
+        let running = states.iter().filter(|s| matches!(s, crate::containers::Status::Running | crate::containers::Status::Restarting)).count() as i64;
+        let paused = states.iter().filter(|s| matches!(s, crate::containers::Status::Paused)).count() as i64;
         let nfd = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
         let mut insecure = vec!["::1/128".to_string(), "127.0.0.0/8".to_string()];
         insecure.extend(self.config.insecure_registries.iter().cloned());
         Ok(Info {
             id: self.engine_id.clone(),
-            containers: 0,
-            containers_running: 0,
-            containers_paused: 0,
-            containers_stopped: 0,
+            containers: states.len() as i64,
+            containers_running: running,
+            containers_paused: paused,
+            containers_stopped: states.len() as i64 - running - paused,
             images,
             driver: "overlay2".into(),
             driver_status: vec![["Backing Filesystem".into(), "extfs".into()], ["Supports d_type".into(), "true".into()]],

@@ -168,9 +168,10 @@ impl ImageStore {
     }
 
     /// `rmi`: untags, and deletes the image once nothing names it.
-    /// `in_use` names a container using an image, which blocks deletion
-    /// unless `force`.
-    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&Digest) -> Option<String>) -> Result<Vec<Removed>, ImageError> {
+    /// `in_use` names a container using an image and whether it runs: a
+    /// running one blocks deletion, a stopped one unless `force` (which then
+    /// only untags, since the container still needs the layers).
+    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&Digest) -> Option<(String, bool)>) -> Result<Vec<Removed>, ImageError> {
         let _guard = self.publish.lock().expect("publish lock");
         let state = self.meta.snapshot();
         let id = resolve_in(&state, name)?;
@@ -196,13 +197,29 @@ impl ImageStore {
                 id.short()
             )));
         }
-        if let Some(user) = in_use(&id) {
-            if !force {
+        let user = in_use(&id);
+        if let Some((user, running)) = &user {
+            if *running {
                 return Err(ImageError::Conflict(format!(
-                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {user}",
-                    id.short()
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    id.short(),
+                    &user[..user.len().min(12)]
                 )));
             }
+            if !force {
+                return Err(ImageError::Conflict(format!(
+                    "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                    id.short(),
+                    &user[..user.len().min(12)]
+                )));
+            }
+            // Forced: the tags go, the image stays for the container (dangling).
+            for t in &tags {
+                change.remove_tags.push(t.clone());
+                report.push(Removed::Untagged(familiar(t)));
+            }
+            self.meta.apply(change)?;
+            return Ok(report);
         }
         let children: Vec<&Digest> = state.images.values().filter(|r| r.parent.as_ref() == Some(&id)).map(|r| &r.id).collect();
         if !children.is_empty() && !force {
@@ -222,7 +239,7 @@ impl ImageStore {
     /// Deletes every untagged image for which `keep` is false (and, with
     /// `all`, tagged ones too), skipping images `in_use`. Returns what was
     /// removed and the bytes reclaimed.
-    pub fn prune(&self, all: bool, keep: &dyn Fn(&ImageInfo) -> bool, in_use: &dyn Fn(&Digest) -> Option<String>) -> Result<(Vec<Removed>, u64), ImageError> {
+    pub fn prune(&self, all: bool, keep: &dyn Fn(&ImageInfo) -> bool, in_use: &dyn Fn(&Digest) -> Option<(String, bool)>) -> Result<(Vec<Removed>, u64), ImageError> {
         let _guard = self.publish.lock().expect("publish lock");
         let before = self.content.usage();
         let state = self.meta.snapshot();

@@ -208,7 +208,11 @@ fn process(input: &SpecInput, cap_list: &[String]) -> Result<Process, SpecError>
 
     let rlimits = resources::rlimits(&input.ulimits)?;
     p.set_rlimits((!rlimits.is_empty()).then_some(rlimits));
-    p.set_no_new_privileges(Some(input.no_new_privileges));
+    // Absent rather than `false` when off: the spec treats both alike, but
+    // libcontainer 0.7 loads seccomp only after dropping capabilities when
+    // the field is present at all, and without CAP_SYS_ADMIN or
+    // no_new_privs the kernel then refuses the filter.
+    p.set_no_new_privileges(input.no_new_privileges.then_some(true));
     p.set_oom_score_adj(input.oom_score_adj);
     Ok(p)
 }

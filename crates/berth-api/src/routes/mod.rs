@@ -1,6 +1,7 @@
 //! Route table. One module per resource; handlers parse, call the backend
 //! on the blocking pool, and shape the response.
 
+mod containers;
 mod images;
 mod system;
 
@@ -26,6 +27,10 @@ pub fn router(backend: Shared) -> Router {
         .route("/images/get", get(images::save_many))
         .route("/images/prune", post(images::prune))
         .route("/images/{*rest}", get(images::get_named).post(images::post_named).delete(images::delete_named))
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{*rest}", get(containers::get_named).post(containers::post_named).delete(containers::delete_named))
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend)
 }

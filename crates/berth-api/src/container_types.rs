@@ -1,0 +1,274 @@
+//! Wire types of the container endpoints (swagger `ContainerConfig`,
+//! `HostConfig`, `ContainerSummary`, `ContainerInspectResponse`,
+//! `ContainerWaitResponse`). Fields berth does not act on yet are kept in
+//! `extra` so `inspect` returns what the client sent.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `POST /containers/create` body: the container config with `HostConfig`
+/// and `NetworkingConfig` alongside.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerCreateBody {
+    #[serde(flatten)]
+    pub config: ContainerConfig,
+    #[serde(default)]
+    pub host_config: HostConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking_config: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerConfig {
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub domainname: String,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub attach_stdin: bool,
+    #[serde(default)]
+    pub attach_stdout: bool,
+    #[serde(default)]
+    pub attach_stderr: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposed_ports: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub open_stdin: bool,
+    #[serde(default)]
+    pub stdin_once: bool,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Value>,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub volumes: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub working_dir: String,
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(default)]
+    pub on_build: Option<Vec<String>>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_timeout: Option<i64>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicy {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub maximum_retry_count: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct LogConfig {
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Ulimit {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Soft")]
+    pub soft: i64,
+    #[serde(rename = "Hard")]
+    pub hard: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    #[serde(default)]
+    pub path_on_host: String,
+    #[serde(default)]
+    pub path_in_container: String,
+    #[serde(default)]
+    pub cgroup_permissions: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Mount {
+    #[serde(rename = "Type", default)]
+    pub kind: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    #[serde(default)]
+    pub binds: Option<Vec<String>>,
+    #[serde(default)]
+    pub log_config: LogConfig,
+    #[serde(default)]
+    pub network_mode: String,
+    #[serde(default)]
+    pub port_bindings: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    #[serde(default)]
+    pub auto_remove: bool,
+    #[serde(default)]
+    pub mounts: Option<Vec<Mount>>,
+    #[serde(default)]
+    pub cap_add: Option<Vec<String>>,
+    #[serde(default)]
+    pub cap_drop: Option<Vec<String>>,
+    #[serde(default)]
+    pub group_add: Option<Vec<String>>,
+    #[serde(default)]
+    pub oom_score_adj: i64,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub readonly_rootfs: bool,
+    #[serde(default)]
+    pub security_opt: Option<Vec<String>>,
+    #[serde(default)]
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub shm_size: i64,
+    #[serde(default)]
+    pub sysctls: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub runtime: String,
+    #[serde(default)]
+    pub memory: i64,
+    #[serde(default)]
+    pub memory_swap: i64,
+    #[serde(default)]
+    pub nano_cpus: i64,
+    #[serde(default)]
+    pub cpu_shares: i64,
+    #[serde(default)]
+    pub cpu_period: i64,
+    #[serde(default)]
+    pub cpu_quota: i64,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub ulimits: Option<Vec<Ulimit>>,
+    #[serde(default)]
+    pub devices: Option<Vec<DeviceMapping>>,
+    #[serde(default)]
+    pub init: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerCreateResponse {
+    pub id: String,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerSummary {
+    pub id: String,
+    pub names: Vec<String>,
+    pub image: String,
+    #[serde(rename = "ImageID")]
+    pub image_id: String,
+    pub command: String,
+    pub created: i64,
+    pub ports: Vec<Value>,
+    pub labels: BTreeMap<String, String>,
+    pub state: String,
+    pub status: String,
+    pub host_config: Value,
+    pub network_settings: Value,
+    pub mounts: Vec<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerState {
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerInspect {
+    pub id: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: ContainerState,
+    pub image: String,
+    pub resolv_conf_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    pub log_path: String,
+    pub name: String,
+    pub restart_count: i64,
+    pub driver: String,
+    pub platform: String,
+    pub mount_label: String,
+    pub process_label: String,
+    pub app_armor_profile: String,
+    #[serde(rename = "ExecIDs")]
+    pub exec_ids: Option<Vec<String>>,
+    pub host_config: HostConfig,
+    pub graph_driver: crate::types::GraphDriver,
+    pub mounts: Vec<Value>,
+    pub config: ContainerConfig,
+    pub network_settings: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerWaitResponse {
+    pub status_code: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Value>,
+}

@@ -1,0 +1,284 @@
+//! The container role of the API backend: wire-type conversion and list
+//! filters over the container manager.
+
+use std::collections::BTreeMap;
+
+use berth_api::backend::*;
+use berth_api::error::ApiResult;
+use berth_api::filters::Filters;
+use berth_api::types::GraphDriver;
+use berth_api::ApiError;
+use serde_json::json;
+
+use crate::containers::{logs, Container, ContainerError, Status};
+use crate::Engine;
+
+fn e(err: ContainerError) -> ApiError {
+    ApiError::from_err(err)
+}
+
+fn secs_since(rfc: &Option<String>) -> i64 {
+    rfc.as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| (chrono::Utc::now().timestamp() - t.timestamp()).max(0))
+        .unwrap_or(0)
+}
+
+fn status_text(r: &crate::containers::ContainerRecord) -> String {
+    use berth_core::units::human_duration as h;
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", h(secs_since(&r.state.started_at))),
+        Status::Paused => format!("Up {} (Paused)", h(secs_since(&r.state.started_at))),
+        Status::Restarting => format!("Restarting ({}) {} ago", r.state.exit_code, h(secs_since(&r.state.finished_at))),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Exited => format!("Exited ({}) {} ago", r.state.exit_code, h(secs_since(&r.state.finished_at))),
+        Status::Dead => "Dead".into(),
+    }
+}
+
+fn unix(rfc: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(rfc).map(|t| t.timestamp()).unwrap_or(0)
+}
+
+fn zero_time(t: &Option<String>) -> String {
+    t.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+impl Engine {
+    fn container(&self, name: &str) -> ApiResult<std::sync::Arc<Container>> {
+        self.containers.get(name).map_err(e)
+    }
+
+    fn summary(&self, c: &Container, size: bool) -> ContainerSummary {
+        let r = c.record();
+        let command = std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>().join(" ");
+        let network = if r.host_config.network_mode.is_empty() { "default".to_string() } else { r.host_config.network_mode.clone() };
+        ContainerSummary {
+            id: r.id.clone(),
+            names: vec![format!("/{}", r.name)],
+            image: r.image.clone(),
+            image_id: r.image_id.clone(),
+            command,
+            created: unix(&r.created),
+            ports: vec![],
+            labels: r.config.labels.clone().unwrap_or_default(),
+            state: r.state.status.as_str().into(),
+            status: status_text(&r),
+            host_config: json!({ "NetworkMode": network }),
+            network_settings: json!({ "Networks": {} }),
+            mounts: vec![],
+            size_rw: size.then(|| dir_size(&c.upper_dir()) as i64),
+            size_root_fs: None,
+        }
+    }
+}
+
+fn dir_size(p: &std::path::Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![p.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        for ent in rd.flatten() {
+            let Ok(m) = ent.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(ent.path());
+            } else if m.is_file() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+fn matches_filters(f: &Filters, r: &crate::containers::ContainerRecord, created_bounds: (Option<i64>, Option<i64>)) -> bool {
+    let any = |k: &str, p: &dyn Fn(&str) -> bool| f.get(k).is_empty() || f.get(k).iter().any(|v| p(v));
+    let labels = r.config.labels.clone().unwrap_or_default();
+    let created = unix(&r.created);
+    any("status", &|v| v == r.state.status.as_str())
+        && any("name", &|v| r.name.contains(v.trim_start_matches('/')))
+        && any("id", &|v| r.id.starts_with(v))
+        && any("label", &|v| match v.split_once('=') {
+            Some((k, val)) => labels.get(k).map(String::as_str) == Some(val),
+            None => labels.contains_key(v),
+        })
+        && any("ancestor", &|v| r.image == v || r.image_id == v || r.image_id.trim_start_matches("sha256:").starts_with(v) || r.image.split(':').next() == Some(v))
+        && any("exited", &|v| r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code))
+        && created_bounds.0.is_none_or(|b| created < b)
+        && created_bounds.1.is_none_or(|s| created > s)
+}
+
+impl ContainerBackend for Engine {
+    fn create_container(&self, name: Option<&str>, body: ContainerCreateBody) -> ApiResult<ContainerCreateResponse> {
+        let (id, warnings) = self.container_create(name, body).map_err(e)?;
+        Ok(ContainerCreateResponse { id, warnings })
+    }
+
+    fn list_containers(&self, opts: ListContainersOptions) -> ApiResult<Vec<ContainerSummary>> {
+        let before = match opts.filters.get("before").first() {
+            Some(n) => Some(unix(&self.container(n)?.record().created)),
+            None => None,
+        };
+        let since = match opts.filters.get("since").first() {
+            Some(n) => Some(unix(&self.container(n)?.record().created)),
+            None => None,
+        };
+        let mut all: Vec<_> = self.containers.all();
+        all.sort_by_key(|c| std::cmp::Reverse(c.record().created));
+        let mut out = Vec::new();
+        for c in all {
+            let r = c.record();
+            let show_all = opts.all || opts.limit.is_some() || !opts.filters.get("status").is_empty() || !opts.filters.get("exited").is_empty();
+            if !show_all && !r.state.status.is_running() {
+                continue;
+            }
+            if !matches_filters(&opts.filters, &r, (before, since)) {
+                continue;
+            }
+            out.push(self.summary(&c, opts.size));
+            if opts.limit.is_some_and(|l| out.len() as i64 >= l) {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn inspect_container(&self, name: &str, _size: bool) -> ApiResult<ContainerInspect> {
+        let c = self.container(name)?;
+        let r = c.record();
+        let lower = self.images.layer_dirs(&r.image_id.parse().map_err(|_| ApiError::internal("bad image id in record"))?).unwrap_or_default();
+        let data = BTreeMap::from([
+            ("LowerDir".to_string(), lower.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")),
+            ("UpperDir".to_string(), c.upper_dir().display().to_string()),
+            ("WorkDir".to_string(), c.work_dir().display().to_string()),
+            ("MergedDir".to_string(), c.rootfs().display().to_string()),
+        ]);
+        let network = if r.host_config.network_mode.is_empty() { "default".to_string() } else { r.host_config.network_mode.clone() };
+        let mut host_config = r.host_config.clone();
+        host_config.network_mode = network;
+        Ok(ContainerInspect {
+            id: r.id.clone(),
+            created: r.created.clone(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            state: ContainerState {
+                status: r.state.status.as_str().into(),
+                running: r.state.status.is_running(),
+                paused: r.state.status == Status::Paused,
+                restarting: r.state.status == Status::Restarting,
+                oom_killed: r.state.oom_killed,
+                dead: r.state.status == Status::Dead,
+                pid: if r.state.status.is_running() { r.state.pid } else { 0 },
+                exit_code: r.state.exit_code,
+                error: r.state.error.clone(),
+                started_at: zero_time(&r.state.started_at),
+                finished_at: zero_time(&r.state.finished_at),
+                health: None,
+            },
+            image: r.image_id.clone(),
+            resolv_conf_path: String::new(),
+            hostname_path: String::new(),
+            hosts_path: String::new(),
+            log_path: c.log_path().display().to_string(),
+            name: format!("/{}", r.name),
+            restart_count: r.restart_count,
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            mount_label: String::new(),
+            process_label: String::new(),
+            app_armor_profile: String::new(),
+            exec_ids: None,
+            host_config,
+            graph_driver: GraphDriver { name: "overlay2".into(), data },
+            mounts: vec![],
+            config: r.config.clone(),
+            network_settings: json!({ "Networks": {}, "Ports": {}, "SandboxKey": "", "IPAddress": "", "Gateway": "", "MacAddress": "" }),
+        })
+    }
+
+    fn start_container(&self, name: &str) -> ApiResult<bool> {
+        let c = self.container(name)?;
+        self.container_start(&c).map_err(e)
+    }
+
+    fn stop_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<bool> {
+        let c = self.container(name)?;
+        self.container_stop(&c, signal, timeout, true).map_err(e)
+    }
+
+    fn restart_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()> {
+        let c = self.container(name)?;
+        self.container_stop(&c, signal, timeout, false).map_err(e)?;
+        self.container_start(&c).map_err(e)?;
+        Ok(())
+    }
+
+    fn kill_container(&self, name: &str, signal: Option<&str>) -> ApiResult<()> {
+        let c = self.container(name)?;
+        self.container_kill(&c, signal.unwrap_or("SIGKILL")).map_err(e)
+    }
+
+    fn remove_container(&self, name: &str, force: bool, _volumes: bool) -> ApiResult<()> {
+        let c = self.container(name)?;
+        self.container_remove(&c, force).map_err(e)
+    }
+
+    fn wait_container(&self, name: &str, condition: &str) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>> {
+        let c = self.container(name)?;
+        Ok(self.container_wait(&c, condition))
+    }
+
+    fn container_logs(&self, name: &str, opts: LogsOptions) -> ApiResult<LogStream> {
+        let c = self.container(name)?;
+        let r = c.record();
+        let tty = r.config.tty;
+        let filter = logs::Filter { stdout: opts.stdout, stderr: opts.stderr, since: opts.since, until: opts.until, timestamps: opts.timestamps, tail: opts.tail, tty };
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let path = c.log_path();
+        let status = c.subscribe();
+        std::thread::spawn(move || logs::stream(&path, filter, opts.follow, status, tx));
+        Ok(LogStream { tty, frames: rx })
+    }
+
+    fn attach_container(&self, name: &str, opts: AttachOptions) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)> {
+        let c = self.container(name)?;
+        let tty = c.record().config.tty;
+        Ok((tty, self.container_attach(&c, opts)))
+    }
+
+    fn resize_container(&self, name: &str, height: u16, width: u16) -> ApiResult<()> {
+        let c = self.container(name)?;
+        self.container_resize(&c, height, width).map_err(e)
+    }
+
+    fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()> {
+        let c = self.container(name)?;
+        let new = new_name.strip_prefix('/').unwrap_or(new_name);
+        crate::containers::validate_name(new).map_err(ApiError::bad_request)?;
+        if let Some(owner) = self.containers.name_owner(new) {
+            return Err(ApiError::new(berth_core::ErrorKind::Conflict, format!("Conflict. The container name \"/{new}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.")));
+        }
+        let old = c.name();
+        c.update(|r| r.name = new.to_string()).map_err(e)?;
+        let r = c.record();
+        self.events.container_with("rename", &r.id, new, &r.image, BTreeMap::from([("oldName".to_string(), format!("/{old}"))]));
+        Ok(())
+    }
+
+    fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value> {
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0u64;
+        for c in self.containers.all() {
+            let r = c.record();
+            if r.state.status.is_running() || !matches_filters(&Filters(filters.0.iter().filter(|(k, _)| k.starts_with("label")).map(|(k, v)| (k.clone(), v.clone())).collect()), &r, (None, None)) {
+                continue;
+            }
+            let size = dir_size(&c.upper_dir());
+            if self.container_remove(&c, false).is_ok() {
+                deleted.push(r.id.clone());
+                reclaimed += size;
+            }
+        }
+        Ok(json!({ "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }))
+    }
+}

@@ -1,0 +1,231 @@
+//! Containers: records, names, lifecycle. One [`Container`] per container,
+//! held in [`Containers`]; its record is persisted on every state change,
+//! and a `watch` channel publishes state changes to waiters (`wait`,
+//! `logs -f`, attach).
+//!
+//! Lifecycle: create (record + writable layer dirs) → start (overlay rootfs
+//! mounted, OCI bundle written, `berth shim` spawned) → exit (the shim's
+//! monitor records the exit, unmounts, applies `--rm`/restart policy) →
+//! remove (dirs deleted).
+
+mod create;
+pub mod logs;
+mod names;
+pub use names::validate as validate_name;
+pub mod record;
+mod runtime;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use berth_core::{ErrorKind, HasKind};
+use tokio::sync::watch;
+
+pub use record::{ContainerRecord, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("No such container: {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    NotFoundOther(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("{0}")]
+    Runtime(String),
+}
+
+impl HasKind for ContainerError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ContainerError::NotFound(_) | ContainerError::NotFoundOther(_) => ErrorKind::NotFound,
+            ContainerError::Conflict(_) => ErrorKind::Conflict,
+            ContainerError::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            ContainerError::Io { .. } | ContainerError::Runtime(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ContainerError {
+    let context = context.into();
+    move |source| ContainerError::Io { context, source }
+}
+
+/// What waiters watch: the status and how many times the container exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    pub status: Status,
+    pub exit_code: i64,
+    pub exits: u64,
+    pub removed: bool,
+}
+
+pub struct Container {
+    pub id: String,
+    /// `<data-root>/containers/<id>`: record, logs, writable layer.
+    pub dir: PathBuf,
+    /// `<exec-root>/containers/<id>`: bundle, shim socket.
+    pub run_dir: PathBuf,
+    record: Mutex<ContainerRecord>,
+    watch: watch::Sender<Snapshot>,
+    /// Serializes start/stop/remove of this container.
+    pub(crate) op: Mutex<()>,
+    /// Attach streams still copying output; `--rm` waits for them so the
+    /// last lines are not deleted with the log before they are sent.
+    pub(crate) attachers: std::sync::atomic::AtomicUsize,
+}
+
+impl Container {
+    fn new(record: ContainerRecord, dir: PathBuf, run_dir: PathBuf) -> Container {
+        let snap = Snapshot { status: record.state.status, exit_code: record.state.exit_code, exits: 0, removed: false };
+        Container { id: record.id.clone(), dir, run_dir, record: Mutex::new(record), watch: watch::channel(snap).0, op: Mutex::new(()), attachers: Default::default() }
+    }
+
+    pub fn record(&self) -> ContainerRecord {
+        self.record.lock().expect("record lock").clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.record.lock().expect("record lock").name.clone()
+    }
+
+    /// Changes the record, persists it, and tells watchers.
+    pub fn update(&self, f: impl FnOnce(&mut ContainerRecord)) -> Result<(), ContainerError> {
+        let mut r = self.record.lock().expect("record lock");
+        let before = r.state.status;
+        f(&mut r);
+        r.save(&self.dir).map_err(io(format!("saving container {}", self.id)))?;
+        let exited = before.is_running() && !r.state.status.is_running();
+        let status = r.state.status;
+        let code = r.state.exit_code;
+        drop(r);
+        self.watch.send_modify(|s| {
+            s.status = status;
+            s.exit_code = code;
+            if exited {
+                s.exits += 1;
+            }
+        });
+        Ok(())
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.watch.subscribe()
+    }
+
+    pub fn mark_removed(&self) {
+        self.watch.send_modify(|s| s.removed = true);
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join(format!("{}-json.log", self.id))
+    }
+    pub fn upper_dir(&self) -> PathBuf {
+        self.dir.join("rw").join("upper")
+    }
+    pub fn work_dir(&self) -> PathBuf {
+        self.dir.join("rw").join("work")
+    }
+    pub fn bundle(&self) -> PathBuf {
+        self.run_dir.join("bundle")
+    }
+    pub fn rootfs(&self) -> PathBuf {
+        self.bundle().join("rootfs")
+    }
+    pub fn shim_dir(&self) -> PathBuf {
+        self.run_dir.join("shim")
+    }
+}
+
+/// All containers of this engine.
+pub struct Containers {
+    pub root: PathBuf,
+    pub run_root: PathBuf,
+    map: RwLock<HashMap<String, Arc<Container>>>,
+}
+
+impl Containers {
+    pub(crate) fn make(&self, record: ContainerRecord) -> Arc<Container> {
+        let dir = self.root.join(&record.id);
+        let run_dir = self.run_root.join(&record.id);
+        Arc::new(Container::new(record, dir, run_dir))
+    }
+
+    /// Loads every container record under `<data-root>/containers`.
+    pub fn open(data_root: &Path, exec_root: &Path) -> Result<Containers, ContainerError> {
+        let root = data_root.join("containers");
+        let run_root = exec_root.join("containers");
+        std::fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
+        std::fs::create_dir_all(&run_root).map_err(io(format!("creating {}", run_root.display())))?;
+        let mut map = HashMap::new();
+        for entry in std::fs::read_dir(&root).map_err(io(format!("reading {}", root.display())))? {
+            let Ok(entry) = entry else { continue };
+            let dir = entry.path();
+            match ContainerRecord::load(&dir) {
+                Ok(rec) if rec.id == entry.file_name().to_string_lossy() => {
+                    let run_dir = run_root.join(&rec.id);
+                    map.insert(rec.id.clone(), Arc::new(Container::new(rec, dir, run_dir)));
+                }
+                Ok(_) | Err(_) => {
+                    // A directory without a complete record is a create that
+                    // never finished: nothing refers to it.
+                    tracing::warn!(dir = %dir.display(), "removing incomplete container directory");
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
+        }
+        Ok(Containers { root, run_root, map: RwLock::new(map) })
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.map.read().expect("containers lock").values().cloned().collect()
+    }
+
+    /// By full ID, name (with or without '/'), or unique ID prefix.
+    pub fn get(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
+        let map = self.map.read().expect("containers lock");
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = map.values().find(|c| c.name() == name) {
+            return Ok(c.clone());
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let found: Vec<_> = map.values().filter(|c| c.id.starts_with(key)).collect();
+            match found.len() {
+                1 => return Ok(found[0].clone()),
+                0 => {}
+                n => return Err(ContainerError::InvalidArgument(format!("multiple IDs found with provided prefix: {key} ({n} containers)"))),
+            }
+        }
+        Err(ContainerError::NotFound(key.to_string()))
+    }
+
+    pub fn name_owner(&self, name: &str) -> Option<String> {
+        self.map.read().expect("containers lock").values().find(|c| c.name() == name).map(|c| c.id.clone())
+    }
+
+    pub(crate) fn insert(&self, c: Arc<Container>) {
+        self.map.write().expect("containers lock").insert(c.id.clone(), c);
+    }
+
+    pub(crate) fn forget(&self, id: &str) -> Option<Arc<Container>> {
+        self.map.write().expect("containers lock").remove(id)
+    }
+
+    /// IDs of containers using an image (for `rmi`).
+    pub fn users_of(&self, image_id: &str) -> Vec<(String, bool)> {
+        self.all()
+            .iter()
+            .map(|c| c.record())
+            .filter(|r| r.image_id == image_id)
+            .map(|r| (r.id.clone(), r.state.status.is_running()))
+            .collect()
+    }
+}

@@ -1,0 +1,91 @@
+//! The persisted description of one container: what it was created with
+//! and its last known state. Stored as `<data-root>/containers/<id>/config.v2.json`,
+//! replaced atomically (write, fsync, rename) on every change, so a crash
+//! leaves the old or the new record, never half of one.
+
+use std::io::Write;
+use std::path::Path;
+
+use berth_api::container_types::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+    pub fn is_running(self) -> bool {
+        matches!(self, Status::Running | Status::Paused | Status::Restarting)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct State {
+    pub status: Status,
+    pub pid: i64,
+    pub shim_pid: i64,
+    pub exit_code: i64,
+    pub oom_killed: bool,
+    pub error: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// Set by an explicit stop, so `unless-stopped`/`always` do not restart.
+    #[serde(default)]
+    pub stopped_by_user: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// Without the leading '/'.
+    pub name: String,
+    pub created: String,
+    /// The image as the user named it.
+    pub image: String,
+    pub image_id: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub state: State,
+    #[serde(default)]
+    pub restart_count: i64,
+}
+
+impl ContainerRecord {
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let path = dir.join("config.v2.json");
+        let tmp = dir.join(".config.v2.json.tmp");
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(self).expect("record serializes"))?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
+        let bytes = std::fs::read(dir.join("config.v2.json"))?;
+        serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}

@@ -1,0 +1,660 @@
+//! Running containers: start (overlay rootfs, OCI bundle, shim), the exit
+//! monitor, stop/kill/remove/wait, attach and resize, and live restore of
+//! containers whose shims outlived a daemon restart.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::backend::{AttachOptions, Attached, BoxFut, ContainerWaitResponse};
+use berth_api::ApiError;
+use berth_oci::{MountKind, MountSpec, NetworkMode, Resources, SeccompChoice, SpecInput, Ulimit};
+use berth_shim::{ShimArgs, ShimClient};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::record::Status;
+use super::{io, Container, ContainerError};
+use crate::Engine;
+
+fn now() -> String {
+    berth_image::config::now_rfc3339()
+}
+
+/// `SIGTERM`, `TERM`, `15` → signal number.
+pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
+    if let Ok(n) = s.parse::<i32>() {
+        if n > 0 && n < 65 {
+            return Ok(n);
+        }
+    }
+    let upper = s.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| ContainerError::InvalidArgument(format!("Invalid signal: {s}")))
+}
+
+/// Reads a small file of the rootfs without following a symlink out of it.
+fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
+    let mut p = rootfs.to_path_buf();
+    for part in rel.split('/') {
+        p.push(part);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => return String::new(),
+            Ok(_) => {}
+            Err(_) => return String::new(),
+        }
+    }
+    std::fs::read_to_string(&p).unwrap_or_default()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let target = path.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str()))).unwrap_or(false)
+}
+
+fn unmount_rootfs(c: &Container) {
+    let root = c.rootfs();
+    if is_mounted(&root) {
+        if let Err(e) = umount2(&root, MntFlags::MNT_DETACH) {
+            tracing::warn!(container = %c.id, error = %e, "unmounting rootfs");
+        }
+    }
+}
+
+fn parse_binds(binds: &[String]) -> Result<Vec<MountSpec>, ContainerError> {
+    let mut out = Vec::new();
+    for b in binds {
+        let parts: Vec<&str> = b.split(':').collect();
+        let (src, dst, opts) = match parts.as_slice() {
+            [s, d] => (*s, *d, ""),
+            [s, d, o] => (*s, *d, *o),
+            _ => return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}'"))),
+        };
+        if !src.starts_with('/') {
+            return Err(ContainerError::InvalidArgument(format!("named volumes are not supported yet: '{b}'")));
+        }
+        if !dst.starts_with('/') {
+            return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}': mount path must be absolute")));
+        }
+        if !Path::new(src).exists() {
+            std::fs::create_dir_all(src).map_err(io(format!("creating bind source {src}")))?;
+        }
+        let mut readonly = false;
+        let mut options = Vec::new();
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => readonly = true,
+                "rw" => {}
+                "z" | "Z" => {}
+                other => options.push(other.to_string()),
+            }
+        }
+        out.push(MountSpec { source: src.into(), destination: dst.into(), kind: MountKind::Bind, readonly, options });
+    }
+    Ok(out)
+}
+
+impl Engine {
+    fn spec_input(&self, c: &Container) -> Result<SpecInput, ContainerError> {
+        let r = c.record();
+        let h = &r.host_config;
+        let rootfs = c.rootfs();
+        let user = berth_oci::resolve_user(
+            &read_in_rootfs(&rootfs, "etc/passwd"),
+            &read_in_rootfs(&rootfs, "etc/group"),
+            &r.config.user,
+            h.group_add.as_deref().unwrap_or(&[]),
+        )
+        .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
+        let mut seccomp = SeccompChoice::Default;
+        let mut no_new_privileges = false;
+        for opt in h.security_opt.clone().unwrap_or_default() {
+            let (k, v) = opt.split_once(['=', ':']).unwrap_or((opt.as_str(), ""));
+            match k {
+                "no-new-privileges" => no_new_privileges = v.is_empty() || v == "true",
+                "seccomp" if v == "unconfined" => seccomp = SeccompChoice::Unconfined,
+                "seccomp" => {
+                    let text = std::fs::read_to_string(v).map_err(|e| ContainerError::InvalidArgument(format!("opening seccomp profile ({v}) failed: {e}")))?;
+                    seccomp = SeccompChoice::Custom(text);
+                }
+                "apparmor" | "label" => {}
+                _ => return Err(ContainerError::InvalidArgument(format!("invalid --security-opt: {opt:?}"))),
+            }
+        }
+        let mut mounts = parse_binds(h.binds.as_deref().unwrap_or(&[]))?;
+        for (dst, opts) in h.tmpfs.clone().unwrap_or_default() {
+            mounts.push(MountSpec { source: "tmpfs".into(), destination: dst, kind: MountKind::Tmpfs, readonly: false, options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect() });
+        }
+        for m in h.mounts.clone().unwrap_or_default() {
+            let kind = match m.kind.as_str() {
+                "bind" => MountKind::Bind,
+                "tmpfs" => MountKind::Tmpfs,
+                other => return Err(ContainerError::InvalidArgument(format!("mount type {other:?} is not supported yet"))),
+            };
+            mounts.push(MountSpec { source: m.source, destination: m.target, kind, readonly: m.read_only, options: vec![] });
+        }
+        let network = match h.network_mode.as_str() {
+            "host" => NetworkMode::Host,
+            // Bridge networking is its own issue: until it lands, containers
+            // get a private namespace with loopback only.
+            _ => NetworkMode::None,
+        };
+        let ulimits = h.ulimits.clone().unwrap_or_default().into_iter().map(|u| Ulimit { name: u.name, soft: u.soft as u64, hard: u.hard as u64 }).collect::<Vec<_>>();
+        let host_caps = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("CapBnd:")).and_then(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()));
+        Ok(SpecInput {
+            id: r.id.clone(),
+            rootfs,
+            readonly_rootfs: h.readonly_rootfs,
+            args: std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect(),
+            env: r.config.env.clone().unwrap_or_default(),
+            cwd: if r.config.working_dir.is_empty() { "/".into() } else { r.config.working_dir.clone() },
+            uid: user.uid,
+            gid: user.gid,
+            additional_gids: user.additional_gids,
+            hostname: r.config.hostname.clone(),
+            tty: r.config.tty,
+            privileged: h.privileged,
+            cap_add: h.cap_add.clone().unwrap_or_default(),
+            cap_drop: h.cap_drop.clone().unwrap_or_default(),
+            host_capabilities: host_caps,
+            seccomp,
+            no_new_privileges,
+            mounts,
+            network,
+            resources: Resources {
+                memory: (h.memory > 0).then_some(h.memory),
+                memory_swap: (h.memory_swap != 0).then_some(h.memory_swap),
+                cpu_shares: (h.cpu_shares > 0).then_some(h.cpu_shares as u64),
+                cpu_quota: (h.cpu_quota > 0).then_some(h.cpu_quota),
+                cpu_period: (h.cpu_period > 0).then_some(h.cpu_period as u64),
+                nano_cpus: (h.nano_cpus > 0).then_some(h.nano_cpus),
+                pids_limit: h.pids_limit.filter(|p| *p > 0),
+                ..Default::default()
+            },
+            ulimits,
+            sysctls: h.sysctls.clone().unwrap_or_default(),
+            shm_size: (h.shm_size > 0).then_some(h.shm_size as u64),
+            cgroups_path: format!("/berth/{}", r.id),
+            oom_score_adj: (h.oom_score_adj != 0).then_some(h.oom_score_adj as i32),
+            ..Default::default()
+        })
+    }
+
+    fn mount_rootfs(&self, c: &Container) -> Result<(), ContainerError> {
+        let r = c.record();
+        let image: berth_core::Digest = r.image_id.parse().map_err(|_| ContainerError::Runtime(format!("bad image id {}", r.image_id)))?;
+        let layers = self.images.layer_dirs(&image).map_err(|e| ContainerError::Runtime(format!("image {} of container {}: {e}", r.image, r.id)))?;
+        let root = c.rootfs();
+        std::fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
+        if is_mounted(&root) {
+            return Ok(());
+        }
+        let lower = layers.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        let opts = format!("lowerdir={lower},upperdir={},workdir={}", c.upper_dir().display(), c.work_dir().display());
+        if opts.len() > 4000 {
+            return Err(ContainerError::Runtime(format!("image {} has too many layers ({}) for one overlay mount", r.image, layers.len())));
+        }
+        mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
+            .map_err(|e| ContainerError::Runtime(format!("mounting the rootfs of {}: {e}", r.id)))
+    }
+
+    /// Starts a created or exited container. `Ok(false)` if it already runs.
+    pub(crate) fn container_start(&self, c: &Arc<Container>) -> Result<bool, ContainerError> {
+        let _op = c.op.lock().expect("op lock");
+        let r = c.record();
+        match r.state.status {
+            Status::Running | Status::Paused | Status::Restarting => return Ok(false),
+            Status::Removing | Status::Dead => return Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", r.id))),
+            _ => {}
+        }
+        match self.start_inner(c) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                unmount_rootfs(c);
+                let msg = e.to_string();
+                let code = if msg.contains("not found") || msg.contains("No such file") { 127 } else if msg.contains("ermission denied") { 126 } else { 128 };
+                let _ = c.update(|r| {
+                    r.state.error = msg.clone();
+                    r.state.exit_code = code;
+                });
+                c.watch.send_modify(|s| s.exits += 1);
+                // dockerd removes an AutoRemove container whose start failed;
+                // `run --rm` waits for that removal.
+                if c.record().host_config.auto_remove {
+                    let _ = self.container_remove(c, true);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_inner(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
+        self.mount_rootfs(c)?;
+        let input = self.spec_input(c)?;
+        let spec = berth_oci::build_spec(&input).map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
+        let json = berth_oci::to_config_json(&spec).map_err(|e| ContainerError::Runtime(format!("writing config.json: {e}")))?;
+        let bundle = c.bundle();
+        std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json"))?;
+        let shim_dir = c.shim_dir();
+        let _ = std::fs::remove_dir_all(&shim_dir);
+        std::fs::create_dir_all(&shim_dir).map_err(io(format!("creating {}", shim_dir.display())))?;
+        let r = c.record();
+        let mut args = ShimArgs::new(&r.id, &bundle, &shim_dir, c.log_path());
+        args.tty = r.config.tty;
+        args.stdin = r.config.open_stdin;
+        let log_opts = &r.host_config.log_config.config;
+        if let Some(s) = log_opts.get("max-size") {
+            args.log_max_size = parse_size(s).ok_or_else(|| ContainerError::InvalidArgument(format!("invalid log-opt max-size {s:?}")))?;
+        }
+        if let Some(n) = log_opts.get("max-file") {
+            args.log_max_file = n.parse().map_err(|_| ContainerError::InvalidArgument(format!("invalid log-opt max-file {n:?}")))?;
+        }
+        args.runtime = match r.host_config.runtime.as_str() {
+            "" | "berth" => None,
+            "runc" | "crun" => Some(find_in_path(&r.host_config.runtime).ok_or_else(|| ContainerError::InvalidArgument(format!("runtime {} not found in PATH", r.host_config.runtime)))?),
+            p if p.starts_with('/') => Some(PathBuf::from(p)),
+            other => return Err(ContainerError::InvalidArgument(format!("unknown runtime specified {other}"))),
+        };
+        // The running binary itself, even if the file was replaced since.
+        let exe = PathBuf::from("/proc/self/exe");
+        let started = berth_shim::spawn_shim(&exe, &args).map_err(|e| ContainerError::Runtime(e.to_string()))?;
+        c.update(|r| {
+            r.state.status = Status::Running;
+            r.state.pid = started.pid as i64;
+            r.state.shim_pid = started.shim_pid as i64;
+            r.state.started_at = Some(now());
+            r.state.finished_at = None;
+            r.state.error.clear();
+            r.state.exit_code = 0;
+            r.state.oom_killed = false;
+            r.state.stopped_by_user = false;
+        })?;
+        self.events.container("start", &r.id, &r.name, &r.image);
+        self.monitor(c.clone());
+        Ok(())
+    }
+
+    /// Waits (on its own thread) for the shim to report the exit, then
+    /// records it and applies `--rm` and the restart policy.
+    pub(crate) fn monitor(&self, c: Arc<Container>) {
+        let engine = self.arc();
+        std::thread::Builder::new()
+            .name(format!("monitor-{}", &c.id[..12]))
+            .spawn(move || {
+                let shim_dir = c.shim_dir();
+                let exit = ShimClient::connect(&shim_dir).and_then(|cl| cl.wait()).ok().or_else(|| berth_shim::read_exit_file(&shim_dir).ok().flatten());
+                engine.on_exit(&c, exit);
+            })
+            .expect("spawn monitor thread");
+    }
+
+    fn on_exit(&self, c: &Arc<Container>, exit: Option<berth_shim::ExitStatus>) {
+        unmount_rootfs(c);
+        let (code, oom, error) = match &exit {
+            Some(e) => (e.exit_code as i64, e.oom_killed, String::new()),
+            None => (255, false, "the container's shim exited without recording an exit status".to_string()),
+        };
+        let _ = c.update(|r| {
+            r.state.status = Status::Exited;
+            r.state.exit_code = code;
+            r.state.oom_killed = oom;
+            r.state.finished_at = Some(exit.as_ref().map(|e| berth_image::config::go_rfc3339_nano(e.exited_at)).unwrap_or_else(now));
+            r.state.pid = 0;
+            r.state.error = error;
+        });
+        let r = c.record();
+        if oom {
+            self.events.container("oom", &r.id, &r.name, &r.image);
+        }
+        self.events.container_with("die", &r.id, &r.name, &r.image, [("exitCode".to_string(), code.to_string())].into());
+        if r.host_config.auto_remove {
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while c.attachers.load(std::sync::atomic::Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if let Err(e) = self.container_remove(c, true) {
+                tracing::warn!(container = %r.id, error = %e, "auto-remove failed");
+            }
+            return;
+        }
+        let policy = r.host_config.restart_policy.name.as_str();
+        let restart = match policy {
+            "always" => !r.state.stopped_by_user,
+            "unless-stopped" => !r.state.stopped_by_user,
+            "on-failure" => code != 0 && (r.host_config.restart_policy.maximum_retry_count == 0 || r.restart_count < r.host_config.restart_policy.maximum_retry_count),
+            _ => false,
+        };
+        if restart {
+            // Docker's back-off: 100 ms doubling, capped at one minute.
+            let delay = Duration::from_millis(100u64.saturating_mul(1 << r.restart_count.clamp(0, 10))).min(Duration::from_secs(60));
+            let _ = c.update(|r| {
+                r.restart_count += 1;
+                r.state.status = Status::Restarting;
+            });
+            let engine = self.arc();
+            let c = c.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(delay);
+                if c.record().state.status != Status::Restarting {
+                    return;
+                }
+                let _ = c.update(|r| r.state.status = Status::Exited);
+                if let Err(e) = engine.container_start(&c) {
+                    tracing::warn!(container = %c.id, error = %e, "restart failed");
+                }
+            });
+        }
+    }
+
+    pub(crate) fn container_kill(&self, c: &Container, signal: &str) -> Result<(), ContainerError> {
+        let sig = parse_signal(signal)?;
+        let r = c.record();
+        if !r.state.status.is_running() {
+            return Err(ContainerError::Conflict(format!("Cannot kill container: {}: Container {} is not running", r.name, r.id)));
+        }
+        ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.kill(sig)).map_err(|e| ContainerError::Runtime(format!("killing container {}: {e}", r.id)))?;
+        self.events.container_with("kill", &r.id, &r.name, &r.image, [("signal".to_string(), sig.to_string())].into());
+        Ok(())
+    }
+
+    fn wait_exit(&self, c: &Container, timeout: Duration) -> bool {
+        let mut rx = c.subscribe();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if !rx.borrow_and_update().status.is_running() {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn container_stop(&self, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>, by_user: bool) -> Result<bool, ContainerError> {
+        let r = c.record();
+        if r.state.status == Status::Restarting {
+            c.update(|r| {
+                r.state.status = Status::Exited;
+                r.state.stopped_by_user = by_user;
+            })?;
+            return Ok(true);
+        }
+        if !r.state.status.is_running() {
+            return Ok(false);
+        }
+        c.update(|r| r.state.stopped_by_user = by_user)?;
+        let sig = signal.map(str::to_string).or(r.config.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into());
+        let secs = timeout.or(r.config.stop_timeout).unwrap_or(10);
+        if let Err(e) = self.container_kill(c, &sig) {
+            tracing::debug!(error = %e, "stop signal");
+        }
+        if secs < 0 || !self.wait_exit(c, Duration::from_secs(secs as u64)) {
+            let _ = self.container_kill(c, "SIGKILL");
+            if !self.wait_exit(c, Duration::from_secs(10)) {
+                return Err(ContainerError::Runtime(format!("container {} did not stop after SIGKILL", r.id)));
+            }
+        }
+        self.events.container("stop", &r.id, &r.name, &r.image);
+        Ok(true)
+    }
+
+    pub(crate) fn container_remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ContainerError> {
+        let r = c.record();
+        if r.state.status.is_running() {
+            if !force {
+                return Err(ContainerError::Conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    r.name
+                )));
+            }
+            let _ = c.update(|r| r.state.stopped_by_user = true);
+            let _ = self.container_kill(c, "SIGKILL");
+            if !self.wait_exit(c, Duration::from_secs(10)) {
+                return Err(ContainerError::Runtime(format!("could not kill running container {}, cannot remove", r.id)));
+            }
+        }
+        if self.containers.forget(&r.id).is_none() {
+            return Ok(()); // removed concurrently (e.g. auto-remove)
+        }
+        unmount_rootfs(c);
+        let mut failures = Vec::new();
+        for d in [&c.run_dir, &c.dir] {
+            if let Err(e) = std::fs::remove_dir_all(d) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("{}: {e}", d.display()));
+                }
+            }
+        }
+        c.mark_removed();
+        self.events.container("destroy", &r.id, &r.name, &r.image);
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(ContainerError::Runtime(format!("removing container {}: {}", r.id, failures.join("; "))))
+        }
+    }
+
+    pub(crate) fn container_wait(&self, c: &Container, condition: &str) -> BoxFut<Result<ContainerWaitResponse, ApiError>> {
+        let mut rx = c.subscribe();
+        let start = *rx.borrow();
+        let condition = condition.to_string();
+        Box::pin(async move {
+            loop {
+                let s = *rx.borrow_and_update();
+                let done = match condition.as_str() {
+                    "next-exit" => s.exits > start.exits,
+                    "removed" => s.removed,
+                    _ => !s.status.is_running(),
+                };
+                if done {
+                    return Ok(ContainerWaitResponse { status_code: s.exit_code, error: None });
+                }
+                if rx.changed().await.is_err() {
+                    // The container is gone: report its last state.
+                    let s = *rx.borrow();
+                    return Ok(ContainerWaitResponse { status_code: s.exit_code, error: None });
+                }
+            }
+        })
+    }
+
+    pub(crate) fn container_resize(&self, c: &Container, h: u16, w: u16) -> Result<(), ContainerError> {
+        if !c.record().state.status.is_running() {
+            return Err(ContainerError::Conflict(format!("Container {} is not running", c.id)));
+        }
+        ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.resize(h, w)).map_err(|e| ContainerError::Runtime(e.to_string()))
+    }
+
+    /// Attach: output comes from the json-file log from this moment on (so
+    /// an attach made before `start` misses nothing), stdin goes through the
+    /// shim once the container runs. With a tty the shim's raw stream is used
+    /// both ways.
+    pub(crate) fn container_attach(&self, c: &Arc<Container>, opts: AttachOptions) -> BoxFut<Result<Attached, ApiError>> {
+        let c = c.clone();
+        let tty = c.record().config.tty;
+        let offset = std::fs::metadata(c.log_path()).map(|m| m.len()).unwrap_or(0);
+        let rx = c.subscribe();
+        // Counted from now, not from when the client's upgrade completes, so
+        // a container that exits at once is not auto-removed under us.
+        let guard = AttachGuard::new(c.clone());
+        Box::pin(async move {
+            let (ours, theirs) = UnixStream::pair().map_err(|e| ApiError::internal(format!("socketpair: {e}")))?;
+            theirs.set_nonblocking(true).map_err(|e| ApiError::internal(e.to_string()))?;
+            let io = tokio::net::UnixStream::from_std(theirs).map_err(|e| ApiError::internal(e.to_string()))?;
+            std::thread::spawn(move || {
+                let _guard = guard;
+                pump(c, opts, tty, offset, rx, ours);
+            });
+            Ok(Attached { tty, io })
+        })
+    }
+
+    /// Re-attaches to shims that outlived the previous daemon, and records
+    /// the exit of those that ended meanwhile.
+    pub(crate) fn restore_containers(&self) {
+        for c in self.containers.all() {
+            let r = c.record();
+            if !r.state.status.is_running() {
+                continue;
+            }
+            let shim_dir = c.shim_dir();
+            match ShimClient::connect(&shim_dir).and_then(|cl| cl.state()) {
+                Ok(s) if s.status == berth_shim::Status::Running => {
+                    tracing::info!(container = %r.id, "re-attached to running container");
+                    self.monitor(c.clone());
+                }
+                _ => {
+                    let exit = berth_shim::read_exit_file(&shim_dir).ok().flatten();
+                    tracing::info!(container = %r.id, exited = exit.is_some(), "container ended while the engine was down");
+                    self.on_exit(&c, exit);
+                }
+            }
+        }
+    }
+}
+
+struct AttachGuard(Arc<Container>);
+
+impl AttachGuard {
+    fn new(c: Arc<Container>) -> AttachGuard {
+        c.attachers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        AttachGuard(c)
+    }
+}
+
+impl Drop for AttachGuard {
+    fn drop(&mut self) {
+        self.0.attachers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn wait_started(rx: &mut tokio::sync::watch::Receiver<super::Snapshot>, start_exits: u64) -> bool {
+    loop {
+        let s = *rx.borrow_and_update();
+        if s.removed {
+            return false;
+        }
+        if s.status.is_running() || s.exits > start_exits {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Moves bytes between an attach client and the container (own thread).
+fn pump(c: Arc<Container>, opts: AttachOptions, tty: bool, offset: u64, mut rx: tokio::sync::watch::Receiver<super::Snapshot>, ours: UnixStream) {
+    let start_exits = rx.borrow().exits;
+    if !wait_started(&mut rx, start_exits) {
+        return;
+    }
+    if tty {
+        let Ok(shim) = ShimClient::connect(&c.shim_dir()).and_then(|cl| if opts.stdin { cl.attach() } else { cl.attach_output() }) else { return };
+        let (mut a, mut b) = (ours.try_clone().expect("clone"), shim.try_clone().expect("clone"));
+        let t = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut b, &mut a);
+            let _ = a.shutdown(std::net::Shutdown::Both);
+        });
+        if opts.stdin {
+            let (mut from_client, mut to_shim) = (ours, shim);
+            let _ = std::io::copy(&mut from_client, &mut to_shim);
+            let _ = to_shim.shutdown(std::net::Shutdown::Write);
+        }
+        let _ = t.join();
+        return;
+    }
+    if opts.stdin {
+        if let Ok(shim) = ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.attach()) {
+            let mut from_client = ours.try_clone().expect("clone");
+            let mut to_shim = shim;
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut from_client, &mut to_shim);
+                let _ = to_shim.shutdown(std::net::Shutdown::Write);
+                // Drain (and drop) what the shim sends back: output comes from the log.
+                let _ = std::io::copy(&mut to_shim, &mut std::io::sink());
+            });
+        }
+    }
+    follow_log(&c.log_path(), offset, &opts, start_exits, &mut rx, ours);
+}
+
+fn follow_log(path: &Path, offset: u64, opts: &AttachOptions, start_exits: u64, rx: &mut tokio::sync::watch::Receiver<super::Snapshot>, mut out: UnixStream) {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        log: String,
+        stream: String,
+    }
+    let mut pos = offset;
+    let mut pending = Vec::new();
+    loop {
+        let finished = {
+            let s = *rx.borrow_and_update();
+            s.removed || s.exits > start_exits || !s.status.is_running()
+        };
+        let mut chunk = Vec::new();
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if len < pos {
+                pos = 0; // rotated
+            }
+            if f.seek(SeekFrom::Start(pos)).is_ok() {
+                let _ = f.read_to_end(&mut chunk);
+            }
+        }
+        pos += chunk.len() as u64;
+        pending.extend_from_slice(&chunk);
+        while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=nl).collect();
+            if let Ok(l) = serde_json::from_slice::<Line>(&line) {
+                let stream = if l.stream == "stderr" { 2 } else { 1 };
+                if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
+                    continue;
+                }
+                if out.write_all(&super::logs::frame(stream, l.log.as_bytes())).is_err() {
+                    return;
+                }
+            }
+        }
+        if finished && chunk.is_empty() {
+            let _ = out.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        if chunk.is_empty() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1024),
+        'm' => (&s[..s.len() - 1], 1024 * 1024),
+        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
+        _ => (s.as_str(), 1),
+    };
+    num.parse::<u64>().ok().map(|n| n * mult)
+}
+
+fn find_in_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_and_sizes() {
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("kill").unwrap(), 9);
+        assert_eq!(parse_signal("2").unwrap(), 2);
+        assert!(parse_signal("NOPE").is_err());
+        assert_eq!(parse_size("20m"), Some(20 << 20));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+    }
+}
