@@ -127,4 +127,26 @@ pub trait ContainerBackend {
     fn resize_container(&self, name: &str, height: u16, width: u16) -> ApiResult<()>;
     fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()>;
     fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
+    fn pause_container(&self, name: &str, pause: bool) -> ApiResult<()>;
+    /// `{"Titles": [...], "Processes": [[...]]}`
+    fn top_container(&self, name: &str, ps_args: &str) -> ApiResult<serde_json::Value>;
+    /// `[{"Path", "Kind"}]`
+    fn container_changes(&self, name: &str) -> ApiResult<serde_json::Value>;
+    /// One sample in the API's stats shape (without `precpu_stats`).
+    fn container_stats(&self, name: &str) -> ApiResult<serde_json::Value>;
+    /// Returns warnings.
+    fn update_container(&self, name: &str, update: serde_json::Value) -> ApiResult<Vec<String>>;
+    /// Returns the new image ID.
+    fn commit_container(&self, req: CommitContainer) -> ApiResult<String>;
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CommitContainer {
+    pub container: String,
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub comment: Option<String>,
+    pub author: Option<String>,
+    pub changes: Vec<String>,
+    pub pause: bool,
 }

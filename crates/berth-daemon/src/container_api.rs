@@ -265,6 +265,37 @@ impl ContainerBackend for Engine {
         Ok(())
     }
 
+    fn pause_container(&self, name: &str, pause: bool) -> ApiResult<()> {
+        let c = self.container(name)?;
+        self.container_pause(&c, pause).map_err(e)
+    }
+
+    fn top_container(&self, name: &str, ps_args: &str) -> ApiResult<serde_json::Value> {
+        let c = self.container(name)?;
+        self.container_top(&c, ps_args).map_err(e)
+    }
+
+    fn container_changes(&self, name: &str) -> ApiResult<serde_json::Value> {
+        let c = self.container(name)?;
+        self.container_changes(&c).map_err(e)
+    }
+
+    fn container_stats(&self, name: &str) -> ApiResult<serde_json::Value> {
+        let c = self.container(name)?;
+        Ok(self.container_stats_sample(&c))
+    }
+
+    fn update_container(&self, name: &str, update: serde_json::Value) -> ApiResult<Vec<String>> {
+        let c = self.container(name)?;
+        self.container_update(&c, &update).map_err(e)
+    }
+
+    fn commit_container(&self, req: CommitContainer) -> ApiResult<String> {
+        let c = self.container(&req.container)?;
+        let r = crate::containers::ops::CommitRequest { repo: req.repo, tag: req.tag, comment: req.comment, author: req.author, changes: req.changes, pause: req.pause };
+        self.container_commit(&c, r).map_err(e)
+    }
+
     fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value> {
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;

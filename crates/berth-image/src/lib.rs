@@ -15,6 +15,7 @@
 //! either the whole image or nothing.
 
 pub mod changes;
+mod commit;
 pub mod config;
 mod import;
 mod load;
@@ -23,6 +24,7 @@ pub mod meta;
 mod save;
 mod store;
 
+pub use commit::CommitOptions;
 pub use import::ImportOptions;
 pub use load::Loaded;
 pub use save::SaveFormat;

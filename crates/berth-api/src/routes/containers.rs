@@ -72,6 +72,12 @@ pub async fn get_named(State(b): State<Shared>, Path(rest): Path<String>, RawQue
             Ok(Json(blocking(move || b.inspect_container(&id, size)).await?).into_response())
         }
         "logs" => logs(b, id, q).await,
+        "top" => {
+            let args = q.get("ps_args").unwrap_or("").to_string();
+            Ok(Json(blocking(move || b.top_container(&id, &args)).await?).into_response())
+        }
+        "changes" => Ok(Json(blocking(move || b.container_changes(&id)).await?).into_response()),
+        "stats" => stats(b, id, q).await,
         _ => Err(ApiError::not_found("page not found")),
     }
 }
@@ -154,6 +160,17 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
             blocking(move || b.resize_container(&id, h, w)).await?;
             Ok(StatusCode::OK.into_response())
         }
+        "pause" | "unpause" => {
+            let pause = op == "pause";
+            blocking(move || b.pause_container(&id, pause)).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        "update" => {
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+            let v: serde_json::Value = if bytes.is_empty() { serde_json::json!({}) } else { serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))? };
+            let warnings = blocking(move || b.update_container(&id, v)).await?;
+            Ok(Json(serde_json::json!({ "Warnings": warnings })).into_response())
+        }
         "rename" => {
             let name = q.get("name").unwrap_or("").to_string();
             blocking(move || b.rename_container(&id, &name)).await?;
@@ -214,6 +231,66 @@ async fn attach(b: Shared, id: String, q: Query, mut req: Request) -> Result<Res
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(if tty { RAW } else { MUX }));
     Ok(r)
+}
+
+/// `GET /containers/{id}/stats`: one sample (`stream=0`) or one a second.
+/// Each sample carries the previous one as `precpu_stats` so clients can
+/// compute CPU percentages.
+async fn stats(b: Shared, id: String, q: Query) -> Result<Response, ApiError> {
+    let stream = q.get("stream").is_none_or(|v| v != "0" && v != "false");
+    let one_shot = q.bool("one-shot")?;
+    let first = { let (b, id) = (b.clone(), id.clone()); blocking(move || b.container_stats(&id)).await? };
+    if !stream {
+        let body = if one_shot {
+            first
+        } else {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            let (b2, id2) = (b.clone(), id.clone());
+            let second = blocking(move || b2.container_stats(&id2)).await?;
+            with_pre(second, &first)
+        };
+        return Ok(Json(body).into_response());
+    }
+    let s = futures_util::stream::unfold((b, id, first, true), |(b, id, prev, is_first)| async move {
+        if !is_first {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let (b2, id2) = (b.clone(), id.clone());
+        let cur = blocking(move || b2.container_stats(&id2)).await.ok()?;
+        let out = if is_first { prev.clone() } else { with_pre(cur.clone(), &prev) };
+        let mut line = serde_json::to_vec(&out).expect("serializes");
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(line)), (b, id, cur, false)))
+    });
+    let mut r = Response::new(Body::from_stream(s));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+fn with_pre(mut cur: serde_json::Value, prev: &serde_json::Value) -> serde_json::Value {
+    cur["precpu_stats"] = prev["cpu_stats"].clone();
+    cur["preread"] = prev["read"].clone();
+    cur
+}
+
+pub async fn commit(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref())?;
+    let container = q.get("container").unwrap_or("").to_string();
+    if container.is_empty() {
+        return Err(ApiError::bad_request("container is required"));
+    }
+    let opt = |k: &str| q.get(k).filter(|v| !v.is_empty()).map(str::to_string);
+    let req = crate::backend::CommitContainer {
+        container,
+        repo: opt("repo"),
+        tag: opt("tag"),
+        comment: opt("comment"),
+        author: opt("author"),
+        changes: q.all("changes").into_iter().flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>()).filter(|c| !c.trim().is_empty()).collect(),
+        pause: q.get("pause").is_none_or(|p| p != "0" && p != "false"),
+    };
+    let id = blocking(move || b.commit_container(req)).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
 }
 
 pub async fn delete_named(State(b): State<Shared>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {

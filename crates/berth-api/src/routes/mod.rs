@@ -28,6 +28,7 @@ pub fn router(backend: Shared) -> Router {
         .route("/images/prune", post(images::prune))
         .route("/images/{*rest}", get(images::get_named).post(images::post_named).delete(images::delete_named))
         .route("/containers/create", post(containers::create))
+        .route("/commit", post(containers::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))
         .route("/containers/{*rest}", get(containers::get_named).post(containers::post_named).delete(containers::delete_named))

@@ -11,6 +11,7 @@
 mod create;
 pub mod logs;
 mod names;
+pub(crate) mod ops;
 pub use names::validate as validate_name;
 pub mod record;
 mod runtime;
