@@ -11,8 +11,8 @@ use crate::filters::Filters;
 use crate::types::*;
 
 /// Everything the API serves.
-pub trait Backend: SystemBackend + ImageBackend + ContainerBackend + Send + Sync + 'static {}
-impl<T: SystemBackend + ImageBackend + ContainerBackend + Send + Sync + 'static> Backend for T {}
+pub trait Backend: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + Send + Sync + 'static {}
+impl<T: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + Send + Sync + 'static> Backend for T {}
 
 pub struct EventSubscription {
     /// Buffered events matching `since`.
@@ -138,6 +138,11 @@ pub trait ContainerBackend {
     fn update_container(&self, name: &str, update: serde_json::Value) -> ApiResult<Vec<String>>;
     /// Returns the new image ID.
     fn commit_container(&self, req: CommitContainer) -> ApiResult<String>;
+    /// `{"name","size","mode","mtime","linkTarget"}` of a path in the container.
+    fn container_path_stat(&self, name: &str, path: &str) -> ApiResult<serde_json::Value>;
+    /// The stat of `path` and a job writing its tar.
+    fn container_archive(&self, name: &str, path: &str) -> ApiResult<(serde_json::Value, SaveJob)>;
+    fn container_extract(&self, name: &str, path: &str, body: Box<dyn Read + Send>) -> ApiResult<()>;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -149,4 +154,77 @@ pub struct CommitContainer {
     pub author: Option<String>,
     pub changes: Vec<String>,
     pub pause: bool,
+}
+
+/// `POST /containers/{id}/exec` (Docker's `ExecConfig`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecCreateBody {
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub detach_keys: String,
+    pub tty: bool,
+    /// `[height, width]`.
+    pub console_size: Option<Vec<u16>>,
+    pub env: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub privileged: bool,
+    pub user: String,
+    pub working_dir: String,
+}
+
+/// `POST /exec/{id}/start` (Docker's `ExecStartConfig`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ExecStartBody {
+    pub detach: bool,
+    pub tty: bool,
+    pub console_size: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ExecProcessConfig {
+    pub privileged: bool,
+    pub user: String,
+    pub tty: bool,
+    pub entrypoint: String,
+    pub arguments: Vec<String>,
+}
+
+/// `GET /exec/{id}/json`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecInspect {
+    pub can_remove: bool,
+    pub detach_keys: String,
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub running: bool,
+    /// `null` until the process has exited.
+    pub exit_code: Option<i64>,
+    pub process_config: ExecProcessConfig,
+    pub open_stdin: bool,
+    pub open_stderr: bool,
+    pub open_stdout: bool,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub pid: i64,
+}
+
+/// A started, attached exec: the stream is already in the wire format
+/// (multiplexed unless `tty`); bytes written to it go to the process's
+/// stdin when it has one, and shutting down its write half closes that.
+pub struct ExecStream {
+    pub tty: bool,
+    pub io: std::os::unix::net::UnixStream,
+}
+
+pub trait ExecBackend {
+    /// Returns the new exec's ID.
+    fn create_exec(&self, container: &str, body: ExecCreateBody) -> ApiResult<String>;
+    /// Starts the process; `None` when detached, else its stream.
+    fn start_exec(&self, id: &str, opts: ExecStartBody) -> ApiResult<Option<ExecStream>>;
+    fn inspect_exec(&self, id: &str) -> ApiResult<ExecInspect>;
+    fn resize_exec(&self, id: &str, height: u16, width: u16) -> ApiResult<()>;
 }

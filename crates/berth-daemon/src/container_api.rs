@@ -296,6 +296,24 @@ impl ContainerBackend for Engine {
         self.container_commit(&c, r).map_err(e)
     }
 
+    fn container_path_stat(&self, name: &str, path: &str) -> ApiResult<serde_json::Value> {
+        let c = self.container(name)?;
+        self.container_path_stat(&c, path).map_err(e)
+    }
+
+    fn container_archive(&self, name: &str, path: &str) -> ApiResult<(serde_json::Value, SaveJob)> {
+        let c = self.container(name)?;
+        let stat = self.container_path_stat(&c, path).map_err(e)?;
+        let engine = self.arc();
+        let path = path.to_string();
+        Ok((stat, Box::new(move |out: &mut dyn std::io::Write| engine.container_archive(&c, &path, out).map_err(e))))
+    }
+
+    fn container_extract(&self, name: &str, path: &str, body: Box<dyn std::io::Read + Send>) -> ApiResult<()> {
+        let c = self.container(name)?;
+        self.container_extract(&c, path, body).map_err(e)
+    }
+
     fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value> {
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;

@@ -9,6 +9,7 @@ pub mod config;
 mod container_api;
 mod containers;
 mod events;
+mod exec_api;
 mod images;
 mod lock;
 mod system;

@@ -78,6 +78,22 @@ pub async fn get_named(State(b): State<Shared>, Path(rest): Path<String>, RawQue
         }
         "changes" => Ok(Json(blocking(move || b.container_changes(&id)).await?).into_response()),
         "stats" => stats(b, id, q).await,
+        "archive" => {
+            let path = q.get("path").unwrap_or("").to_string();
+            if path.is_empty() {
+                return Err(ApiError::bad_request("path is required"));
+            }
+            let (stat, job) = blocking(move || b.container_archive(&id, &path)).await?;
+            let (mut writer, body) = crate::stream::ChannelWriter::new();
+            tokio::task::spawn_blocking(move || match job(&mut writer) {
+                Ok(()) => drop(writer),
+                Err(e) => writer.fail(e.message),
+            });
+            let mut r = Response::new(body);
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+            insert_stat(&mut r, &stat);
+            Ok(r)
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }
@@ -291,6 +307,41 @@ pub async fn commit(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Re
     };
     let id = blocking(move || b.commit_container(req)).await?;
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": id }))).into_response())
+}
+
+fn insert_stat(r: &mut Response, stat: &serde_json::Value) {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(stat).expect("serializes"));
+    if let Ok(v) = HeaderValue::from_str(&encoded) {
+        r.headers_mut().insert("X-Docker-Container-Path-Stat", v);
+    }
+}
+
+pub async fn head_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let (id, op) = split_op(&rest);
+    if op != "archive" {
+        return Err(ApiError::not_found("page not found"));
+    }
+    let q = Query::parse(q.as_deref())?;
+    let path = q.get("path").unwrap_or("").to_string();
+    let stat = blocking(move || b.container_path_stat(&id, &path)).await?;
+    let mut r = StatusCode::OK.into_response();
+    insert_stat(&mut r, &stat);
+    Ok(r)
+}
+
+pub async fn put_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery, body: Body) -> Result<Response, ApiError> {
+    let (id, op) = split_op(&rest);
+    if op != "archive" {
+        return Err(ApiError::not_found("page not found"));
+    }
+    let q = Query::parse(q.as_deref())?;
+    let path = q.get("path").unwrap_or("").to_string();
+    if path.is_empty() {
+        return Err(ApiError::bad_request("path is required"));
+    }
+    blocking(move || b.container_extract(&id, &path, crate::stream::body_reader(body))).await?;
+    Ok(StatusCode::OK.into_response())
 }
 
 pub async fn delete_named(State(b): State<Shared>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {

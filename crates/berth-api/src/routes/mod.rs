@@ -2,6 +2,7 @@
 //! on the blocking pool, and shape the response.
 
 mod containers;
+mod exec;
 mod images;
 mod system;
 
@@ -31,7 +32,14 @@ pub fn router(backend: Shared) -> Router {
         .route("/commit", post(containers::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))
-        .route("/containers/{*rest}", get(containers::get_named).post(containers::post_named).delete(containers::delete_named))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/json", get(exec::inspect))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route(
+            "/containers/{*rest}",
+            get(containers::get_named).head(containers::head_named).post(containers::post_named).put(containers::put_named).delete(containers::delete_named),
+        )
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend)
 }

@@ -8,7 +8,9 @@
 //! monitor records the exit, unmounts, applies `--rm`/restart policy) →
 //! remove (dirs deleted).
 
+pub(crate) mod archive;
 mod create;
+pub mod exec;
 pub mod logs;
 mod names;
 pub(crate) mod ops;
@@ -148,6 +150,7 @@ pub struct Containers {
     pub root: PathBuf,
     pub run_root: PathBuf,
     map: RwLock<HashMap<String, Arc<Container>>>,
+    pub(crate) execs: exec::Execs,
 }
 
 impl Containers {
@@ -180,7 +183,7 @@ impl Containers {
                 }
             }
         }
-        Ok(Containers { root, run_root, map: RwLock::new(map) })
+        Ok(Containers { root, run_root, map: RwLock::new(map), execs: Default::default() })
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
@@ -217,6 +220,7 @@ impl Containers {
     }
 
     pub(crate) fn forget(&self, id: &str) -> Option<Arc<Container>> {
+        self.execs.remove_container(id);
         self.map.write().expect("containers lock").remove(id)
     }
 

@@ -53,6 +53,10 @@ fn is_mounted(path: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str()))).unwrap_or(false)
 }
 
+pub(crate) fn unmount(c: &Container) {
+    unmount_rootfs(c)
+}
+
 fn unmount_rootfs(c: &Container) {
     let root = c.rootfs();
     if is_mounted(&root) {
@@ -181,6 +185,10 @@ impl Engine {
             oom_score_adj: (h.oom_score_adj != 0).then_some(h.oom_score_adj as i32),
             ..Default::default()
         })
+    }
+
+    pub(crate) fn mount_rootfs_for(&self, c: &Container) -> Result<(), ContainerError> {
+        self.mount_rootfs(c)
     }
 
     fn mount_rootfs(&self, c: &Container) -> Result<(), ContainerError> {
