@@ -15,6 +15,7 @@
 
 #![allow(dead_code)] // every test binary uses a different subset of the kit
 
+pub mod containers;
 pub mod http;
 pub mod tarball;
 
@@ -75,6 +76,24 @@ impl TestDaemon {
             .prefix("berth-test-")
             .tempdir_in("/tmp")
             .expect("create test directory under /tmp");
+        TestDaemon::start_in(dir)
+    }
+
+    /// Like [`TestDaemon::start`], under a short directory (`/tmp/bXXXX`) for tests that run
+    /// containers: each shim's socket is `<exec-root>/containers/<64-hex id>/shim/shim.sock`,
+    /// which must fit `sun_path` (107 bytes and a NUL), so an exec-root longer than 17 bytes
+    /// (such as `/tmp/berth-test-XXXXXX/exec`) makes every container start fail.
+    pub fn start_short() -> TestDaemon {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("b")
+            .rand_bytes(4)
+            .tempdir_in("/tmp")
+            .expect("create test directory under /tmp");
+        TestDaemon::start_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir) -> TestDaemon {
         let base = dir.path().to_path_buf();
         let data_root = base.join("data");
         let exec_root = base.join("exec");

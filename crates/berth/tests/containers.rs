@@ -1,0 +1,310 @@
+//! Container lifecycle through the berth CLI and the stock docker CLI: run, exit codes,
+//! detached containers, logs, wait, rename, rm, prune and inspect. Networking is `none`
+//! (bridge networking does not exist yet).
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::containers::{busybox, code, container_id, inspect_f, ps_status, wait_until};
+use common::TestDaemon;
+
+#[test]
+fn run_rm_echo_prints_and_exits_zero() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let before = common::containers::dir_entries(&d.data_root.join("containers"));
+    let (st, out, err) = d.berth(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(code(st), 0, "stderr: {err}");
+    assert_eq!(out, "hi\n");
+    // --rm: nothing is left listed.
+    let ps = d.berth_ok(&["ps", "-a", "-q"]);
+    assert_eq!(ps.trim(), "", "{ps}");
+    assert_eq!(common::containers::dir_entries(&d.data_root.join("containers")), before);
+
+    let (st, out, err) = d.docker(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
+    assert_eq!(code(st), 0, "stderr: {err}");
+    assert_eq!(out, "hi\n");
+}
+
+#[test]
+fn run_exit_code_is_propagated() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let (st, _, err) = d.berth(&["run", "--network", "none", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code(st), 3, "stderr: {err}");
+    let (st, _, err) = d.docker(&["run", "--network", "none", "busybox", "sh", "-c", "exit 3"]);
+    assert_eq!(code(st), 3, "stderr: {err}");
+    let out = d.berth_ok(&["ps", "-a", "--format", "{{.Status}}"]);
+    assert_eq!(out.lines().filter(|l| l.starts_with("Exited (3)")).count(), 2, "{out}");
+}
+
+#[test]
+fn run_missing_image_exits_125_naming_it() {
+    let d = TestDaemon::start_short();
+    let (st, _, err) = d.berth(&["run", "--rm", "--network", "none", "nosuchimage:1", "true"]);
+    assert_eq!(code(st), 125, "stderr: {err}");
+    assert!(err.contains("nosuchimage:1"), "{err}");
+    let (st, _, err) = d.docker(&["run", "--rm", "--network", "none", "nosuchimage:1", "true"]);
+    assert_eq!(code(st), 125, "stderr: {err}");
+    assert!(err.contains("nosuchimage:1"), "{err}");
+}
+
+/// `run -d httpd` → Up → logs → stop (httpd as PID 1 ignores SIGTERM: killed after 1 s) →
+/// `Exited (137)` → rm → gone. `prog` is "berth" or "docker".
+fn detached_web_lifecycle(d: &TestDaemon, prog: &str) {
+    let cli = |args: &[&str]| match prog {
+        "berth" => d.berth_ok(args),
+        _ => d.docker_ok(args),
+    };
+    let out = cli(&["run", "-d", "--name", "web", "--network", "none", "busybox", "httpd", "-f", "-p", "8080"]);
+    let id = out.trim().to_string();
+    assert_eq!(id.len(), 64, "run -d prints the full id: {out:?}");
+
+    let ps = cli(&["ps"]);
+    let row = ps.lines().find(|l| l.ends_with("web")).unwrap_or_else(|| panic!("{ps}"));
+    assert!(row.starts_with(&id[..12]), "{ps}");
+    assert!(row.contains(" Up "), "{ps}");
+    assert!(row.contains("\"httpd -f -p 8080\""), "{ps}");
+
+    cli(&["logs", "web"]);
+
+    let out = cli(&["stop", "-t", "1", "web"]);
+    assert_eq!(out.trim(), "web");
+    assert_eq!(ps_status(d, "web").as_deref().map(|s| s.starts_with("Exited (137)")), Some(true));
+    let ps = cli(&["ps"]);
+    assert!(!ps.contains("web"), "stopped container listed by ps: {ps}");
+    let ps = cli(&["ps", "-a"]);
+    assert!(ps.lines().any(|l| l.ends_with("web") && l.contains("Exited (137)")), "{ps}");
+
+    let out = cli(&["rm", "web"]);
+    assert_eq!(out.trim(), "web");
+    let ps = cli(&["ps", "-a", "-q"]);
+    assert_eq!(ps.trim(), "", "{ps}");
+    assert!(!d.data_root.join("containers").join(&id).exists());
+}
+
+#[test]
+fn detached_web_lifecycle_berth() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    detached_web_lifecycle(&d, "berth");
+}
+
+#[test]
+fn detached_web_lifecycle_docker() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    detached_web_lifecycle(&d, "docker");
+}
+
+#[test]
+fn logs_separate_streams_tail_and_timestamps() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let script = "echo out1; echo err1 >&2; sleep 0.2; echo out2; sleep 0.2; echo err2 >&2";
+    let (st, _, _) = d.berth(&["run", "--name", "lg", "--network", "none", "busybox", "sh", "-c", script]);
+    assert_eq!(code(st), 0);
+
+    for prog in ["berth", "docker"] {
+        let (st, out, err) = match prog {
+            "berth" => d.berth(&["logs", "lg"]),
+            _ => d.docker(&["logs", "lg"]),
+        };
+        assert_eq!(code(st), 0, "{prog} logs: {err}");
+        assert_eq!(out, "out1\nout2\n", "{prog} logs stdout");
+        assert_eq!(err, "err1\nerr2\n", "{prog} logs stderr");
+    }
+
+    // The last line written is err2 (on stderr).
+    let (st, out, err) = d.berth(&["logs", "--tail", "1", "lg"]);
+    assert_eq!(code(st), 0);
+    assert_eq!(out, "");
+    assert_eq!(err, "err2\n");
+    let (_, out, err) = d.docker(&["logs", "--tail", "2", "lg"]);
+    assert_eq!(out, "out2\n");
+    assert_eq!(err, "err2\n");
+
+    let (st, out, err) = d.berth(&["logs", "-t", "lg"]);
+    assert_eq!(code(st), 0);
+    for (line, text) in out.lines().zip(["out1", "out2"]).chain(err.lines().zip(["err1", "err2"])) {
+        let (ts, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
+        assert_eq!(rest, text, "{line:?}");
+        assert!(is_rfc3339_utc(ts), "timestamp {ts:?} in {line:?}");
+    }
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`
+fn is_rfc3339_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    b.len() >= 20
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && s.ends_with('Z')
+        && (b.len() == 20 || (b[19] == b'.' && digits(20..b.len() - 1)))
+}
+
+#[test]
+fn logs_since_skips_earlier_lines() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    d.berth_ok(&[
+        "run", "-d", "--name", "sn", "--network", "none", "busybox", "sh", "-c",
+        "echo early; sleep 3; echo late",
+    ]);
+    wait_until("the first log line", Duration::from_secs(20), || d.berth_ok(&["logs", "sn"]).contains("early"));
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    assert_eq!(d.berth_ok(&["wait", "sn"]).trim(), "0");
+
+    assert_eq!(d.berth_ok(&["logs", "sn"]), "early\nlate\n");
+    assert_eq!(d.berth_ok(&["logs", "--since", &since, "sn"]), "late\n");
+    assert_eq!(d.docker_ok(&["logs", "--since", &since, "sn"]), "late\n");
+    assert_eq!(d.berth_ok(&["logs", "--since", "2099-01-01T00:00:00Z", "sn"]), "");
+    assert_eq!(d.berth_ok(&["logs", "--since", "1h", "sn"]), "early\nlate\n");
+}
+
+#[test]
+fn wait_returns_exit_code() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    d.berth_ok(&["run", "-d", "--name", "w7", "--network", "none", "busybox", "sh", "-c", "sleep 1; exit 7"]);
+    assert_eq!(d.berth_ok(&["wait", "w7"]).trim(), "7");
+    // Waiting on an exited container returns at once with the same code.
+    assert_eq!(d.berth_ok(&["wait", "w7"]).trim(), "7");
+    assert_eq!(d.docker_ok(&["wait", "w7"]).trim(), "7");
+    assert_eq!(inspect_f(&d, "{{.State.ExitCode}}", "w7"), "7");
+
+    d.docker_ok(&["run", "-d", "--name", "w0", "--network", "none", "busybox", "sleep", "1"]);
+    assert_eq!(d.docker_ok(&["wait", "w0"]).trim(), "0");
+}
+
+#[test]
+fn rename_keeps_the_container() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let id = d.berth_ok(&["run", "-d", "--name", "old", "--network", "none", "busybox", "sleep", "1000"]);
+    let id = id.trim();
+    d.berth_ok(&["rename", "old", "new"]);
+    assert_eq!(inspect_f(&d, "{{.Name}}", "new"), "/new");
+    assert_eq!(container_id(&d, "new"), id);
+    let (st, _, err) = d.berth(&["inspect", "old"]);
+    assert_ne!(code(st), 0);
+    assert!(err.contains("No such"), "{err}");
+    assert!(ps_status(&d, "new").is_some_and(|s| s.starts_with("Up")));
+    assert!(ps_status(&d, "old").is_none());
+    d.docker_ok(&["rename", "new", "newer"]);
+    assert_eq!(inspect_f(&d, "{{.Name}}", id), "/newer");
+    // The old name is free again.
+    d.berth_ok(&["create", "--name", "new", "--network", "none", "busybox", "true"]);
+    d.berth_ok(&["rm", "-f", "newer", "new"]);
+}
+
+#[test]
+fn rm_running_needs_force() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let id = d.berth_ok(&["run", "-d", "--name", "busy", "--network", "none", "busybox", "sleep", "1000"]);
+    let id = id.trim().to_string();
+    for prog in ["berth", "docker"] {
+        let (st, _, err) = match prog {
+            "berth" => d.berth(&["rm", "busy"]),
+            _ => d.docker(&["rm", "busy"]),
+        };
+        assert_ne!(code(st), 0, "{prog} rm of a running container succeeded");
+        assert!(
+            err.contains("container is running: stop the container before removing or force remove"),
+            "{prog}: {err}"
+        );
+        assert!(ps_status(&d, "busy").is_some_and(|s| s.starts_with("Up")), "{prog} rm stopped it");
+    }
+    assert_eq!(d.berth_ok(&["rm", "-f", "busy"]).trim(), "busy");
+    assert!(ps_status(&d, "busy").is_none());
+    assert!(!d.data_root.join("containers").join(&id).exists());
+    assert!(common::containers::shim_pids(&id).is_empty(), "shim outlived rm -f");
+
+    d.docker_ok(&["run", "-d", "--name", "busy2", "--network", "none", "busybox", "sleep", "1000"]);
+    assert_eq!(d.docker_ok(&["rm", "-f", "busy2"]).trim(), "busy2");
+    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
+}
+
+#[test]
+fn container_prune_removes_only_stopped() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    d.berth_ok(&["run", "--name", "done1", "--network", "none", "busybox", "true"]);
+    d.berth_ok(&["create", "--name", "created1", "--network", "none", "busybox", "true"]);
+    let (st, _, _) = d.berth(&["run", "--name", "failed1", "--network", "none", "busybox", "sh", "-c", "exit 1"]);
+    assert_eq!(code(st), 1);
+    let keep = d.berth_ok(&["run", "-d", "--name", "up1", "--network", "none", "busybox", "sleep", "1000"]);
+    let ids: Vec<String> =
+        ["done1", "created1", "failed1"].iter().map(|n| container_id(&d, n)).collect();
+
+    let out = d.berth_ok(&["container", "prune", "-f"]);
+    assert!(out.contains("Deleted Containers:"), "{out}");
+    for id in &ids {
+        assert!(out.contains(id.as_str()), "{id} not in {out}");
+        assert!(!d.data_root.join("containers").join(id).exists());
+    }
+    assert!(!out.contains(keep.trim()), "{out}");
+    let left = d.berth_ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left.trim(), "up1");
+
+    d.berth_ok(&["stop", "-t", "1", "up1"]);
+    let out = d.docker_ok(&["container", "prune", "-f"]);
+    assert!(out.contains(keep.trim()), "{out}");
+    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
+}
+
+#[test]
+fn inspect_reports_state_and_config() {
+    let d = TestDaemon::start_short();
+    let image = busybox(&d);
+    let (st, _, _) = d.berth(&["run", "--name", "ins", "--network", "none", "busybox", "sh", "-c", "exit 5"]);
+    assert_eq!(code(st), 5);
+    let out = d.berth_ok(&["inspect", "ins"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let c = &v[0];
+    assert_eq!(c["Name"], "/ins");
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["State"]["Running"], false);
+    assert_eq!(c["State"]["ExitCode"], 5);
+    assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sh", "-c", "exit 5"]));
+    assert_eq!(c["Config"]["Image"], "busybox");
+    assert_eq!(c["Image"], image.as_str());
+    assert_eq!(c["HostConfig"]["AutoRemove"], false);
+    assert_eq!(c["HostConfig"]["NetworkMode"], "none");
+    assert_eq!(c["Id"].as_str().map(str::len), Some(64));
+
+    let f = d.docker_ok(&[
+        "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{json .Config.Cmd}}", "ins",
+    ]);
+    assert_eq!(f.trim(), r#"exited 5 /ins ["sh","-c","exit 5"]"#);
+
+    d.berth_ok(&["run", "-d", "--rm", "--name", "auto", "--network", "none", "busybox", "sleep", "1000"]);
+    assert_eq!(
+        inspect_f(&d, "{{.State.Status}} {{.State.Running}} {{.HostConfig.AutoRemove}}", "auto"),
+        "running true true"
+    );
+    let pid: u32 = inspect_f(&d, "{{.State.Pid}}", "auto").parse().unwrap();
+    assert!(pid > 1 && common::containers::pid_alive(pid), "State.Pid {pid} is not a live process");
+
+    d.berth_ok(&["create", "--name", "fresh", "--network", "none", "busybox", "true"]);
+    assert_eq!(inspect_f(&d, "{{.State.Status}} {{.State.ExitCode}}", "fresh"), "created 0");
+
+    // --rm: stopping removes it.
+    d.berth_ok(&["kill", "auto"]);
+    wait_until("auto-removal", Duration::from_secs(20), || ps_status(&d, "auto").is_none());
+}
