@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod container;
 pub use container::*;
+pub mod volume;
+pub use volume::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -112,6 +114,9 @@ pub enum Command {
     /// Manage the engine
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(VolumeCommand),
     /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information

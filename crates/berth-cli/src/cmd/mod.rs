@@ -9,7 +9,7 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::{Command, ContainerCommand, ImageCommand, SystemCommand};
+use crate::cli::{Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
 use crate::conn::Engine;
 use crate::Globals;
 
@@ -23,6 +23,7 @@ pub mod ps;
 pub mod run;
 pub mod stats;
 pub mod system;
+pub mod volume;
 
 pub async fn run(g: &Globals, command: Command) -> Result<()> {
     match command {
@@ -119,6 +120,13 @@ async fn dispatch(e: &Engine, command: Command) -> Result<()> {
         Command::System(c) => match c {
             SystemCommand::Df(a) => system::df(e, a).await,
             SystemCommand::Info(a) => system::info(e, a).await,
+        },
+        Command::Volume(c) => match c {
+            VolumeCommand::Create(a) => volume::create(e, a).await,
+            VolumeCommand::Inspect(a) => volume::inspect(e, a).await,
+            VolumeCommand::Ls(a) => volume::list(e, a).await,
+            VolumeCommand::Prune(a) => volume::prune(e, a).await,
+            VolumeCommand::Rm(a) => volume::remove(e, a).await,
         },
         Command::Info(a) => system::info(e, a).await,
         Command::Version(_) => unreachable!("handled before connecting"),
