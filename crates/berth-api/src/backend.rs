@@ -11,8 +11,8 @@ use crate::filters::Filters;
 use crate::types::*;
 
 /// Everything the API serves.
-pub trait Backend: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + Send + Sync + 'static {}
-impl<T: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + Send + Sync + 'static> Backend for T {}
+pub trait Backend: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + VolumeBackend + Send + Sync + 'static {}
+impl<T: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + VolumeBackend + Send + Sync + 'static> Backend for T {}
 
 pub struct EventSubscription {
     /// Buffered events matching `since`.
@@ -227,4 +227,12 @@ pub trait ExecBackend {
     fn start_exec(&self, id: &str, opts: ExecStartBody) -> ApiResult<Option<ExecStream>>;
     fn inspect_exec(&self, id: &str) -> ApiResult<ExecInspect>;
     fn resize_exec(&self, id: &str, height: u16, width: u16) -> ApiResult<()>;
+}
+
+pub trait VolumeBackend {
+    fn list_volumes(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
+    fn create_volume(&self, body: serde_json::Value) -> ApiResult<serde_json::Value>;
+    fn inspect_volume(&self, name: &str) -> ApiResult<serde_json::Value>;
+    fn remove_volume(&self, name: &str, force: bool) -> ApiResult<()>;
+    fn prune_volumes(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
 }

@@ -67,11 +67,26 @@ impl Engine {
             status: status_text(&r),
             host_config: json!({ "NetworkMode": network }),
             network_settings: json!({ "Networks": {} }),
-            mounts: vec![],
+            mounts: mounts_json(&r),
             size_rw: size.then(|| dir_size(&c.upper_dir()) as i64),
             size_root_fs: None,
         }
     }
+}
+
+fn mounts_json(r: &crate::containers::ContainerRecord) -> Vec<serde_json::Value> {
+    r.mounts
+        .iter()
+        .map(|m| {
+            let mut v = json!({ "Type": m.kind, "Source": m.source, "Destination": m.destination, "Mode": if m.rw { "" } else { "ro" }, "RW": m.rw, "Propagation": if m.kind == "bind" { "rprivate" } else { "" } });
+            if m.kind == "volume" {
+                v["Name"] = json!(m.name);
+                v["Driver"] = json!("local");
+                v["Mode"] = json!(if m.rw { "z" } else { "ro" });
+            }
+            v
+        })
+        .collect()
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
@@ -190,7 +205,7 @@ impl ContainerBackend for Engine {
             exec_ids: None,
             host_config,
             graph_driver: GraphDriver { name: "overlay2".into(), data },
-            mounts: vec![],
+            mounts: mounts_json(&r),
             config: r.config.clone(),
             network_settings: json!({ "Networks": {}, "Ports": {}, "SandboxKey": "", "IPAddress": "", "Gateway": "", "MacAddress": "" }),
         })
@@ -218,9 +233,9 @@ impl ContainerBackend for Engine {
         self.container_kill(&c, signal.unwrap_or("SIGKILL")).map_err(e)
     }
 
-    fn remove_container(&self, name: &str, force: bool, _volumes: bool) -> ApiResult<()> {
+    fn remove_container(&self, name: &str, force: bool, volumes: bool) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_remove(&c, force).map_err(e)
+        self.container_remove_v(&c, force, volumes).map_err(e)
     }
 
     fn wait_container(&self, name: &str, condition: &str) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>> {

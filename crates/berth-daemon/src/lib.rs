@@ -13,6 +13,8 @@ mod exec_api;
 mod images;
 mod lock;
 mod system;
+mod volume_api;
+mod volumes;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -63,6 +65,7 @@ pub struct Engine {
     pub(crate) config: DaemonConfig,
     pub(crate) images: ImageStore,
     pub(crate) containers: containers::Containers,
+    pub(crate) volumes: volumes::Volumes,
     pub(crate) events: EventBus,
     pub(crate) engine_id: String,
     me: Weak<Engine>,
@@ -123,7 +126,8 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     let engine_id = engine_id(&config.data_root)?;
     let images = ImageStore::open(&config.data_root)?;
     let containers = containers::Containers::open(&config.data_root, &config.exec_root).map_err(|e| DaemonError::Containers(e.to_string()))?;
-    let engine = Arc::new_cyclic(|me| Engine { config: config.clone(), images, containers, events: EventBus::default(), engine_id, me: me.clone() });
+    let volumes = volumes::Volumes::open(&config.data_root).map_err(|e| DaemonError::Containers(e.to_string()))?;
+    let engine = Arc::new_cyclic(|me| Engine { config: config.clone(), images, containers, volumes, events: EventBus::default(), engine_id, me: me.clone() });
     engine.restore_containers();
 
     let rt = tokio::runtime::Builder::new_multi_thread()

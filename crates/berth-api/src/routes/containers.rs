@@ -170,6 +170,12 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
             Ok(r)
         }
         "attach" => attach(b, id, q, req).await,
+        // `/containers/{id}/exec` lives under this wildcard route (a separate
+        // route for it would conflict with `{*rest}` in the router).
+        "exec" => {
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+            super::exec::create(State(b), Path(id), bytes).await
+        }
         "resize" => {
             let h = q.get("h").unwrap_or("0").parse::<u16>().map_err(|_| ApiError::bad_request("invalid height"))?;
             let w = q.get("w").unwrap_or("0").parse::<u16>().map_err(|_| ApiError::bad_request("invalid width"))?;

@@ -53,9 +53,20 @@ pub async fn start(State(b): State<Shared>, Path(id): Path<String>, mut req: Req
         .await
         .map_err(|e| ApiError::bad_request(format!("reading exec start config: {e}")))?;
     let opts: ExecStartBody = parse_body(&bytes, "exec start config")?;
-    let Some(stream) = blocking(move || b.start_exec(&id, opts)).await? else {
-        return Ok(StatusCode::OK.into_response());
+    let (detach, start_tty) = (opts.detach, opts.tty);
+    let started = blocking(move || b.start_exec(&id, opts)).await;
+    let stream = match (started, on_upgrade) {
+        (Ok(Some(stream)), upgrade) => (stream, upgrade),
+        (Ok(None), _) => return Ok(StatusCode::OK.into_response()),
+        // As dockerd: an exec that exists but cannot start is reported in
+        // the hijacked stream; the client then reads its exit code (126,
+        // 127) from the exec's inspect.
+        (Err(e), Some(upgrade)) if !detach && e.kind != berth_core::ErrorKind::NotFound => {
+            return Ok(hijacked_error(upgrade, start_tty, e.message));
+        }
+        (Err(e), _) => return Err(e),
     };
+    let (stream, on_upgrade) = stream;
     let tty = stream.tty;
     stream.io.set_nonblocking(true).map_err(|e| ApiError::internal(e.to_string()))?;
     let io = tokio::net::UnixStream::from_std(stream.io).map_err(|e| ApiError::internal(e.to_string()))?;
@@ -91,11 +102,33 @@ pub async fn start(State(b): State<Shared>, Path(id): Path<String>, mut req: Req
             _ = from_client => {},
         }
     });
+    Ok(switching_protocols(content_type))
+}
+
+fn switching_protocols(content_type: HeaderValue) -> Response {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     h.insert(header::CONTENT_TYPE, content_type);
-    Ok(r)
+    r
+}
+
+/// Upgrade, write `message` (a stdout frame unless `tty`), close.
+fn hijacked_error(on_upgrade: hyper::upgrade::OnUpgrade, tty: bool, message: String) -> Response {
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else { return };
+        let mut io = TokioIo::new(upgraded);
+        let text = format!("{message}\r\n");
+        let mut out = Vec::new();
+        if !tty {
+            let n = (text.len() as u32).to_be_bytes();
+            out.extend_from_slice(&[1, 0, 0, 0, n[0], n[1], n[2], n[3]]);
+        }
+        out.extend_from_slice(text.as_bytes());
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut io, &out).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut io).await;
+    });
+    switching_protocols(HeaderValue::from_static(if tty { RAW } else { MUX }))
 }

@@ -4,6 +4,7 @@
 mod containers;
 mod exec;
 mod images;
+mod volumes;
 mod system;
 
 use std::sync::Arc;
@@ -28,11 +29,14 @@ pub fn router(backend: Shared) -> Router {
         .route("/images/get", get(images::save_many))
         .route("/images/prune", post(images::prune))
         .route("/images/{*rest}", get(images::get_named).post(images::post_named).delete(images::delete_named))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
         .route("/containers/create", post(containers::create))
         .route("/commit", post(containers::commit))
         .route("/containers/json", get(containers::list))
         .route("/containers/prune", post(containers::prune))
-        .route("/containers/{id}/exec", post(exec::create))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/json", get(exec::inspect))
         .route("/exec/{id}/resize", post(exec::resize))

@@ -9,7 +9,7 @@ use berth_core::HasKind;
 use serde_json::Value;
 
 use super::names;
-use super::record::{ContainerRecord, State};
+use super::record::{ContainerRecord, MountPoint, State};
 use super::{io, ContainerError};
 use crate::Engine;
 
@@ -102,6 +102,7 @@ impl Engine {
         }
         validate_host_config(&host)?;
 
+        let mounts = self.resolve_mounts(&config, &host)?;
         let id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
@@ -118,6 +119,7 @@ impl Engine {
             host_config: host,
             state: State::default(),
             restart_count: 0,
+            mounts,
         };
         let c = self.containers.make(record.clone());
         for d in [c.upper_dir(), c.work_dir()] {
@@ -128,6 +130,56 @@ impl Engine {
         self.containers.insert(c);
         self.events.container("create", &id, &record.name, &record.image);
         Ok((id, vec![]))
+    }
+}
+
+impl Engine {
+    /// `-v`, `--mount` and the config's `Volumes` as mount points: binds
+    /// keep their host path; named volumes are created when missing; paths
+    /// nothing else covers get anonymous volumes.
+    fn resolve_mounts(&self, config: &ContainerConfig, host: &berth_api::container_types::HostConfig) -> Result<Vec<MountPoint>, ContainerError> {
+        let mut out: Vec<MountPoint> = Vec::new();
+        let vol = |name: Option<&str>| -> Result<(String, String, bool), ContainerError> {
+            let v = self.volumes.create(name, BTreeMap::new(), BTreeMap::new()).map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
+            let anonymous = v.labels.contains_key(crate::volumes::ANONYMOUS_LABEL);
+            Ok((v.name.clone(), self.volumes.mountpoint(&v.name).display().to_string(), anonymous))
+        };
+        for b in host.binds.clone().unwrap_or_default() {
+            let parts: Vec<&str> = b.split(':').collect();
+            let (src, dst, opts) = match parts.as_slice() {
+                [s, d] => (*s, *d, ""),
+                [s, d, o] => (*s, *d, *o),
+                _ => return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}'"))),
+            };
+            if !dst.starts_with('/') {
+                return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
+            }
+            let rw = !opts.split(',').any(|o| o == "ro");
+            if src.starts_with('/') {
+                out.push(MountPoint { kind: "bind".into(), name: String::new(), source: src.into(), destination: dst.into(), rw, anonymous: false });
+            } else {
+                let (name, source, anonymous) = vol(Some(src))?;
+                out.push(MountPoint { kind: "volume".into(), name, source, destination: dst.into(), rw, anonymous });
+            }
+        }
+        for m in host.mounts.clone().unwrap_or_default() {
+            match m.kind.as_str() {
+                "bind" => out.push(MountPoint { kind: "bind".into(), name: String::new(), source: m.source, destination: m.target, rw: !m.read_only, anonymous: false }),
+                "volume" => {
+                    let (name, source, anonymous) = vol(Some(m.source.as_str()).filter(|s| !s.is_empty()))?;
+                    out.push(MountPoint { kind: "volume".into(), name, source, destination: m.target, rw: !m.read_only, anonymous });
+                }
+                _ => {}
+            }
+        }
+        for path in config.volumes.clone().unwrap_or_default().keys() {
+            if out.iter().any(|m| &m.destination == path) || host.tmpfs.as_ref().is_some_and(|t| t.contains_key(path)) {
+                continue;
+            }
+            let (name, source, _) = vol(None)?;
+            out.push(MountPoint { kind: "volume".into(), name, source, destination: path.clone(), rw: true, anonymous: true });
+        }
+        Ok(out)
     }
 }
 

@@ -96,10 +96,6 @@ impl Execs {
     pub fn remove_container(&self, container_id: &str) {
         self.map.write().expect("execs lock").retain(|_, r| r.container_id != container_id);
     }
-
-    pub fn of_container(&self, container_id: &str) -> Vec<String> {
-        self.map.read().expect("execs lock").values().filter(|r| r.container_id == container_id).map(|r| r.id.clone()).collect()
-    }
 }
 
 fn not_running(id: &str) -> ContainerError {

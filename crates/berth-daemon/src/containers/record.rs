@@ -70,6 +70,24 @@ pub struct ContainerRecord {
     pub state: State,
     #[serde(default)]
     pub restart_count: i64,
+    /// Binds and volumes, resolved at create time.
+    #[serde(default)]
+    pub mounts: Vec<MountPoint>,
+}
+
+/// A bind mount or volume of a container (`inspect`'s `Mounts`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountPoint {
+    /// `bind` or `volume`.
+    pub kind: String,
+    /// Volume name (empty for binds).
+    pub name: String,
+    /// Host path.
+    pub source: String,
+    pub destination: String,
+    pub rw: bool,
+    /// Remove with the container (`rm -v`): anonymous volumes.
+    pub anonymous: bool,
 }
 
 impl ContainerRecord {

@@ -53,6 +53,53 @@ fn is_mounted(path: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str()))).unwrap_or(false)
 }
 
+/// Every cgroup directory of a container, in all mounted hierarchies.
+fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut out = vec![base.join("berth").join(id)];
+    if let Ok(rd) = std::fs::read_dir(base) {
+        for e in rd.flatten() {
+            out.push(e.path().join("berth").join(id));
+        }
+    }
+    out.into_iter().filter(|p| p.is_dir()).collect()
+}
+
+/// Kills whatever still runs in the container's cgroups (its shim died, so
+/// nothing else will) and removes the cgroup directories.
+fn reap_cgroups(id: &str) {
+    for _ in 0..50 {
+        let mut any = false;
+        for d in cgroup_dirs(id) {
+            for pid in std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                any = true;
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        if !any {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for d in cgroup_dirs(id) {
+        let _ = std::fs::remove_dir(&d);
+    }
+}
+
+/// Docker's wording for start failures, which clients map to exit codes
+/// (127: not found, 126: not executable).
+fn docker_start_error(msg: &str, argv0: &str) -> String {
+    if msg.contains("not found in $PATH") || (msg.contains("executable") && msg.contains("not found")) {
+        format!("failed to create task for container: exec: \"{argv0}\": executable file not found in $PATH: unknown")
+    } else if msg.contains("does not have correct permissions") || msg.contains("ermission denied") {
+        format!("failed to create task for container: exec: \"{argv0}\": permission denied: unknown")
+    } else if msg.contains("No such file or directory") && msg.contains(argv0) {
+        format!("failed to create task for container: exec: \"{argv0}\": stat {argv0}: no such file or directory: unknown")
+    } else {
+        msg.to_string()
+    }
+}
+
 pub(crate) fn unmount(c: &Container) {
     unmount_rootfs(c)
 }
@@ -64,39 +111,6 @@ fn unmount_rootfs(c: &Container) {
             tracing::warn!(container = %c.id, error = %e, "unmounting rootfs");
         }
     }
-}
-
-fn parse_binds(binds: &[String]) -> Result<Vec<MountSpec>, ContainerError> {
-    let mut out = Vec::new();
-    for b in binds {
-        let parts: Vec<&str> = b.split(':').collect();
-        let (src, dst, opts) = match parts.as_slice() {
-            [s, d] => (*s, *d, ""),
-            [s, d, o] => (*s, *d, *o),
-            _ => return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}'"))),
-        };
-        if !src.starts_with('/') {
-            return Err(ContainerError::InvalidArgument(format!("named volumes are not supported yet: '{b}'")));
-        }
-        if !dst.starts_with('/') {
-            return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}': mount path must be absolute")));
-        }
-        if !Path::new(src).exists() {
-            std::fs::create_dir_all(src).map_err(io(format!("creating bind source {src}")))?;
-        }
-        let mut readonly = false;
-        let mut options = Vec::new();
-        for o in opts.split(',').filter(|o| !o.is_empty()) {
-            match o {
-                "ro" => readonly = true,
-                "rw" => {}
-                "z" | "Z" => {}
-                other => options.push(other.to_string()),
-            }
-        }
-        out.push(MountSpec { source: src.into(), destination: dst.into(), kind: MountKind::Bind, readonly, options });
-    }
-    Ok(out)
 }
 
 impl Engine {
@@ -126,17 +140,30 @@ impl Engine {
                 _ => return Err(ContainerError::InvalidArgument(format!("invalid --security-opt: {opt:?}"))),
             }
         }
-        let mut mounts = parse_binds(h.binds.as_deref().unwrap_or(&[]))?;
+        let mut mounts = Vec::new();
+        for m in &r.mounts {
+            if m.kind == "bind" && !Path::new(&m.source).exists() {
+                std::fs::create_dir_all(&m.source).map_err(io(format!("creating bind source {}", m.source)))?;
+            }
+            if m.kind == "volume" {
+                // Docker copies the image's content at the mount path into a
+                // new, empty volume.
+                if let Ok(src) = super::archive::resolve_in_root(&c.rootfs(), &m.destination, true) {
+                    self.volumes.seed_from(&m.name, &src);
+                }
+            }
+            let kind = if m.kind == "volume" { MountKind::Volume } else { MountKind::Bind };
+            mounts.push(MountSpec { source: m.source.clone(), destination: m.destination.clone(), kind, readonly: !m.rw, options: vec![] });
+        }
         for (dst, opts) in h.tmpfs.clone().unwrap_or_default() {
             mounts.push(MountSpec { source: "tmpfs".into(), destination: dst, kind: MountKind::Tmpfs, readonly: false, options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect() });
         }
         for m in h.mounts.clone().unwrap_or_default() {
-            let kind = match m.kind.as_str() {
-                "bind" => MountKind::Bind,
-                "tmpfs" => MountKind::Tmpfs,
+            match m.kind.as_str() {
+                "bind" | "volume" => {} // resolved at create time
+                "tmpfs" => mounts.push(MountSpec { source: "tmpfs".into(), destination: m.target, kind: MountKind::Tmpfs, readonly: m.read_only, options: vec![] }),
                 other => return Err(ContainerError::InvalidArgument(format!("mount type {other:?} is not supported yet"))),
-            };
-            mounts.push(MountSpec { source: m.source, destination: m.target, kind, readonly: m.read_only, options: vec![] });
+            }
         }
         let network = match h.network_mode.as_str() {
             "host" => NetworkMode::Host,
@@ -222,7 +249,9 @@ impl Engine {
             Ok(()) => Ok(true),
             Err(e) => {
                 unmount_rootfs(c);
-                let msg = e.to_string();
+                reap_cgroups(&c.id);
+                let msg = docker_start_error(&e.to_string(), &c.record().path);
+                let e = ContainerError::Runtime(msg.clone());
                 let code = if msg.contains("not found") || msg.contains("No such file") { 127 } else if msg.contains("ermission denied") { 126 } else { 128 };
                 let _ = c.update(|r| {
                     r.state.error = msg.clone();
@@ -300,6 +329,11 @@ impl Engine {
     }
 
     fn on_exit(&self, c: &Arc<Container>, exit: Option<berth_shim::ExitStatus>) {
+        if exit.is_none() {
+            // The shim died without recording an exit: its container may
+            // still run, unsupervised. Stop it rather than leak it.
+            reap_cgroups(&c.id);
+        }
         unmount_rootfs(c);
         let (code, oom, error) = match &exit {
             Some(e) => (e.exit_code as i64, e.oom_killed, String::new()),
@@ -411,6 +445,11 @@ impl Engine {
     }
 
     pub(crate) fn container_remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ContainerError> {
+        self.container_remove_v(c, force, false)
+    }
+
+    /// `rm [-f] [-v]`: `volumes` also removes the container's anonymous volumes.
+    pub(crate) fn container_remove_v(&self, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), ContainerError> {
         let r = c.record();
         if r.state.status.is_running() {
             if !force {
@@ -429,6 +468,8 @@ impl Engine {
             return Ok(()); // removed concurrently (e.g. auto-remove)
         }
         unmount_rootfs(c);
+        reap_cgroups(&r.id);
+        let _ = std::fs::remove_dir_all(c.shim_dir());
         let mut failures = Vec::new();
         for d in [&c.run_dir, &c.dir] {
             if let Err(e) = std::fs::remove_dir_all(d) {
@@ -438,6 +479,13 @@ impl Engine {
             }
         }
         c.mark_removed();
+        if volumes || r.host_config.auto_remove {
+            for m in r.mounts.iter().filter(|m| m.anonymous) {
+                if let Err(e) = self.volumes.remove(&m.name, &self.volume_users(&m.name)) {
+                    failures.push(e.to_string());
+                }
+            }
+        }
         self.events.container("destroy", &r.id, &r.name, &r.image);
         if failures.is_empty() {
             Ok(())
@@ -654,6 +702,15 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_errors_use_dockers_words() {
+        let m = docker_start_error("create: executable 'nope' not found in $PATH", "nope");
+        assert!(m.contains("executable file not found"), "{m}");
+        let m = docker_start_error("executable '/etc/passwd' at path does not have correct permissions", "/etc/passwd");
+        assert!(m.contains("permission denied"), "{m}");
+        assert_eq!(docker_start_error("other", "x"), "other");
+    }
 
     #[test]
     fn signals_and_sizes() {
