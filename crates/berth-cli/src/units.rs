@@ -67,43 +67,10 @@ fn trim_fraction_zeros(s: &str) -> &str {
     }
 }
 
-/// `units.HumanDuration(d)`.
+/// `units.HumanDuration(d)`: one implementation, shared with the daemon's
+/// status strings, in `berth_core::units`.
 pub fn human_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 1 {
-        return "Less than a second".into();
-    }
-    if secs == 1 {
-        return "1 second".into();
-    }
-    if secs < 60 {
-        return format!("{secs} seconds");
-    }
-    let minutes = secs / 60;
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // Go's d.Round(time.Hour): halfway values round away from zero.
-    let hours = (d.as_nanos() + 1_800_000_000_000) / 3_600_000_000_000;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", secs / 3600 / 24 / 365)
+    berth_core::units::human_duration(d.as_secs() as i64)
 }
 
 /// "2 hours ago" for a Unix timestamp, as Docker's `CreatedSince` columns.
