@@ -14,7 +14,11 @@ use crate::args::ShimArgs;
 use crate::detach::SOCKET_FILE;
 use crate::error::ShimError;
 use crate::exit::read_exit_file;
-use crate::protocol::{self, ErrorReply, ExitStatus, OkReply, Request, ShimStarted, StateReply};
+use crate::protocol::{
+    self, ErrorReply, ExecRequest, ExecStarted, ExecStateReply, ExitStatus, OkReply, Request,
+    ShimStarted, StateReply,
+};
+use crate::server::read_execs_file;
 
 /// Replies other than `wait` are expected within this time.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -201,4 +205,59 @@ impl ShimClient {
             .map_err(|e| ShimError::io("shim attach stream", e))?;
         Ok(stream)
     }
+
+    /// Start a process in the running container. The returned stream is
+    /// the process's: write to feed its stdin (when `req.stdin`; shut down
+    /// the write half to close it), read its output (multiplexed frames
+    /// without a tty, raw with one) until EOF, which comes once it exited;
+    /// then ask [`ShimClient::exec_state`] for the exit code.
+    pub fn exec(&self, req: &ExecRequest) -> Result<(u32, UnixStream), ShimError> {
+        let (stream, value) = self.send(&Request::Exec(req.clone()), Some(REPLY_TIMEOUT))?;
+        let started: ExecStarted =
+            serde_json::from_value(value).map_err(|e| ShimError::Protocol(e.to_string()))?;
+        stream
+            .set_read_timeout(None)
+            .map_err(|e| ShimError::io("shim exec stream", e))?;
+        Ok((started.pid as u32, stream))
+    }
+
+    /// How an exec is doing. If the shim is already gone, the record it
+    /// left in `execs.json` answers.
+    pub fn exec_state(&self, id: &str) -> Result<ExecStateReply, ShimError> {
+        match self.call(
+            &Request::ExecState { id: id.to_owned() },
+            Some(REPLY_TIMEOUT),
+        ) {
+            Ok(s) => Ok(s),
+            Err(e @ (ShimError::Unreachable { .. } | ShimError::Protocol(_))) => {
+                let state_dir = self.socket.parent().unwrap_or(Path::new("/"));
+                match read_execs_file(state_dir, id) {
+                    Ok(Some(s)) => Ok(s),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn exec_resize(&self, id: &str, height: u16, width: u16) -> Result<(), ShimError> {
+        self.call_ok(&Request::ExecResize {
+            id: id.to_owned(),
+            height,
+            width,
+        })
+    }
+
+    pub fn exec_kill(&self, id: &str, signal: i32) -> Result<(), ShimError> {
+        self.call_ok(&Request::ExecKill {
+            id: id.to_owned(),
+            signal,
+        })
+    }
+}
+
+/// [`ShimClient::exec_state`] for a shim known to be gone: its
+/// `execs.json` under `state_dir`.
+pub fn read_exec_record(state_dir: &Path, id: &str) -> Option<ExecStateReply> {
+    read_execs_file(state_dir, id).ok().flatten()
 }

@@ -55,6 +55,12 @@ pub enum ShimError {
     #[error("invalid signal {0}")]
     InvalidSignal(i32),
 
+    #[error("no such exec: {0}")]
+    ExecNotFound(String),
+
+    #[error("exec {0} already exists")]
+    ExecExists(String),
+
     #[error("{0} is not implemented by this shim")]
     NotImplemented(String),
 
@@ -119,6 +125,8 @@ impl HasKind for ShimError {
             }
             ShimError::CreateAndCleanup { error, .. } => error.kind(),
             ShimError::FailedPrecondition { .. } => ErrorKind::FailedPrecondition,
+            ShimError::ExecNotFound(_) => ErrorKind::NotFound,
+            ShimError::ExecExists(_) => ErrorKind::AlreadyExists,
             ShimError::NotImplemented(_) => ErrorKind::NotImplemented,
             ShimError::Unreachable { .. } => ErrorKind::Unavailable,
             ShimError::Remote { kind, .. } => *kind,

@@ -12,14 +12,16 @@
 //!   `STATE_DIR/exit.json` ([`exit`]), then deletes the container from the
 //!   runtime so its cgroups go away, and exits;
 //! - it serves `STATE_DIR/shim.sock` ([`protocol`]): state, kill, wait,
-//!   resize, attach, pause, resume.
+//!   resize, attach, pause, resume, and `exec`: more processes in the
+//!   running container, each streamed over the connection that started it.
 //!
 //! The shim never depends on the daemon: a daemon that restarts finds
 //! running shims by their sockets and finished ones by `exit.json`
 //! ([`ShimClient`], [`read_exit_file`]).
 //!
 //! Files under the state dir: `shim.sock`, `shim.pid`, `shim.log` (the
-//! shim's own diagnostics), `exit.json`, `runtime/` (the runtime's state).
+//! shim's own diagnostics), `exit.json`, `execs.json` (how the execs ended,
+//! written when the shim exits), `runtime/` (the runtime's state).
 
 mod args;
 mod bundle;
@@ -34,11 +36,15 @@ mod server;
 mod stdio;
 
 pub use args::{ShimArgs, DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE};
-pub use client::{spawn_shim, ShimClient};
+pub use client::{read_exec_record, spawn_shim, ShimClient};
 pub use detach::{SHIM_LOG_FILE, SHIM_PID_FILE, SOCKET_FILE};
 pub use error::ShimError;
 pub use exit::{read_exit_file, EXIT_FILE};
-pub use protocol::{ExitStatus, ShimStarted, StateReply, Status, StreamType};
+pub use protocol::{
+    ExecRequest, ExecStarted, ExecStateReply, ExitStatus, ShimStarted, StateReply, Status,
+    StreamType,
+};
+pub use server::EXECS_FILE;
 pub use runtime::RUNTIME_DIR;
 
 const USAGE: &str = "usage: berth shim start --id ID --bundle DIR --state-dir DIR --log-path FILE \

@@ -10,6 +10,13 @@
 //! container output goes to the client framed as Docker's multiplexed stream
 //! ([`frame_header`]) when the container has no tty, raw when it has one.
 //!
+//! `exec` is the other: after `{"ok":true,"pid":N}` the connection becomes
+//! the exec'd process's stream, framed the same way (raw with a tty, the
+//! client's bytes to its stdin when asked for). When the process has exited
+//! and its output is drained, the shim closes the connection; the exit code
+//! is then read with `exec_state` (or from `STATE_DIR/execs.json` once the
+//! shim itself is gone).
+//!
 //! These types are the contract only; the shim's internals keep their own.
 
 use std::io::{self, Read};
@@ -48,6 +55,67 @@ pub enum Request {
     Pause,
     /// Thaw the container's cgroup. Answered with [`OkReply`].
     Resume,
+    /// Start a process in the running container. Answered with
+    /// [`ExecStarted`], then the connection becomes the process's stream.
+    Exec(ExecRequest),
+    /// Answered with [`ExecStateReply`].
+    ExecState { id: String },
+    /// Set the window size of a tty exec. Answered with [`OkReply`].
+    ExecResize { id: String, height: u16, width: u16 },
+    /// Signal an exec'd process. Answered with [`OkReply`].
+    ExecKill { id: String, signal: i32 },
+}
+
+/// What to run for `exec`: Docker's exec config with the user already
+/// resolved to numbers and the environment already merged (the daemon
+/// reads the image's passwd and knows the container's env).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// The daemon's exec ID; unique within the container.
+    pub id: String,
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    #[serde(default = "root_dir")]
+    pub cwd: String,
+    /// `uid` or `uid:gid`, numeric; empty is `0:0`.
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    #[serde(default)]
+    pub tty: bool,
+    /// Forward the client's bytes to the process's stdin (else /dev/null).
+    #[serde(default)]
+    pub stdin: bool,
+    /// Every capability the shim holds instead of the container's set.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Initial `[height, width]` of the tty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_size: Option<[u16; 2]>,
+}
+
+fn root_dir() -> String {
+    "/".to_owned()
+}
+
+/// The reply to [`Request::Exec`]: `{"ok":true,"pid":N}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStarted {
+    pub ok: bool,
+    /// The process, as seen from the host.
+    pub pid: i32,
+}
+
+/// The reply to [`Request::ExecState`]; also the values of
+/// `STATE_DIR/execs.json`, keyed by exec ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStateReply {
+    pub running: bool,
+    pub pid: i32,
+    /// Exit status, or 128 + signal; `null` while running.
+    pub exit_code: Option<i32>,
 }
 
 fn default_true() -> bool {
@@ -247,6 +315,55 @@ mod tests {
             ),
             (r#"{"op":"pause"}"#, Request::Pause),
             (r#"{"op":"resume"}"#, Request::Resume),
+            (
+                r#"{"op":"exec","id":"e1","args":["ls","/"]}"#,
+                Request::Exec(ExecRequest {
+                    id: "e1".into(),
+                    args: vec!["ls".into(), "/".into()],
+                    env: vec![],
+                    cwd: "/".into(),
+                    user: String::new(),
+                    additional_gids: vec![],
+                    tty: false,
+                    stdin: false,
+                    privileged: false,
+                    console_size: None,
+                }),
+            ),
+            (
+                r#"{"op":"exec","id":"e2","args":["sh"],"env":["A=b"],"cwd":"/tmp","user":"65534:65534","additional_gids":[10],"tty":true,"stdin":true,"privileged":true,"console_size":[24,80]}"#,
+                Request::Exec(ExecRequest {
+                    id: "e2".into(),
+                    args: vec!["sh".into()],
+                    env: vec!["A=b".into()],
+                    cwd: "/tmp".into(),
+                    user: "65534:65534".into(),
+                    additional_gids: vec![10],
+                    tty: true,
+                    stdin: true,
+                    privileged: true,
+                    console_size: Some([24, 80]),
+                }),
+            ),
+            (
+                r#"{"op":"exec_state","id":"e1"}"#,
+                Request::ExecState { id: "e1".into() },
+            ),
+            (
+                r#"{"op":"exec_resize","id":"e1","height":30,"width":90}"#,
+                Request::ExecResize {
+                    id: "e1".into(),
+                    height: 30,
+                    width: 90,
+                },
+            ),
+            (
+                r#"{"op":"exec_kill","id":"e1","signal":9}"#,
+                Request::ExecKill {
+                    id: "e1".into(),
+                    signal: 9,
+                },
+            ),
         ];
         for (json, want) in cases {
             let got: Request = serde_json::from_str(json).unwrap();

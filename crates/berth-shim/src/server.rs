@@ -8,6 +8,9 @@
 //! and to attached clients through per-client buffers, and a client that
 //! falls too far behind is dropped rather than stalling the container.
 //!
+//! Processes started with `exec` ([`exec`]) are children of the shim too,
+//! reaped from the same signalfd, each with its own stdio and stream.
+//!
 //! Lifecycle: running → init reaped (exit known, `state` says `exited`) →
 //! output drained to EOF or for at most [`DRAIN_TIMEOUT`] → runtime delete
 //! (cgroups go away) → `exit.json` → socket removed → waiters answered,
@@ -27,6 +30,10 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
+
+mod exec;
+
+pub use exec::{read_execs_file, EXECS_FILE};
 
 use crate::error::ShimError;
 use crate::exit;
@@ -98,6 +105,7 @@ pub struct Shim {
     exited: Option<Exited>,
     drain_deadline: Option<Instant>,
     log_failed: bool,
+    execs: Vec<exec::Exec>,
 }
 
 enum Slot {
@@ -106,6 +114,9 @@ enum Slot {
     Output(usize),
     Stdin,
     Client(usize),
+    ExecOutput(usize, usize),
+    ExecStdin(usize),
+    ExecConn(usize),
 }
 
 impl Shim {
@@ -205,6 +216,7 @@ impl Shim {
             exited: None,
             drain_deadline: None,
             log_failed: false,
+            execs: Vec::new(),
         })
     }
 
@@ -217,7 +229,11 @@ impl Shim {
                     break;
                 }
             }
-            let timeout = match self.drain_deadline {
+            let deadline = [self.drain_deadline, self.execs_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let timeout = match deadline {
                 Some(d) => {
                     let ms = d
                         .saturating_duration_since(Instant::now())
@@ -243,8 +259,12 @@ impl Shim {
                     Slot::Output(i) => self.read_output(i),
                     Slot::Stdin => self.flush_stdin(),
                     Slot::Client(i) => self.client_ready(i, revents),
+                    Slot::ExecOutput(e, i) => self.exec_read_output(e, i),
+                    Slot::ExecStdin(e) => self.exec_stdin_ready(e),
+                    Slot::ExecConn(e) => self.exec_conn_ready(e, revents),
                 }
             }
+            self.execs_tick();
             self.clients.retain(|c| !c.dead);
             self.outputs.retain(|o| !o.eof);
         }
@@ -278,6 +298,9 @@ impl Shim {
             }
             slots.push(Slot::Client(i));
             fds.push(PollFd::new(c.stream.as_fd(), ev));
+        }
+        for (e, x) in self.execs.iter().enumerate() {
+            x.poll_fds(e, &mut slots, &mut fds);
         }
         poll(&mut fds, timeout)?;
         Ok(slots
@@ -327,7 +350,7 @@ impl Shim {
                         self.drain_deadline = Some(Instant::now() + DRAIN_TIMEOUT);
                     }
                 }
-                Ok(_) => {}
+                Ok(status) => self.exec_reaped(status),
             }
         }
     }
@@ -485,6 +508,8 @@ impl Shim {
                 };
                 let rest = c.inbuf.split_off(nl + 1);
                 let line = std::mem::take(&mut c.inbuf);
+                // What followed the request line: an exec takes it as stdin.
+                c.inbuf = rest.clone();
                 self.handle_request(i, &line);
                 if let (Phase::Attached { stdin: true }, false) =
                     (self.clients[i].phase, rest.is_empty())
@@ -550,6 +575,15 @@ impl Shim {
                 self.paused = false;
                 ok_line()
             }),
+            Ok(Request::Exec(req)) => match self.start_exec(i, req) {
+                Ok(()) => return,
+                Err(e) => Err(e),
+            },
+            Ok(Request::ExecState { id }) => self.exec_state(&id).map(|s| to_line(&s)),
+            Ok(Request::ExecResize { id, height, width }) => {
+                self.exec_resize(&id, height, width).map(|_| ok_line())
+            }
+            Ok(Request::ExecKill { id, signal }) => self.exec_kill(&id, signal).map(|_| ok_line()),
         };
         let c = &mut self.clients[i];
         c.phase = Phase::Replied;
@@ -606,6 +640,10 @@ impl Shim {
         }
         let Some(e) = self.exited.take() else { return };
         let status = exit::exit_status(e.code, e.signal, e.oom_killed, e.at);
+        // The kernel killed every exec with the pid namespace's init: reap
+        // them, then close their streams and record how they ended.
+        self.reap();
+        self.finish_execs();
         if let Err(err) = self.runtime.delete() {
             tracing::error!(id = %self.id, error = %err, "deleting container from runtime");
         }
@@ -645,6 +683,11 @@ impl Shim {
     fn read_last_request(&mut self, i: usize, status: &protocol::ExitStatus) {
         let id = self.id.clone();
         let state = self.state();
+        let exec_states: Vec<_> = self
+            .execs
+            .iter()
+            .map(|x| (x.id().to_owned(), x.state()))
+            .collect();
         let c = &mut self.clients[i];
         let _ = c.stream.set_nonblocking(false);
         let _ = c.stream.set_read_timeout(Some(Duration::from_millis(500)));
@@ -660,6 +703,12 @@ impl Shim {
         ) {
             Ok(Request::Wait) => to_line(status),
             Ok(Request::State) => to_line(&state),
+            Ok(Request::ExecState { id: exec }) => {
+                match exec_states.iter().find(|(x, _)| *x == exec) {
+                    Some((_, s)) => to_line(s),
+                    None => error_line(&ShimError::ExecNotFound(exec)),
+                }
+            }
             // An attacher gets its ok and then an immediate EOF.
             Ok(Request::Attach { .. }) => ok_line(),
             _ => error_line(&ShimError::FailedPrecondition {
