@@ -308,3 +308,18 @@ fn inspect_reports_state_and_config() {
     d.berth_ok(&["kill", "auto"]);
     wait_until("auto-removal", Duration::from_secs(20), || ps_status(&d, "auto").is_none());
 }
+
+#[test]
+fn start_failures_exit_like_docker() {
+    // The normal kit (a long exec-root) must work: the shim socket path fits sun_path.
+    let d = TestDaemon::start();
+    busybox(&d);
+    let (st, _, err) = d.berth(&["run", "--rm", "--network", "none", "busybox", "nonexistent-cmd"]);
+    assert_eq!(code(st), 127, "stderr: {err}");
+    assert!(err.contains("executable file not found"), "{err}");
+    let (st, _, err) = d.docker(&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"]);
+    assert_eq!(code(st), 126, "stderr: {err}");
+    assert!(err.contains("permission denied"), "{err}");
+    // --rm removed both failed containers.
+    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
+}

@@ -111,20 +111,6 @@ fn check_running(r: &ContainerRecord) -> Result<(), ContainerError> {
     }
 }
 
-/// Reads a small file of the rootfs without following a symlink out of it.
-fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
-    let mut p = rootfs.to_path_buf();
-    for part in rel.split('/') {
-        p.push(part);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => return String::new(),
-            Ok(_) => {}
-            Err(_) => return String::new(),
-        }
-    }
-    std::fs::read_to_string(&p).unwrap_or_default()
-}
-
 /// moby's exec environment: `PATH`, `HOSTNAME` and (with the exec's tty)
 /// `TERM=xterm`, then the container's env, then the exec's, each replacing
 /// a same-named entry or appended.
@@ -269,8 +255,8 @@ impl Engine {
         let rootfs = c.rootfs();
         let user_spec = if cfg.user.is_empty() { r.config.user.as_str() } else { cfg.user.as_str() };
         let user = berth_oci::resolve_user(
-            &read_in_rootfs(&rootfs, "etc/passwd"),
-            &read_in_rootfs(&rootfs, "etc/group"),
+            &super::runtime::read_in_rootfs(&rootfs, "etc/passwd"),
+            &super::runtime::read_in_rootfs(&rootfs, "etc/group"),
             user_spec,
             r.host_config.group_add.as_deref().unwrap_or(&[]),
         )

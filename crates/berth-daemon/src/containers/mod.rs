@@ -140,10 +140,12 @@ impl Container {
     pub fn rootfs(&self) -> PathBuf {
         self.bundle().join("rootfs")
     }
-    /// Kept short: the shim's socket path must fit in `sun_path` (108
-    /// bytes) even under a long exec-root.
+
+    /// `<exec-root>/s/<id[..16]>`: kept short, because the shim's socket
+    /// path must fit in `sun_path` (108 bytes) even under a long exec-root.
     pub fn shim_dir(&self) -> PathBuf {
-        self.run_dir.parent().map(|p| p.join("s")).unwrap_or_else(|| self.run_dir.join("s")).join(&self.id[..16])
+        let exec_root = self.run_dir.parent().and_then(Path::parent).unwrap_or(&self.run_dir);
+        exec_root.join("s").join(&self.id[..16])
     }
 }
 

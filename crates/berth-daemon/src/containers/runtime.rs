@@ -35,7 +35,7 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
 }
 
 /// Reads a small file of the rootfs without following a symlink out of it.
-fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
+pub(crate) fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
     let mut p = rootfs.to_path_buf();
     for part in rel.split('/') {
         p.push(part);
