@@ -141,3 +141,20 @@ fn wait_until_quiet(mut f: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+#[test]
+fn paused_container_stays_paused_across_daemon_kill9() {
+    let mut d = TestDaemon::start();
+    busybox(&d);
+    d.berth_ok(&["run", "-d", "--name", "pz", "--network", "none", "busybox", "sleep", "1000"]);
+    d.berth_ok(&["pause", "pz"]);
+    assert_eq!(inspect_f(&d, "{{.State.Status}}", "pz"), "paused");
+    d.kill9();
+    d.restart();
+    // Not mistaken for a dead container: still paused, then usable again.
+    assert_eq!(inspect_f(&d, "{{.State.Status}}", "pz"), "paused");
+    d.berth_ok(&["unpause", "pz"]);
+    assert_eq!(inspect_f(&d, "{{.State.Status}}", "pz"), "running");
+    d.berth_ok(&["rm", "-f", "pz"]);
+    assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
+}

@@ -93,6 +93,13 @@ impl Execs {
     }
 
     /// Forgets the execs of a removed container.
+    /// Exec IDs of a container, for `inspect`'s `ExecIDs`.
+    pub fn of_container(&self, container_id: &str) -> Vec<String> {
+        let mut ids: Vec<String> = self.map.read().expect("execs lock").values().filter(|r| r.container_id == container_id).map(|r| r.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
     pub fn remove_container(&self, container_id: &str) {
         self.map.write().expect("execs lock").retain(|_, r| r.container_id != container_id);
     }

@@ -559,7 +559,10 @@ impl Engine {
             }
             let shim_dir = c.shim_dir();
             match ShimClient::connect(&shim_dir).and_then(|cl| cl.state()) {
-                Ok(s) if s.status == berth_shim::Status::Running => {
+                Ok(s) if matches!(s.status, berth_shim::Status::Running | berth_shim::Status::Paused) => {
+                    // A paused container is alive too: keep it, and its state.
+                    let status = if s.status == berth_shim::Status::Paused { Status::Paused } else { Status::Running };
+                    let _ = c.update(|r| r.state.status = status);
                     tracing::info!(container = %r.id, "re-attached to running container");
                     self.monitor(c.clone());
                 }
