@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use common::containers::{busybox, cgroup_dirs, code, dir_entries, shim_pids};
 use common::TestDaemon;
 
-const CYCLES: usize = 50;
+const CYCLES: usize = 200;
 
 #[test]
 fn run_rm_cycles_leave_nothing_behind() {
