@@ -11,8 +11,29 @@ use crate::filters::Filters;
 use crate::types::*;
 
 /// Everything the API serves.
-pub trait Backend: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + VolumeBackend + Send + Sync + 'static {}
-impl<T: SystemBackend + ImageBackend + ContainerBackend + ExecBackend + VolumeBackend + Send + Sync + 'static> Backend for T {}
+pub trait Backend:
+    SystemBackend
+    + ImageBackend
+    + ContainerBackend
+    + ExecBackend
+    + VolumeBackend
+    + Send
+    + Sync
+    + 'static
+{
+}
+impl<
+        T: SystemBackend
+            + ImageBackend
+            + ContainerBackend
+            + ExecBackend
+            + VolumeBackend
+            + Send
+            + Sync
+            + 'static,
+    > Backend for T
+{
+}
 
 pub struct EventSubscription {
     /// Buffered events matching `since`.
@@ -109,21 +130,43 @@ pub struct LogStream {
 }
 
 pub trait ContainerBackend {
-    fn create_container(&self, name: Option<&str>, body: ContainerCreateBody) -> ApiResult<ContainerCreateResponse>;
+    fn create_container(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> ApiResult<ContainerCreateResponse>;
     fn list_containers(&self, opts: ListContainersOptions) -> ApiResult<Vec<ContainerSummary>>;
     fn inspect_container(&self, name: &str, size: bool) -> ApiResult<ContainerInspect>;
     /// `Ok(false)`: it was already running (HTTP 304).
     fn start_container(&self, name: &str) -> ApiResult<bool>;
     /// `Ok(false)`: it was not running (HTTP 304).
-    fn stop_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<bool>;
-    fn restart_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()>;
+    fn stop_container(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<bool>;
+    fn restart_container(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<()>;
     fn kill_container(&self, name: &str, signal: Option<&str>) -> ApiResult<()>;
     fn remove_container(&self, name: &str, force: bool, volumes: bool) -> ApiResult<()>;
     /// Resolves when `condition` (`not-running`, `next-exit`, `removed`) is met.
-    fn wait_container(&self, name: &str, condition: &str) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>>;
+    fn wait_container(
+        &self,
+        name: &str,
+        condition: &str,
+    ) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>>;
     fn container_logs(&self, name: &str, opts: LogsOptions) -> ApiResult<LogStream>;
     /// Checks now; the future connects once the container runs.
-    fn attach_container(&self, name: &str, opts: AttachOptions) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)>;
+    fn attach_container(
+        &self,
+        name: &str,
+        opts: AttachOptions,
+    ) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)>;
     fn resize_container(&self, name: &str, height: u16, width: u16) -> ApiResult<()>;
     fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()>;
     fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
@@ -142,7 +185,12 @@ pub trait ContainerBackend {
     fn container_path_stat(&self, name: &str, path: &str) -> ApiResult<serde_json::Value>;
     /// The stat of `path` and a job writing its tar.
     fn container_archive(&self, name: &str, path: &str) -> ApiResult<(serde_json::Value, SaveJob)>;
-    fn container_extract(&self, name: &str, path: &str, body: Box<dyn Read + Send>) -> ApiResult<()>;
+    fn container_extract(
+        &self,
+        name: &str,
+        path: &str,
+        body: Box<dyn Read + Send>,
+    ) -> ApiResult<()>;
 }
 
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
-        ApiError { kind, message: message.into() }
+        ApiError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(ErrorKind::InvalidArgument, message)
@@ -26,7 +29,10 @@ impl ApiError {
     }
     /// Converts any error that knows its kind.
     pub fn from_err<E: HasKind + std::fmt::Display>(e: E) -> ApiError {
-        ApiError { kind: e.kind(), message: e.to_string() }
+        ApiError {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
     }
     pub fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.kind.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
@@ -48,7 +54,11 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(kind = ?self.kind, message = %self.message, "request refused");
         }
-        (self.status(), axum::Json(serde_json::json!({ "message": self.message }))).into_response()
+        (
+            self.status(),
+            axum::Json(serde_json::json!({ "message": self.message })),
+        )
+            .into_response()
     }
 }
 

@@ -16,14 +16,34 @@ impl Filters {
             Some(r) if r.trim().is_empty() => return Ok(Filters::default()),
             Some(r) => r,
         };
-        let v: serde_json::Value = serde_json::from_str(raw).map_err(|e| ApiError::bad_request(format!("invalid filters {raw:?}: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| ApiError::bad_request(format!("invalid filters {raw:?}: expected a JSON object")))?;
+        let v: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|e| ApiError::bad_request(format!("invalid filters {raw:?}: {e}")))?;
+        let obj = v.as_object().ok_or_else(|| {
+            ApiError::bad_request(format!("invalid filters {raw:?}: expected a JSON object"))
+        })?;
         let mut out = BTreeMap::new();
         for (k, v) in obj {
             let values: Vec<String> = match v {
-                serde_json::Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string).ok_or_else(|| ApiError::bad_request(format!("invalid filter {k}: values must be strings")))).collect::<Result<_, _>>()?,
-                serde_json::Value::Object(m) => m.iter().filter(|(_, b)| b.as_bool() == Some(true)).map(|(s, _)| s.clone()).collect(),
-                _ => return Err(ApiError::bad_request(format!("invalid filter {k}: expected a list"))),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|x| {
+                        x.as_str().map(str::to_string).ok_or_else(|| {
+                            ApiError::bad_request(format!(
+                                "invalid filter {k}: values must be strings"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                serde_json::Value::Object(m) => m
+                    .iter()
+                    .filter(|(_, b)| b.as_bool() == Some(true))
+                    .map(|(s, _)| s.clone())
+                    .collect(),
+                _ => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid filter {k}: expected a list"
+                    )))
+                }
             };
             out.insert(k.clone(), values);
         }
@@ -60,6 +80,10 @@ mod tests {
         let b = Filters::parse(Some(r#"{"reference":{"busybox":true}}"#)).unwrap();
         assert_eq!(b.get("reference"), ["busybox"]);
         assert!(Filters::parse(Some("{")).is_err());
-        assert!(b.only(&["dangling"]).unwrap_err().message.contains("reference"));
+        assert!(b
+            .only(&["dangling"])
+            .unwrap_err()
+            .message
+            .contains("reference"));
     }
 }

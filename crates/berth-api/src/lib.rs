@@ -37,7 +37,9 @@ pub async fn serve_unix(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Serves `app` on a TCP listener until `shutdown` resolves.
@@ -46,5 +48,7 @@ pub async fn serve_tcp(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service()).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

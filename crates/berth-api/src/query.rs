@@ -10,20 +10,34 @@ impl Query {
     pub fn parse(raw: Option<&str>) -> Result<Query, ApiError> {
         match raw {
             None => Ok(Query::default()),
-            Some(q) => serde_urlencoded::from_str(q).map(Query).map_err(|e| ApiError::bad_request(format!("invalid query string: {e}"))),
+            Some(q) => serde_urlencoded::from_str(q)
+                .map(Query)
+                .map_err(|e| ApiError::bad_request(format!("invalid query string: {e}"))),
         }
     }
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     pub fn bool(&self, key: &str) -> Result<bool, ApiError> {
         match self.get(key) {
-            None | Some("") | Some("0") | Some("false") | Some("False") | Some("FALSE") => Ok(false),
+            None | Some("") | Some("0") | Some("false") | Some("False") | Some("FALSE") => {
+                Ok(false)
+            }
             Some("1") | Some("true") | Some("True") | Some("TRUE") => Ok(true),
-            Some(other) => Err(ApiError::bad_request(format!("invalid boolean for {key}: {other:?}"))),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "invalid boolean for {key}: {other:?}"
+            ))),
         }
     }
 }

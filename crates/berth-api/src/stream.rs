@@ -28,7 +28,13 @@ const CHUNK: usize = 256 << 10;
 impl ChannelWriter {
     pub fn new() -> (ChannelWriter, Body) {
         let (tx, rx) = mpsc::channel(16);
-        (ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) }, Body::from_stream(ReceiverStream::new(rx)))
+        (
+            ChannelWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            },
+            Body::from_stream(ReceiverStream::new(rx)),
+        )
     }
 
     /// Ends the body with an error, so the client sees a truncated transfer
@@ -42,7 +48,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
     }
 }
 

@@ -56,10 +56,17 @@ async fn version_prefix(mut req: Request, next: Next) -> Response {
     let mut version = ApiVersion::current();
     if let Some((ver, tail)) = split_version(&path) {
         let Some(v) = ApiVersion::parse(ver) else {
-            return with_headers(ApiError::bad_request(format!("invalid API version {ver:?}")).into_response());
+            return with_headers(
+                ApiError::bad_request(format!("invalid API version {ver:?}")).into_response(),
+            );
         };
         if v > ApiVersion::current() {
-            return with_headers(ApiError::bad_request(format!("client version {v} is too new. Maximum supported API version is {API_VERSION}")).into_response());
+            return with_headers(
+                ApiError::bad_request(format!(
+                    "client version {v} is too new. Maximum supported API version is {API_VERSION}"
+                ))
+                .into_response(),
+            );
         }
         if v < ApiVersion::min() {
             return with_headers(
@@ -76,7 +83,9 @@ async fn version_prefix(mut req: Request, next: Next) -> Response {
         };
         match pq.parse::<Uri>() {
             Ok(uri) => *req.uri_mut() = uri,
-            Err(_) => return with_headers(ApiError::bad_request("invalid request path").into_response()),
+            Err(_) => {
+                return with_headers(ApiError::bad_request("invalid request path").into_response())
+            }
         }
     }
     req.extensions_mut().insert(version);
@@ -92,13 +101,18 @@ fn with_headers(mut resp: Response) -> Response {
     h.insert("Api-Version", HeaderValue::from_static(API_VERSION));
     h.insert("Docker-Experimental", HeaderValue::from_static("false"));
     h.insert("Ostype", HeaderValue::from_static("linux"));
-    h.insert("Server", HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    h.insert(
+        "Server",
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
     resp
 }
 
 /// Wraps the routed API so the version prefix is removed before routing.
 pub fn wrap(inner: Router) -> Router {
-    Router::new().fallback_service(inner).layer(axum::middleware::from_fn(version_prefix))
+    Router::new()
+        .fallback_service(inner)
+        .layer(axum::middleware::from_fn(version_prefix))
 }
 
 #[cfg(test)]
@@ -107,7 +121,10 @@ mod tests {
 
     #[test]
     fn splits_prefixes() {
-        assert_eq!(split_version("/v1.47/images/json"), Some(("1.47", "/images/json")));
+        assert_eq!(
+            split_version("/v1.47/images/json"),
+            Some(("1.47", "/images/json"))
+        );
         assert_eq!(split_version("/v1.24/_ping"), Some(("1.24", "/_ping")));
         assert_eq!(split_version("/version"), None);
         assert_eq!(split_version("/volumes"), None);

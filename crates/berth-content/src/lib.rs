@@ -24,7 +24,11 @@ pub enum ContentError {
     #[error("blob digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("blob size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
     #[error("content store i/o on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -33,14 +37,19 @@ impl HasKind for ContentError {
     fn kind(&self) -> ErrorKind {
         match self {
             ContentError::NotFound(_) => ErrorKind::NotFound,
-            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => ErrorKind::InvalidArgument,
+            ContentError::DigestMismatch { .. } | ContentError::SizeMismatch { .. } => {
+                ErrorKind::InvalidArgument
+            }
             ContentError::Io { .. } => ErrorKind::Internal,
         }
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContentError + '_ {
-    move |source| ContentError::Io { path: path.to_path_buf(), source }
+    move |source| ContentError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// A directory of blobs: `<root>/blobs/sha256/<hex>` and `<root>/ingest/`.
@@ -61,9 +70,17 @@ impl ContentStore {
         for entry in fs::read_dir(&ingest).map_err(io_err(&ingest))? {
             let entry = entry.map_err(io_err(&ingest))?;
             let p = entry.path();
-            let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
         }
-        Ok(ContentStore { root: root.to_path_buf(), blobs, ingest })
+        Ok(ContentStore {
+            root: root.to_path_buf(),
+            blobs,
+            ingest,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -84,7 +101,9 @@ impl ContentStore {
         let p = self.path(digest);
         match fs::metadata(&p) {
             Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound(digest.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(ContentError::NotFound(digest.clone()))
+            }
             Err(e) => Err(ContentError::Io { path: p, source: e }),
         }
     }
@@ -95,7 +114,10 @@ impl ContentStore {
             if e.kind() == io::ErrorKind::NotFound {
                 ContentError::NotFound(digest.clone())
             } else {
-                ContentError::Io { path: p.clone(), source: e }
+                ContentError::Io {
+                    path: p.clone(),
+                    source: e,
+                }
             }
         })
     }
@@ -118,7 +140,11 @@ impl ContentStore {
     pub fn writer(&self) -> Result<BlobWriter, ContentError> {
         let name = format!("{:016x}", rand::random::<u64>());
         let path = self.ingest.join(name);
-        let file = File::options().write(true).create_new(true).open(&path).map_err(io_err(&path))?;
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         Ok(BlobWriter {
             inner: Some(Sha256Writer::new(BufWriter::with_capacity(1 << 20, file))),
             tmp: path,
@@ -188,18 +214,31 @@ impl BlobWriter {
 
     /// Verifies (when `expected` is given), fsyncs and publishes the blob.
     /// Returns its digest and size.
-    pub fn commit(mut self, expected: Option<(&Digest, u64)>) -> Result<(Digest, u64), ContentError> {
+    pub fn commit(
+        mut self,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<(Digest, u64), ContentError> {
         let w = self.inner.take().expect("commit called once");
         let (buf, digest, size) = w.finish();
-        let file = buf.into_inner().map_err(|e| ContentError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        let file = buf.into_inner().map_err(|e| ContentError::Io {
+            path: self.tmp.clone(),
+            source: e.into_error(),
+        })?;
         if let Some((want, want_size)) = expected {
             if size != want_size {
                 let _ = fs::remove_file(&self.tmp);
-                return Err(ContentError::SizeMismatch { digest: want.clone(), expected: want_size, actual: size });
+                return Err(ContentError::SizeMismatch {
+                    digest: want.clone(),
+                    expected: want_size,
+                    actual: size,
+                });
             }
             if &digest != want {
                 let _ = fs::remove_file(&self.tmp);
-                return Err(ContentError::DigestMismatch { expected: want.clone(), actual: digest });
+                return Err(ContentError::DigestMismatch {
+                    expected: want.clone(),
+                    actual: digest,
+                });
             }
         }
         file.sync_all().map_err(io_err(&self.tmp))?;
@@ -261,7 +300,10 @@ mod tests {
         assert!(matches!(err, ContentError::DigestMismatch { .. }), "{err}");
         let mut w = store.writer().unwrap();
         w.write_all(b"hello!").unwrap();
-        assert!(matches!(w.commit(Some((&d, 5))), Err(ContentError::SizeMismatch { .. })));
+        assert!(matches!(
+            w.commit(Some((&d, 5))),
+            Err(ContentError::SizeMismatch { .. })
+        ));
         // Nothing half-written is left in ingest/ or blobs/.
         assert_eq!(fs::read_dir(dir.path().join("ingest")).unwrap().count(), 0);
         assert_eq!(store.list().unwrap().len(), 1);

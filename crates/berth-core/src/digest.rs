@@ -55,7 +55,10 @@ impl Algorithm {
 impl Digest {
     /// The sha256 digest of `data`.
     pub fn sha256_of(data: &[u8]) -> Digest {
-        Digest { algorithm: Algorithm::Sha256, hex: hex::encode(Sha256::digest(data)) }
+        Digest {
+            algorithm: Algorithm::Sha256,
+            hex: hex::encode(Sha256::digest(data)),
+        }
     }
 
     /// Builds a sha256 digest from a 64-character lowercase hex string.
@@ -81,20 +84,32 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (alg, hex) = s.split_once(':').ok_or_else(|| DigestError::Malformed(s.to_string()))?;
+        let (alg, hex) = s
+            .split_once(':')
+            .ok_or_else(|| DigestError::Malformed(s.to_string()))?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            other if !other.is_empty() && other.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)) => {
+            other
+                if !other.is_empty()
+                    && other.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                    }) =>
+            {
                 return Err(DigestError::Unsupported(other.to_string()))
             }
             _ => return Err(DigestError::Malformed(s.to_string())),
         };
         // image-spec: encoded portion for sha256/sha512 MUST match /[a-f0-9]{64}/ resp. {128}.
-        if hex.len() != algorithm.hex_len() || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if hex.len() != algorithm.hex_len()
+            || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(DigestError::BadEncoding(s.to_string()));
         }
-        Ok(Digest { algorithm, hex: hex.to_string() })
+        Ok(Digest {
+            algorithm,
+            hex: hex.to_string(),
+        })
     }
 }
 
@@ -133,7 +148,11 @@ pub struct Sha256Writer<W> {
 
 impl<W> Sha256Writer<W> {
     pub fn new(inner: W) -> Self {
-        Sha256Writer { inner, hasher: Sha256::new(), written: 0 }
+        Sha256Writer {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
     pub fn written(&self) -> u64 {
         self.written
@@ -141,7 +160,14 @@ impl<W> Sha256Writer<W> {
     /// Returns the inner writer, the digest of all bytes written and their count.
     pub fn finish(self) -> (W, Digest, u64) {
         let hex = hex::encode(self.hasher.finalize());
-        (self.inner, Digest { algorithm: Algorithm::Sha256, hex }, self.written)
+        (
+            self.inner,
+            Digest {
+                algorithm: Algorithm::Sha256,
+                hex,
+            },
+            self.written,
+        )
     }
     pub fn get_ref(&self) -> &W {
         &self.inner
@@ -169,19 +195,36 @@ mod tests {
 
     #[test]
     fn parses_and_prints() {
-        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
         assert_eq!(d, Digest::sha256_of(b""));
         assert_eq!(d.short(), "e3b0c44298fc");
-        assert_eq!(d.to_string(), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        assert_eq!(
+            d.to_string(),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
     }
 
     #[test]
     fn rejects_bad_input() {
-        assert!(matches!("sha256".parse::<Digest>(), Err(DigestError::Malformed(_))));
-        assert!(matches!("md5:abcd".parse::<Digest>(), Err(DigestError::Unsupported(_))));
-        assert!(matches!("sha256:ABC".parse::<Digest>(), Err(DigestError::BadEncoding(_))));
+        assert!(matches!(
+            "sha256".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
+        assert!(matches!(
+            "md5:abcd".parse::<Digest>(),
+            Err(DigestError::Unsupported(_))
+        ));
+        assert!(matches!(
+            "sha256:ABC".parse::<Digest>(),
+            Err(DigestError::BadEncoding(_))
+        ));
         let upper = format!("sha256:{}", "A".repeat(64));
-        assert!(matches!(upper.parse::<Digest>(), Err(DigestError::BadEncoding(_))));
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(DigestError::BadEncoding(_))
+        ));
         let traversal = format!("sha256:../{}", "a".repeat(61));
         assert!(traversal.parse::<Digest>().is_err());
     }
@@ -193,6 +236,9 @@ mod tests {
         let (buf, d, n) = w.finish();
         assert_eq!(buf, b"abc");
         assert_eq!(n, 3);
-        assert_eq!(d.hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

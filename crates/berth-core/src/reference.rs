@@ -35,7 +35,9 @@ pub enum ReferenceError {
     Invalid(String),
     #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
     HexName(String),
-    #[error("invalid reference format: repository name {0:?} must not be more than 255 characters")]
+    #[error(
+        "invalid reference format: repository name {0:?} must not be more than 255 characters"
+    )]
     NameTooLong(String),
     #[error("invalid tag format: {0:?}")]
     Tag(String),
@@ -104,7 +106,12 @@ impl Reference {
         if domain.len() + 1 + path.len() > NAME_TOTAL_MAX {
             return Err(ReferenceError::NameTooLong(name.to_string()));
         }
-        Ok(Reference { domain, path, tag: tag.map(str::to_string), digest })
+        Ok(Reference {
+            domain,
+            path,
+            tag: tag.map(str::to_string),
+            digest,
+        })
     }
 
     /// Builds a reference from a repository and tag, as the Engine API passes
@@ -153,7 +160,10 @@ impl Reference {
     /// The short form Docker shows: `busybox`, `user/app`, `localhost:5000/app`.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {
-            self.path.strip_prefix(OFFICIAL_PREFIX).unwrap_or(&self.path).to_string()
+            self.path
+                .strip_prefix(OFFICIAL_PREFIX)
+                .unwrap_or(&self.path)
+                .to_string()
         } else {
             self.name()
         }
@@ -178,12 +188,22 @@ impl Reference {
         if !valid_tag(tag) {
             return Err(ReferenceError::Tag(tag.to_string()));
         }
-        Ok(Reference { domain: self.domain.clone(), path: self.path.clone(), tag: Some(tag.to_string()), digest: None })
+        Ok(Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: Some(tag.to_string()),
+            digest: None,
+        })
     }
 
     /// The same repository with a digest (and no tag).
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference { domain: self.domain.clone(), path: self.path.clone(), tag: None, digest: Some(digest) }
+        Reference {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: Some(digest),
+        }
     }
 }
 
@@ -215,16 +235,32 @@ impl FromStr for Reference {
 
 fn split_domain(name: &str) -> (String, String) {
     match name.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" || first.bytes().any(|b| b.is_ascii_uppercase()) => {
+        Some((first, rest))
+            if first.contains('.')
+                || first.contains(':')
+                || first == "localhost"
+                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+        {
             (first.to_string(), rest.to_string())
         }
         Some(_) => (DEFAULT_DOMAIN.to_string(), name.to_string()),
-        None => (DEFAULT_DOMAIN.to_string(), format!("{OFFICIAL_PREFIX}{name}")),
+        None => (
+            DEFAULT_DOMAIN.to_string(),
+            format!("{OFFICIAL_PREFIX}{name}"),
+        ),
     }
     .pipe(|(d, p)| {
         // `index.docker.io` is an alias of Docker Hub.
-        let d = if d == "index.docker.io" { DEFAULT_DOMAIN.to_string() } else { d };
-        let p = if d == DEFAULT_DOMAIN && !p.contains('/') { format!("{OFFICIAL_PREFIX}{p}") } else { p };
+        let d = if d == "index.docker.io" {
+            DEFAULT_DOMAIN.to_string()
+        } else {
+            d
+        };
+        let p = if d == DEFAULT_DOMAIN && !p.contains('/') {
+            format!("{OFFICIAL_PREFIX}{p}")
+        } else {
+            p
+        };
         (d, p)
     })
 }
@@ -241,7 +277,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 fn valid_component(c: &str) -> bool {
@@ -284,7 +321,9 @@ fn valid_domain(d: &str) -> bool {
         }
     }
     if host.starts_with('[') && host.ends_with(']') {
-        return host[1..host.len() - 1].bytes().all(|b| b.is_ascii_hexdigit() || b == b':');
+        return host[1..host.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':');
     }
     !host.is_empty()
         && host.split('.').all(|label| {
@@ -312,11 +351,20 @@ mod tests {
         assert_eq!(norm("localhost/app"), "localhost/app:latest");
         assert_eq!(norm("localhost:5000/app:v1"), "localhost:5000/app:v1");
         assert_eq!(norm("127.0.0.1:5000/a/b/c"), "127.0.0.1:5000/a/b/c:latest");
-        assert_eq!(norm("index.docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("index.docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(norm("quay.io/org/img:1.0"), "quay.io/org/img:1.0");
         let d = format!("sha256:{}", "a".repeat(64));
-        assert_eq!(norm(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
-        assert_eq!(norm(&format!("busybox:1@{d}")), format!("docker.io/library/busybox:1@{d}"));
+        assert_eq!(
+            norm(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
+        assert_eq!(
+            norm(&format!("busybox:1@{d}")),
+            format!("docker.io/library/busybox:1@{d}")
+        );
     }
 
     #[test]
@@ -326,13 +374,22 @@ mod tests {
         assert_eq!(r.familiar_name(), "busybox");
         let r = Reference::parse_normalized("localhost:5000/x/y:2").unwrap();
         assert_eq!(r.familiar(), "localhost:5000/x/y:2");
-        assert_eq!(Reference::parse_normalized("me/app").unwrap().familiar(), "me/app:latest");
+        assert_eq!(
+            Reference::parse_normalized("me/app").unwrap().familiar(),
+            "me/app:latest"
+        );
     }
 
     #[test]
     fn rejects_what_docker_rejects() {
-        assert!(matches!(Reference::parse_normalized("Busybox"), Err(ReferenceError::Uppercase(_))));
-        assert!(matches!(Reference::parse_normalized(&"a".repeat(64)), Err(ReferenceError::HexName(_))));
+        assert!(matches!(
+            Reference::parse_normalized("Busybox"),
+            Err(ReferenceError::Uppercase(_))
+        ));
+        assert!(matches!(
+            Reference::parse_normalized(&"a".repeat(64)),
+            Err(ReferenceError::HexName(_))
+        ));
         assert!(Reference::parse_normalized("").is_err());
         assert!(Reference::parse_normalized("bad//name").is_err());
         assert!(Reference::parse_normalized("-bad").is_err());

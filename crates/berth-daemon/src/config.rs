@@ -61,7 +61,10 @@ pub struct DaemonConfig {
 impl DaemonConfig {
     pub fn resolve(flags: Flags) -> Result<DaemonConfig, DaemonError> {
         let explicit = flags.config_file.is_some();
-        let path = flags.config_file.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+        let path = flags
+            .config_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
         let file = read_file(&path, explicit)?;
         let mut conflicts = Vec::new();
         if flags.data_root.is_some() && file.data_root.is_some() {
@@ -88,10 +91,19 @@ impl DaemonConfig {
             .or(file.log_level)
             .or_else(|| file.debug.filter(|d| *d).map(|_| "debug".to_string()))
             .unwrap_or_else(|| "info".into());
-        if !matches!(log_level.as_str(), "debug" | "info" | "warn" | "error" | "fatal" | "trace") {
-            return Err(DaemonError::Config(format!("invalid log level {log_level:?}: use debug, info, warn, error or fatal")));
+        if !matches!(
+            log_level.as_str(),
+            "debug" | "info" | "warn" | "error" | "fatal" | "trace"
+        ) {
+            return Err(DaemonError::Config(format!(
+                "invalid log level {log_level:?}: use debug, info, warn, error or fatal"
+            )));
         }
-        let mut hosts = if !flags.hosts.is_empty() { flags.hosts } else { file.hosts };
+        let mut hosts = if !flags.hosts.is_empty() {
+            flags.hosts
+        } else {
+            file.hosts
+        };
         if hosts.is_empty() {
             hosts.push(DEFAULT_SOCKET.to_string());
         }
@@ -99,8 +111,18 @@ impl DaemonConfig {
             parse_host(h)?;
         }
         Ok(DaemonConfig {
-            data_root: absolute(flags.data_root.or(file.data_root).unwrap_or_else(|| DEFAULT_DATA_ROOT.into()))?,
-            exec_root: absolute(flags.exec_root.or(file.exec_root).unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()))?,
+            data_root: absolute(
+                flags
+                    .data_root
+                    .or(file.data_root)
+                    .unwrap_or_else(|| DEFAULT_DATA_ROOT.into()),
+            )?,
+            exec_root: absolute(
+                flags
+                    .exec_root
+                    .or(file.exec_root)
+                    .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into()),
+            )?,
             hosts,
             log_level,
             live_restore: file.live_restore.unwrap_or(true),
@@ -115,16 +137,28 @@ fn absolute(p: PathBuf) -> Result<PathBuf, DaemonError> {
     if p.is_absolute() {
         Ok(p)
     } else {
-        std::env::current_dir().map(|c| c.join(&p)).map_err(|e| DaemonError::Config(format!("resolving {}: {e}", p.display())))
+        std::env::current_dir()
+            .map(|c| c.join(&p))
+            .map_err(|e| DaemonError::Config(format!("resolving {}: {e}", p.display())))
     }
 }
 
 fn read_file(path: &Path, explicit: bool) -> Result<FileConfig, DaemonError> {
     match std::fs::read(path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(FileConfig::default()),
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| DaemonError::Config(format!("invalid configuration file {}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => Ok(FileConfig::default()),
-        Err(e) => Err(DaemonError::Config(format!("reading configuration file {}: {e}", path.display()))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            DaemonError::Config(format!(
+                "invalid configuration file {}: {e}",
+                path.display()
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            Ok(FileConfig::default())
+        }
+        Err(e) => Err(DaemonError::Config(format!(
+            "reading configuration file {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -138,21 +172,31 @@ pub enum Host {
 pub fn parse_host(h: &str) -> Result<Host, DaemonError> {
     if let Some(p) = h.strip_prefix("unix://") {
         if p.is_empty() || !p.starts_with('/') {
-            return Err(DaemonError::Config(format!("invalid host {h:?}: a unix socket needs an absolute path")));
+            return Err(DaemonError::Config(format!(
+                "invalid host {h:?}: a unix socket needs an absolute path"
+            )));
         }
         return Ok(Host::Unix(PathBuf::from(p)));
     }
     if let Some(a) = h.strip_prefix("tcp://") {
         if a.is_empty() {
-            return Err(DaemonError::Config(format!("invalid host {h:?}: missing address")));
+            return Err(DaemonError::Config(format!(
+                "invalid host {h:?}: missing address"
+            )));
         }
-        let addr = if a.contains(':') { a.to_string() } else { format!("{a}:2375") };
+        let addr = if a.contains(':') {
+            a.to_string()
+        } else {
+            format!("{a}:2375")
+        };
         return Ok(Host::Tcp(addr));
     }
     if h.starts_with('/') {
         return Ok(Host::Unix(PathBuf::from(h)));
     }
-    Err(DaemonError::Config(format!("invalid host {h:?}: use unix:///path or tcp://addr:port")))
+    Err(DaemonError::Config(format!(
+        "invalid host {h:?}: use unix:///path or tcp://addr:port"
+    )))
 }
 
 #[cfg(test)]
@@ -163,13 +207,26 @@ mod tests {
     fn flags_and_file_merge_and_conflict() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("daemon.json");
-        std::fs::write(&f, r#"{"data-root":"/tmp/x","log-level":"debug","storage-driver":"overlay2"}"#).unwrap();
-        let c = DaemonConfig::resolve(Flags { config_file: Some(f.clone()), ..Default::default() }).unwrap();
+        std::fs::write(
+            &f,
+            r#"{"data-root":"/tmp/x","log-level":"debug","storage-driver":"overlay2"}"#,
+        )
+        .unwrap();
+        let c = DaemonConfig::resolve(Flags {
+            config_file: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(c.data_root, PathBuf::from("/tmp/x"));
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.hosts, vec![DEFAULT_SOCKET.to_string()]);
         assert_eq!(c.ignored_keys, vec!["storage-driver".to_string()]);
-        let e = DaemonConfig::resolve(Flags { config_file: Some(f), data_root: Some("/y".into()), ..Default::default() }).unwrap_err();
+        let e = DaemonConfig::resolve(Flags {
+            config_file: Some(f),
+            data_root: Some("/y".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(e.to_string().contains("data-root"), "{e}");
     }
 
@@ -178,12 +235,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("daemon.json");
         std::fs::write(&f, "{not json").unwrap();
-        let e = DaemonConfig::resolve(Flags { config_file: Some(f.clone()), ..Default::default() }).unwrap_err();
+        let e = DaemonConfig::resolve(Flags {
+            config_file: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(e.to_string().contains(&f.display().to_string()));
-        let missing = DaemonConfig::resolve(Flags { config_file: Some(dir.path().join("nope.json")), ..Default::default() });
+        let missing = DaemonConfig::resolve(Flags {
+            config_file: Some(dir.path().join("nope.json")),
+            ..Default::default()
+        });
         assert!(missing.is_err());
         assert!(parse_host("unix://relative").is_err());
-        assert_eq!(parse_host("tcp://127.0.0.1").unwrap(), Host::Tcp("127.0.0.1:2375".into()));
+        assert_eq!(
+            parse_host("tcp://127.0.0.1").unwrap(),
+            Host::Tcp("127.0.0.1:2375".into())
+        );
         assert!(parse_host("ftp://x").is_err());
     }
 }

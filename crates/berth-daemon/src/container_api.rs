@@ -30,15 +30,25 @@ fn status_text(r: &crate::containers::ContainerRecord) -> String {
         Status::Created => "Created".into(),
         Status::Running => format!("Up {}", h(secs_since(&r.state.started_at))),
         Status::Paused => format!("Up {} (Paused)", h(secs_since(&r.state.started_at))),
-        Status::Restarting => format!("Restarting ({}) {} ago", r.state.exit_code, h(secs_since(&r.state.finished_at))),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            h(secs_since(&r.state.finished_at))
+        ),
         Status::Removing => "Removal In Progress".into(),
-        Status::Exited => format!("Exited ({}) {} ago", r.state.exit_code, h(secs_since(&r.state.finished_at))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            h(secs_since(&r.state.finished_at))
+        ),
         Status::Dead => "Dead".into(),
     }
 }
 
 fn unix(rfc: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(rfc).map(|t| t.timestamp()).unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(rfc)
+        .map(|t| t.timestamp())
+        .unwrap_or(0)
 }
 
 fn zero_time(t: &Option<String>) -> String {
@@ -52,8 +62,15 @@ impl Engine {
 
     fn summary(&self, c: &Container, size: bool) -> ContainerSummary {
         let r = c.record();
-        let command = std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect::<Vec<_>>().join(" ");
-        let network = if r.host_config.network_mode.is_empty() { "default".to_string() } else { r.host_config.network_mode.clone() };
+        let command = std::iter::once(r.path.clone())
+            .chain(r.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let network = if r.host_config.network_mode.is_empty() {
+            "default".to_string()
+        } else {
+            r.host_config.network_mode.clone()
+        };
         ContainerSummary {
             id: r.id.clone(),
             names: vec![format!("/{}", r.name)],
@@ -93,7 +110,9 @@ fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for ent in rd.flatten() {
             let Ok(m) = ent.metadata() else { continue };
             if m.is_dir() {
@@ -106,8 +125,13 @@ fn dir_size(p: &std::path::Path) -> u64 {
     total
 }
 
-fn matches_filters(f: &Filters, r: &crate::containers::ContainerRecord, created_bounds: (Option<i64>, Option<i64>)) -> bool {
-    let any = |k: &str, p: &dyn Fn(&str) -> bool| f.get(k).is_empty() || f.get(k).iter().any(|v| p(v));
+fn matches_filters(
+    f: &Filters,
+    r: &crate::containers::ContainerRecord,
+    created_bounds: (Option<i64>, Option<i64>),
+) -> bool {
+    let any =
+        |k: &str, p: &dyn Fn(&str) -> bool| f.get(k).is_empty() || f.get(k).iter().any(|v| p(v));
     let labels = r.config.labels.clone().unwrap_or_default();
     let created = unix(&r.created);
     any("status", &|v| v == r.state.status.as_str())
@@ -117,14 +141,25 @@ fn matches_filters(f: &Filters, r: &crate::containers::ContainerRecord, created_
             Some((k, val)) => labels.get(k).map(String::as_str) == Some(val),
             None => labels.contains_key(v),
         })
-        && any("ancestor", &|v| r.image == v || r.image_id == v || r.image_id.trim_start_matches("sha256:").starts_with(v) || r.image.split(':').next() == Some(v))
-        && any("exited", &|v| r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code))
+        && any("ancestor", &|v| {
+            r.image == v
+                || r.image_id == v
+                || r.image_id.trim_start_matches("sha256:").starts_with(v)
+                || r.image.split(':').next() == Some(v)
+        })
+        && any("exited", &|v| {
+            r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code)
+        })
         && created_bounds.0.is_none_or(|b| created < b)
         && created_bounds.1.is_none_or(|s| created > s)
 }
 
 impl ContainerBackend for Engine {
-    fn create_container(&self, name: Option<&str>, body: ContainerCreateBody) -> ApiResult<ContainerCreateResponse> {
+    fn create_container(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> ApiResult<ContainerCreateResponse> {
         let (id, warnings) = self.container_create(name, body).map_err(e)?;
         Ok(ContainerCreateResponse { id, warnings })
     }
@@ -143,7 +178,10 @@ impl ContainerBackend for Engine {
         let mut out = Vec::new();
         for c in all {
             let r = c.record();
-            let show_all = opts.all || opts.limit.is_some() || !opts.filters.get("status").is_empty() || !opts.filters.get("exited").is_empty();
+            let show_all = opts.all
+                || opts.limit.is_some()
+                || !opts.filters.get("status").is_empty()
+                || !opts.filters.get("exited").is_empty();
             if !show_all && !r.state.status.is_running() {
                 continue;
             }
@@ -161,14 +199,33 @@ impl ContainerBackend for Engine {
     fn inspect_container(&self, name: &str, _size: bool) -> ApiResult<ContainerInspect> {
         let c = self.container(name)?;
         let r = c.record();
-        let lower = self.images.layer_dirs(&r.image_id.parse().map_err(|_| ApiError::internal("bad image id in record"))?).unwrap_or_default();
+        let lower = self
+            .images
+            .layer_dirs(
+                &r.image_id
+                    .parse()
+                    .map_err(|_| ApiError::internal("bad image id in record"))?,
+            )
+            .unwrap_or_default();
         let data = BTreeMap::from([
-            ("LowerDir".to_string(), lower.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")),
+            (
+                "LowerDir".to_string(),
+                lower
+                    .iter()
+                    .rev()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            ),
             ("UpperDir".to_string(), c.upper_dir().display().to_string()),
             ("WorkDir".to_string(), c.work_dir().display().to_string()),
             ("MergedDir".to_string(), c.rootfs().display().to_string()),
         ]);
-        let network = if r.host_config.network_mode.is_empty() { "default".to_string() } else { r.host_config.network_mode.clone() };
+        let network = if r.host_config.network_mode.is_empty() {
+            "default".to_string()
+        } else {
+            r.host_config.network_mode.clone()
+        };
         let mut host_config = r.host_config.clone();
         host_config.network_mode = network;
         Ok(ContainerInspect {
@@ -183,7 +240,11 @@ impl ContainerBackend for Engine {
                 restarting: r.state.status == Status::Restarting,
                 oom_killed: r.state.oom_killed,
                 dead: r.state.status == Status::Dead,
-                pid: if r.state.status.is_running() { r.state.pid } else { 0 },
+                pid: if r.state.status.is_running() {
+                    r.state.pid
+                } else {
+                    0
+                },
                 exit_code: r.state.exit_code,
                 error: r.state.error.clone(),
                 started_at: zero_time(&r.state.started_at),
@@ -204,7 +265,10 @@ impl ContainerBackend for Engine {
             app_armor_profile: String::new(),
             exec_ids: Some(self.containers.execs.of_container(&r.id)).filter(|ids| !ids.is_empty()),
             host_config,
-            graph_driver: GraphDriver { name: "overlay2".into(), data },
+            graph_driver: GraphDriver {
+                name: "overlay2".into(),
+                data,
+            },
             mounts: mounts_json(&r),
             config: r.config.clone(),
             network_settings: json!({ "Networks": {}, "Ports": {}, "SandboxKey": "", "IPAddress": "", "Gateway": "", "MacAddress": "" }),
@@ -216,12 +280,22 @@ impl ContainerBackend for Engine {
         self.container_start(&c).map_err(e)
     }
 
-    fn stop_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<bool> {
+    fn stop_container(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<bool> {
         let c = self.container(name)?;
         self.container_stop(&c, signal, timeout, true).map_err(e)
     }
 
-    fn restart_container(&self, name: &str, signal: Option<&str>, timeout: Option<i64>) -> ApiResult<()> {
+    fn restart_container(
+        &self,
+        name: &str,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<()> {
         let c = self.container(name)?;
         self.container_stop(&c, signal, timeout, false).map_err(e)?;
         self.container_start(&c).map_err(e)?;
@@ -230,7 +304,8 @@ impl ContainerBackend for Engine {
 
     fn kill_container(&self, name: &str, signal: Option<&str>) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_kill(&c, signal.unwrap_or("SIGKILL")).map_err(e)
+        self.container_kill(&c, signal.unwrap_or("SIGKILL"))
+            .map_err(e)
     }
 
     fn remove_container(&self, name: &str, force: bool, volumes: bool) -> ApiResult<()> {
@@ -238,7 +313,11 @@ impl ContainerBackend for Engine {
         self.container_remove_v(&c, force, volumes).map_err(e)
     }
 
-    fn wait_container(&self, name: &str, condition: &str) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>> {
+    fn wait_container(
+        &self,
+        name: &str,
+        condition: &str,
+    ) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>> {
         let c = self.container(name)?;
         Ok(self.container_wait(&c, condition))
     }
@@ -247,7 +326,15 @@ impl ContainerBackend for Engine {
         let c = self.container(name)?;
         let r = c.record();
         let tty = r.config.tty;
-        let filter = logs::Filter { stdout: opts.stdout, stderr: opts.stderr, since: opts.since, until: opts.until, timestamps: opts.timestamps, tail: opts.tail, tty };
+        let filter = logs::Filter {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            since: opts.since,
+            until: opts.until,
+            timestamps: opts.timestamps,
+            tail: opts.tail,
+            tty,
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let path = c.log_path();
         let status = c.subscribe();
@@ -255,7 +342,11 @@ impl ContainerBackend for Engine {
         Ok(LogStream { tty, frames: rx })
     }
 
-    fn attach_container(&self, name: &str, opts: AttachOptions) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)> {
+    fn attach_container(
+        &self,
+        name: &str,
+        opts: AttachOptions,
+    ) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)> {
         let c = self.container(name)?;
         let tty = c.record().config.tty;
         Ok((tty, self.container_attach(&c, opts)))
@@ -276,7 +367,13 @@ impl ContainerBackend for Engine {
         let old = c.name();
         c.update(|r| r.name = new.to_string()).map_err(e)?;
         let r = c.record();
-        self.events.container_with("rename", &r.id, new, &r.image, BTreeMap::from([("oldName".to_string(), format!("/{old}"))]));
+        self.events.container_with(
+            "rename",
+            &r.id,
+            new,
+            &r.image,
+            BTreeMap::from([("oldName".to_string(), format!("/{old}"))]),
+        );
         Ok(())
     }
 
@@ -307,7 +404,14 @@ impl ContainerBackend for Engine {
 
     fn commit_container(&self, req: CommitContainer) -> ApiResult<String> {
         let c = self.container(&req.container)?;
-        let r = crate::containers::ops::CommitRequest { repo: req.repo, tag: req.tag, comment: req.comment, author: req.author, changes: req.changes, pause: req.pause };
+        let r = crate::containers::ops::CommitRequest {
+            repo: req.repo,
+            tag: req.tag,
+            comment: req.comment,
+            author: req.author,
+            changes: req.changes,
+            pause: req.pause,
+        };
         self.container_commit(&c, r).map_err(e)
     }
 
@@ -321,10 +425,20 @@ impl ContainerBackend for Engine {
         let stat = self.container_path_stat(&c, path).map_err(e)?;
         let engine = self.arc();
         let path = path.to_string();
-        Ok((stat, Box::new(move |out: &mut dyn std::io::Write| engine.container_archive(&c, &path, out).map_err(e))))
+        Ok((
+            stat,
+            Box::new(move |out: &mut dyn std::io::Write| {
+                engine.container_archive(&c, &path, out).map_err(e)
+            }),
+        ))
     }
 
-    fn container_extract(&self, name: &str, path: &str, body: Box<dyn std::io::Read + Send>) -> ApiResult<()> {
+    fn container_extract(
+        &self,
+        name: &str,
+        path: &str,
+        body: Box<dyn std::io::Read + Send>,
+    ) -> ApiResult<()> {
         let c = self.container(name)?;
         self.container_extract(&c, path, body).map_err(e)
     }
@@ -334,7 +448,20 @@ impl ContainerBackend for Engine {
         let mut reclaimed = 0u64;
         for c in self.containers.all() {
             let r = c.record();
-            if r.state.status.is_running() || !matches_filters(&Filters(filters.0.iter().filter(|(k, _)| k.starts_with("label")).map(|(k, v)| (k.clone(), v.clone())).collect()), &r, (None, None)) {
+            if r.state.status.is_running()
+                || !matches_filters(
+                    &Filters(
+                        filters
+                            .0
+                            .iter()
+                            .filter(|(k, _)| k.starts_with("label"))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    &r,
+                    (None, None),
+                )
+            {
                 continue;
             }
             let size = dir_size(&c.upper_dir());
@@ -343,6 +470,8 @@ impl ContainerBackend for Engine {
                 reclaimed += size;
             }
         }
-        Ok(json!({ "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }))
+        Ok(
+            json!({ "ContainersDeleted": if deleted.is_empty() { serde_json::Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }),
+        )
     }
 }

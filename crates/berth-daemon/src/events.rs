@@ -17,19 +17,31 @@ pub struct EventBus {
 
 impl Default for EventBus {
     fn default() -> Self {
-        EventBus { tx: broadcast::channel(256).0, recent: Mutex::new(VecDeque::with_capacity(KEEP)) }
+        EventBus {
+            tx: broadcast::channel(256).0,
+            recent: Mutex::new(VecDeque::with_capacity(KEEP)),
+        }
     }
 }
 
 impl EventBus {
-    pub fn publish(&self, kind: &str, action: &str, id: &str, attributes: BTreeMap<String, String>) {
+    pub fn publish(
+        &self,
+        kind: &str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+    ) {
         let now = chrono::Utc::now();
         let nanos = now.timestamp_nanos_opt().unwrap_or(0);
         let legacy = kind == "image" || kind == "container";
         let e = Event {
             kind: kind.into(),
             action: action.into(),
-            actor: Actor { id: id.into(), attributes },
+            actor: Actor {
+                id: id.into(),
+                attributes,
+            },
             scope: "local".into(),
             time: now.timestamp(),
             time_nano: nanos,
@@ -58,7 +70,14 @@ impl EventBus {
         self.container_with(action, id, name, image, BTreeMap::new());
     }
 
-    pub fn container_with(&self, action: &str, id: &str, name: &str, image: &str, mut attributes: BTreeMap<String, String>) {
+    pub fn container_with(
+        &self,
+        action: &str,
+        id: &str,
+        name: &str,
+        image: &str,
+        mut attributes: BTreeMap<String, String>,
+    ) {
         attributes.insert("name".to_string(), name.to_string());
         attributes.insert("image".to_string(), image.to_string());
         self.publish("container", action, id, attributes);
@@ -68,7 +87,14 @@ impl EventBus {
         // Subscribe before copying the buffer so nothing falls in between.
         let live = self.tx.subscribe();
         let past = match since {
-            Some(s) => self.recent.lock().expect("events lock").iter().filter(|e| e.time_nano >= s).cloned().collect(),
+            Some(s) => self
+                .recent
+                .lock()
+                .expect("events lock")
+                .iter()
+                .filter(|e| e.time_nano >= s)
+                .cloned()
+                .collect(),
             None => Vec::new(),
         };
         EventSubscription { past, live }

@@ -1,7 +1,9 @@
 //! The exec role of the API backend: wire types to and from the exec
 //! records of [`crate::containers::exec`].
 
-use berth_api::backend::{ExecBackend, ExecCreateBody, ExecInspect, ExecProcessConfig, ExecStartBody, ExecStream};
+use berth_api::backend::{
+    ExecBackend, ExecCreateBody, ExecInspect, ExecProcessConfig, ExecStartBody, ExecStream,
+};
 use berth_api::error::ApiResult;
 use berth_api::ApiError;
 
@@ -17,7 +19,9 @@ fn console_size(v: &Option<Vec<u16>>) -> ApiResult<Option<[u16; 2]>> {
     match v.as_deref() {
         None | Some([]) => Ok(None),
         Some([h, w]) => Ok(Some([*h, *w])),
-        Some(other) => Err(ApiError::bad_request(format!("ConsoleSize must be [height, width], got {other:?}"))),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "ConsoleSize must be [height, width], got {other:?}"
+        ))),
     }
 }
 
@@ -38,7 +42,10 @@ impl ExecBackend for Engine {
             console_size: console_size(&body.console_size)?,
         };
         if !config.working_dir.is_empty() && !config.working_dir.starts_with('/') {
-            return Err(ApiError::bad_request(format!("the working directory '{}' is invalid, it needs to be an absolute path", config.working_dir)));
+            return Err(ApiError::bad_request(format!(
+                "the working directory '{}' is invalid, it needs to be an absolute path",
+                config.working_dir
+            )));
         }
         self.exec_create(&c, config).map_err(e)
     }
@@ -47,7 +54,10 @@ impl ExecBackend for Engine {
         let exec = self.containers.execs.get(id).map_err(e)?;
         let size = console_size(&opts.console_size)?;
         let tty = exec.config.tty;
-        Ok(self.exec_start(&exec, opts.detach, size).map_err(e)?.map(|io| ExecStream { tty, io }))
+        Ok(self
+            .exec_start(&exec, opts.detach, size)
+            .map_err(e)?
+            .map(|io| ExecStream { tty, io }))
     }
 
     fn inspect_exec(&self, id: &str) -> ApiResult<ExecInspect> {
@@ -78,7 +88,10 @@ impl ExecBackend for Engine {
     fn resize_exec(&self, id: &str, height: u16, width: u16) -> ApiResult<()> {
         let exec = self.containers.execs.get(id).map_err(e)?;
         if !exec.config.tty {
-            return Err(ApiError::new(berth_core::ErrorKind::Conflict, format!("Exec {id} has no tty")));
+            return Err(ApiError::new(
+                berth_core::ErrorKind::Conflict,
+                format!("Exec {id} has no tty"),
+            ));
         }
         self.exec_resize(&exec, height, width).map_err(e)
     }

@@ -38,7 +38,12 @@ fn glob(pattern: &str, s: &str) -> bool {
 fn summary(info: &ImageInfo) -> ImageSummary {
     ImageSummary {
         id: info.id().to_string(),
-        parent_id: info.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        parent_id: info
+            .record
+            .parent
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
         repo_tags: info.tags.iter().map(|t| t.familiar()).collect(),
         repo_digests: vec![],
         created: info.config.created_unix(),
@@ -77,7 +82,13 @@ fn config_value(info: &ImageInfo) -> Value {
 }
 
 fn parse_until(v: &str) -> Result<i64, ApiError> {
-    v.split('.').next().unwrap_or("").parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid until timestamp {v:?}: use unix seconds")))
+    v.split('.')
+        .next()
+        .unwrap_or("")
+        .parse::<i64>()
+        .map_err(|_| {
+            ApiError::bad_request(format!("invalid until timestamp {v:?}: use unix seconds"))
+        })
 }
 
 impl Engine {
@@ -98,11 +109,28 @@ impl ImageBackend for Engine {
             [] => None,
             [v] if v == "true" || v == "1" => Some(true),
             [v] if v == "false" || v == "0" => Some(false),
-            v => return Err(ApiError::bad_request(format!("invalid filter 'dangling={}'", v.join(",")))),
+            v => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter 'dangling={}'",
+                    v.join(",")
+                )))
+            }
         };
-        let before = f.get("before").iter().map(|n| self.created_of(n)).collect::<ApiResult<Vec<_>>>()?;
-        let since = f.get("since").iter().map(|n| self.created_of(n)).collect::<ApiResult<Vec<_>>>()?;
-        let until = f.get("until").iter().map(|v| parse_until(v)).collect::<ApiResult<Vec<_>>>()?;
+        let before = f
+            .get("before")
+            .iter()
+            .map(|n| self.created_of(n))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let since = f
+            .get("since")
+            .iter()
+            .map(|n| self.created_of(n))
+            .collect::<ApiResult<Vec<_>>>()?;
+        let until = f
+            .get("until")
+            .iter()
+            .map(|v| parse_until(v))
+            .collect::<ApiResult<Vec<_>>>()?;
         let mut out = Vec::new();
         for info in self.images.list().map_err(e)? {
             let created = info.config.created_unix();
@@ -111,10 +139,17 @@ impl ImageBackend for Engine {
                     continue;
                 }
             }
-            if !f.get("label").iter().all(|l| label_matches(l, &info.config.labels())) {
+            if !f
+                .get("label")
+                .iter()
+                .all(|l| label_matches(l, &info.config.labels()))
+            {
                 continue;
             }
-            if before.iter().any(|b| created >= *b) || since.iter().any(|s| created <= *s) || until.iter().any(|u| created > *u) {
+            if before.iter().any(|b| created >= *b)
+                || since.iter().any(|s| created <= *s)
+                || until.iter().any(|u| created > *u)
+            {
                 continue;
             }
             let mut s = summary(&info);
@@ -124,7 +159,13 @@ impl ImageBackend for Engine {
                 let tags: Vec<String> = info
                     .tags
                     .iter()
-                    .filter(|t| refs.iter().any(|p| glob(p, &t.familiar()) || glob(p, &t.familiar_name()) || glob(p, &t.to_string())))
+                    .filter(|t| {
+                        refs.iter().any(|p| {
+                            glob(p, &t.familiar())
+                                || glob(p, &t.familiar_name())
+                                || glob(p, &t.to_string())
+                        })
+                    })
                     .map(|t| t.familiar())
                     .collect();
                 if tags.is_empty() {
@@ -144,7 +185,15 @@ impl ImageBackend for Engine {
         if let Some((top, lower)) = dirs.split_last() {
             data.insert("UpperDir".into(), top.display().to_string());
             if !lower.is_empty() {
-                data.insert("LowerDir".into(), lower.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"));
+                data.insert(
+                    "LowerDir".into(),
+                    lower
+                        .iter()
+                        .rev()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                );
             }
         }
         let c = &info.config;
@@ -152,12 +201,26 @@ impl ImageBackend for Engine {
             id: info.id().to_string(),
             repo_tags: info.tags.iter().map(|t| t.familiar()).collect(),
             repo_digests: vec![],
-            parent: info.record.parent.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+            parent: info
+                .record
+                .parent
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             // Docker keeps the import/commit message at top level; configs
             // written by berth keep it in the newest history entry.
-            comment: c.comment.clone().or_else(|| c.history.last().and_then(|h| h.comment.clone())).unwrap_or_default(),
+            comment: c
+                .comment
+                .clone()
+                .or_else(|| c.history.last().and_then(|h| h.comment.clone()))
+                .unwrap_or_default(),
             created: c.created.clone().unwrap_or_default(),
-            docker_version: c.extra.get("docker_version").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            docker_version: c
+                .extra
+                .get("docker_version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
             author: c.author.clone().unwrap_or_default(),
             config: config_value(&info),
             architecture: c.architecture.clone(),
@@ -165,9 +228,17 @@ impl ImageBackend for Engine {
             os: c.os.clone(),
             size: info.record.size() as i64,
             virtual_size: None,
-            graph_driver: GraphDriver { name: "overlay2".into(), data },
-            root_fs: RootFs { kind: "layers".into(), layers: c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect() },
-            metadata: ImageMetadata { last_tag_time: info.record.last_tag_time.clone() },
+            graph_driver: GraphDriver {
+                name: "overlay2".into(),
+                data,
+            },
+            root_fs: RootFs {
+                kind: "layers".into(),
+                layers: c.rootfs.diff_ids.iter().map(|d| d.to_string()).collect(),
+            },
+            metadata: ImageMetadata {
+                last_tag_time: info.record.last_tag_time.clone(),
+            },
         })
     }
 
@@ -177,12 +248,26 @@ impl ImageBackend for Engine {
         let mut items: Vec<HistoryItem> = Vec::new();
         if info.config.history.is_empty() {
             for l in info.record.layers.iter() {
-                items.push(HistoryItem { id: "<missing>".into(), created: info.config.created_unix(), size: l.size as i64, ..Default::default() });
+                items.push(HistoryItem {
+                    id: "<missing>".into(),
+                    created: info.config.created_unix(),
+                    size: l.size as i64,
+                    ..Default::default()
+                });
             }
         } else {
             for h in &info.config.history {
-                let size = if h.empty_layer { 0 } else { layers.next().map(|l| l.size as i64).unwrap_or(0) };
-                let created = h.created.as_deref().and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok()).map(|t| t.timestamp()).unwrap_or(0);
+                let size = if h.empty_layer {
+                    0
+                } else {
+                    layers.next().map(|l| l.size as i64).unwrap_or(0)
+                };
+                let created = h
+                    .created
+                    .as_deref()
+                    .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+                    .map(|t| t.timestamp())
+                    .unwrap_or(0);
                 items.push(HistoryItem {
                     id: "<missing>".into(),
                     created,
@@ -204,13 +289,22 @@ impl ImageBackend for Engine {
     fn tag_image(&self, name: &str, repo: &str, tag: Option<&str>) -> ApiResult<()> {
         let target = Reference::from_repo_tag(repo, tag).map_err(e)?;
         let id = self.images.tag(name, &target).map_err(e)?;
-        self.events.image("tag", &id.to_string(), Some(&target.familiar()));
+        self.events
+            .image("tag", &id.to_string(), Some(&target.familiar()));
         Ok(())
     }
 
     fn remove_image(&self, name: &str, force: bool, _noprune: bool) -> ApiResult<Vec<DeleteItem>> {
         let id = self.images.resolve(name).map_err(e)?;
-        let removed = self.images.remove(name, force, &|id: &Digest| self.containers.users_of(&id.to_string()).into_iter().max_by_key(|(_, running)| *running)).map_err(e)?;
+        let removed = self
+            .images
+            .remove(name, force, &|id: &Digest| {
+                self.containers
+                    .users_of(&id.to_string())
+                    .into_iter()
+                    .max_by_key(|(_, running)| *running)
+            })
+            .map_err(e)?;
         Ok(self.report_removed(removed, Some(&id)))
     }
 
@@ -219,18 +313,32 @@ impl ImageBackend for Engine {
             [] => false,
             [v] if v == "true" || v == "1" => false,
             [v] if v == "false" || v == "0" => true,
-            v => return Err(ApiError::bad_request(format!("invalid filter 'dangling={}'", v.join(",")))),
+            v => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter 'dangling={}'",
+                    v.join(",")
+                )))
+            }
         };
         let labels = filters.get("label").to_vec();
         let not_labels = filters.get("label!").to_vec();
-        let until = filters.get("until").iter().map(|v| parse_until(v)).collect::<ApiResult<Vec<_>>>()?;
+        let until = filters
+            .get("until")
+            .iter()
+            .map(|v| parse_until(v))
+            .collect::<ApiResult<Vec<_>>>()?;
         let keep = move |info: &ImageInfo| {
             let l = info.config.labels();
             !labels.iter().all(|f| label_matches(f, &l))
                 || not_labels.iter().any(|f| label_matches(f, &l))
                 || until.iter().any(|u| info.config.created_unix() > *u)
         };
-        let (removed, reclaimed) = self.images.prune(all, &keep, &|id: &Digest| self.containers.users_of(&id.to_string()).into_iter().next()).map_err(e)?;
+        let (removed, reclaimed) = self
+            .images
+            .prune(all, &keep, &|id: &Digest| {
+                self.containers.users_of(&id.to_string()).into_iter().next()
+            })
+            .map_err(e)?;
         let items = self.report_removed(removed, None);
         let list: Vec<BTreeMap<String, String>> = items
             .into_iter()
@@ -244,9 +352,17 @@ impl ImageBackend for Engine {
             })
             .collect();
         if !list.is_empty() {
-            self.events.publish("image", "prune", "", BTreeMap::from([("reclaimed".to_string(), reclaimed.to_string())]));
+            self.events.publish(
+                "image",
+                "prune",
+                "",
+                BTreeMap::from([("reclaimed".to_string(), reclaimed.to_string())]),
+            );
         }
-        Ok(ImagePruneReport { images_deleted: if list.is_empty() { None } else { Some(list) }, space_reclaimed: reclaimed })
+        Ok(ImagePruneReport {
+            images_deleted: if list.is_empty() { None } else { Some(list) },
+            space_reclaimed: reclaimed,
+        })
     }
 
     fn import_image(&self, body: Box<dyn Read + Send>, req: ImportRequest) -> ApiResult<String> {
@@ -254,9 +370,18 @@ impl ImageBackend for Engine {
             Some(r) => Some(Reference::from_repo_tag(r, req.tag.as_deref()).map_err(e)?),
             None => None,
         };
-        let opts = ImportOptions { tag: tag.clone(), changes: req.changes, message: req.message, source: req.source };
+        let opts = ImportOptions {
+            tag: tag.clone(),
+            changes: req.changes,
+            message: req.message,
+            source: req.source,
+        };
         let id = self.images.import(body, opts).map_err(e)?;
-        self.events.image("import", &id.to_string(), tag.as_ref().map(|t| t.familiar()).as_deref());
+        self.events.image(
+            "import",
+            &id.to_string(),
+            tag.as_ref().map(|t| t.familiar()).as_deref(),
+        );
         Ok(id.to_string())
     }
 
@@ -270,7 +395,8 @@ impl ImageBackend for Engine {
             }
             for t in &l.tags {
                 lines.push(format!("Loaded image: {}", t.familiar()));
-                self.events.image("load", &l.id.to_string(), Some(&t.familiar()));
+                self.events
+                    .image("load", &l.id.to_string(), Some(&t.familiar()));
             }
         }
         Ok(lines)
@@ -283,7 +409,11 @@ impl ImageBackend for Engine {
         Ok(Box::new(move |out: &mut dyn Write| {
             engine.images.write_save(&plan, format, out).map_err(e)?;
             for (id, tags) in &plan.images {
-                engine.events.image("save", &id.to_string(), tags.first().map(|t| t.familiar()).as_deref());
+                engine.events.image(
+                    "save",
+                    &id.to_string(),
+                    tags.first().map(|t| t.familiar()).as_deref(),
+                );
             }
             Ok(())
         }))
@@ -297,7 +427,13 @@ impl Engine {
         let owner = |i: usize| {
             removed[i..]
                 .iter()
-                .find_map(|r| if let Removed::Deleted(d) = r { Some(d.to_string()) } else { None })
+                .find_map(|r| {
+                    if let Removed::Deleted(d) = r {
+                        Some(d.to_string())
+                    } else {
+                        None
+                    }
+                })
                 .or_else(|| id.map(|d| d.to_string()))
                 .unwrap_or_default()
         };

@@ -24,8 +24,8 @@ use berth_core::{ErrorKind, HasKind};
 use berth_image::ImageStore;
 use tokio::sync::watch;
 
-pub use config::{DaemonConfig, Flags};
 use config::Host;
+pub use config::{DaemonConfig, Flags};
 use events::EventBus;
 use lock::DataRootLock;
 
@@ -36,7 +36,10 @@ pub enum DaemonError {
     #[error("{0}")]
     Locked(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("opening the image store: {0}")]
     Images(#[from] berth_image::ImageError),
     #[error("loading containers: {0}")]
@@ -79,13 +82,21 @@ impl Engine {
 
 fn init_tracing(level: &str) {
     let level = if level == "fatal" { "error" } else { level };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BERTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn make_dir(path: &Path, mode: u32) -> Result<(), DaemonError> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new().recursive(true).mode(mode).create(path).map_err(io(format!("creating {}", path.display())))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(mode)
+        .create(path)
+        .map_err(io(format!("creating {}", path.display())))?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
     Ok(())
 }
@@ -125,9 +136,19 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     tracing::debug!(lock = %lock.path().display(), "data-root locked");
     let engine_id = engine_id(&config.data_root)?;
     let images = ImageStore::open(&config.data_root)?;
-    let containers = containers::Containers::open(&config.data_root, &config.exec_root).map_err(|e| DaemonError::Containers(e.to_string()))?;
-    let volumes = volumes::Volumes::open(&config.data_root).map_err(|e| DaemonError::Containers(e.to_string()))?;
-    let engine = Arc::new_cyclic(|me| Engine { config: config.clone(), images, containers, volumes, events: EventBus::default(), engine_id, me: me.clone() });
+    let containers = containers::Containers::open(&config.data_root, &config.exec_root)
+        .map_err(|e| DaemonError::Containers(e.to_string()))?;
+    let volumes = volumes::Volumes::open(&config.data_root)
+        .map_err(|e| DaemonError::Containers(e.to_string()))?;
+    let engine = Arc::new_cyclic(|me| Engine {
+        config: config.clone(),
+        images,
+        containers,
+        volumes,
+        events: EventBus::default(),
+        engine_id,
+        me: me.clone(),
+    });
     engine.restore_containers();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -150,9 +171,13 @@ fn prepare_socket(path: &Path) -> Result<(), DaemonError> {
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(DaemonError::Locked(format!("another daemon is already listening on {}", path.display())));
+            return Err(DaemonError::Locked(format!(
+                "another daemon is already listening on {}",
+                path.display()
+            )));
         }
-        std::fs::remove_file(path).map_err(io(format!("removing stale socket {}", path.display())))?;
+        std::fs::remove_file(path)
+            .map_err(io(format!("removing stale socket {}", path.display())))?;
     }
     Ok(())
 }
@@ -170,26 +195,41 @@ async fn serve(engine: Arc<Engine>, config: &DaemonConfig) -> Result<(), DaemonE
         match config::parse_host(h)? {
             Host::Unix(path) => {
                 prepare_socket(&path)?;
-                let listener = tokio::net::UnixListener::bind(&path).map_err(io(format!("listening on {}", path.display())))?;
+                let listener = tokio::net::UnixListener::bind(&path)
+                    .map_err(io(format!("listening on {}", path.display())))?;
                 // Root-only access, as Docker's socket without a docker group.
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660)).map_err(io(format!("chmod {}", path.display())))?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
+                    .map_err(io(format!("chmod {}", path.display())))?;
                 sockets.push(path.clone());
                 tracing::info!(socket = %path.display(), "API listening");
-                tasks.spawn(berth_api::serve_unix(listener, app.clone(), shutdown(stop_rx.clone())));
+                tasks.spawn(berth_api::serve_unix(
+                    listener,
+                    app.clone(),
+                    shutdown(stop_rx.clone()),
+                ));
             }
             Host::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(&addr).await.map_err(io(format!("listening on tcp://{addr}")))?;
+                let listener = tokio::net::TcpListener::bind(&addr)
+                    .await
+                    .map_err(io(format!("listening on tcp://{addr}")))?;
                 tracing::warn!(address = %addr, "API listening on TCP without TLS: anyone who can reach it controls the host");
-                tasks.spawn(berth_api::serve_tcp(listener, app.clone(), shutdown(stop_rx.clone())));
+                tasks.spawn(berth_api::serve_tcp(
+                    listener,
+                    app.clone(),
+                    shutdown(stop_rx.clone()),
+                ));
             }
         }
     }
     let pid_file = config.exec_root.join("berth.pid");
-    std::fs::write(&pid_file, std::process::id().to_string()).map_err(io(format!("writing {}", pid_file.display())))?;
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .map_err(io(format!("writing {}", pid_file.display())))?;
     tracing::info!(data_root = %config.data_root.display(), version = env!("CARGO_PKG_VERSION"), "engine ready");
 
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(io("installing SIGTERM handler"))?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(io("installing SIGINT handler"))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(io("installing SIGTERM handler"))?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(io("installing SIGINT handler"))?;
     let mut failure = None;
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
@@ -204,7 +244,12 @@ async fn serve(engine: Arc<Engine>, config: &DaemonConfig) -> Result<(), DaemonE
     let _ = stop_tx.send(true);
     // Long-lived streams (events, logs -f) would hold a graceful shutdown
     // open forever: give requests in flight a moment, then cut the rest.
-    if tokio::time::timeout(Duration::from_secs(5), async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
         tasks.abort_all();
     }
     for s in &sockets {

@@ -16,10 +16,16 @@ pub struct DataRootLock {
 impl DataRootLock {
     pub fn acquire(data_root: &Path) -> Result<DataRootLock, DaemonError> {
         let path = data_root.join("berth.lock");
-        let mut file = File::options().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| DaemonError::Io {
-            context: format!("opening lock file {}", path.display()),
-            source: e,
-        })?;
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| DaemonError::Io {
+                context: format!("opening lock file {}", path.display()),
+                source: e,
+            })?;
         // SAFETY: flock on a descriptor we own; no memory is involved.
         let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
@@ -30,7 +36,11 @@ impl DataRootLock {
                 "another berth daemon is already using data-root {} (lock {} held{})",
                 data_root.display(),
                 path.display(),
-                if holder.is_empty() { String::new() } else { format!(" by pid {holder}") }
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" by pid {holder}")
+                }
             )));
         }
         file.set_len(0).ok();

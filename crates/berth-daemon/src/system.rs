@@ -12,7 +12,12 @@ use crate::Engine;
 
 fn uname() -> (String, String) {
     nix::sys::utsname::uname()
-        .map(|u| (u.release().to_string_lossy().into_owned(), u.nodename().to_string_lossy().into_owned()))
+        .map(|u| {
+            (
+                u.release().to_string_lossy().into_owned(),
+                u.nodename().to_string_lossy().into_owned(),
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -30,7 +35,12 @@ fn os_release() -> (String, String) {
 fn mem_total() -> i64 {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<i64>().ok()))
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<i64>().ok())
+        })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
 }
@@ -58,12 +68,21 @@ impl SystemBackend for Engine {
             ("Arch".to_string(), goarch.clone()),
             ("Os".to_string(), "linux".to_string()),
             ("KernelVersion".to_string(), kernel.clone()),
-            ("GitCommit".to_string(), option_env!("BERTH_GIT_COMMIT").unwrap_or("").to_string()),
+            (
+                "GitCommit".to_string(),
+                option_env!("BERTH_GIT_COMMIT").unwrap_or("").to_string(),
+            ),
             ("Experimental".to_string(), "false".to_string()),
         ]);
         Version {
-            platform: Platform { name: format!("berth {version}") },
-            components: vec![Component { name: "Engine".into(), version: version.clone(), details }],
+            platform: Platform {
+                name: format!("berth {version}"),
+            },
+            components: vec![Component {
+                name: "Engine".into(),
+                version: version.clone(),
+                details,
+            }],
             version,
             api_version: API_VERSION.into(),
             min_api_version: MIN_API_VERSION.into(),
@@ -81,10 +100,28 @@ impl SystemBackend for Engine {
         let (os, os_version) = os_release();
         let images = self.images.list().map_err(ApiError::from_err)?.len() as i64;
         let cgv = cgroup_version();
-        let states: Vec<_> = self.containers.all().iter().map(|c| c.record().state.status).collect();
-        let running = states.iter().filter(|s| matches!(s, crate::containers::Status::Running | crate::containers::Status::Restarting)).count() as i64;
-        let paused = states.iter().filter(|s| matches!(s, crate::containers::Status::Paused)).count() as i64;
-        let nfd = std::fs::read_dir("/proc/self/fd").map(|d| d.count() as i64).unwrap_or(0);
+        let states: Vec<_> = self
+            .containers
+            .all()
+            .iter()
+            .map(|c| c.record().state.status)
+            .collect();
+        let running = states
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    crate::containers::Status::Running | crate::containers::Status::Restarting
+                )
+            })
+            .count() as i64;
+        let paused = states
+            .iter()
+            .filter(|s| matches!(s, crate::containers::Status::Paused))
+            .count() as i64;
+        let nfd = std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count() as i64)
+            .unwrap_or(0);
         let mut insecure = vec!["::1/128".to_string(), "127.0.0.0/8".to_string()];
         insecure.extend(self.config.insecure_registries.iter().cloned());
         Ok(Info {
@@ -95,10 +132,16 @@ impl SystemBackend for Engine {
             containers_stopped: states.len() as i64 - running - paused,
             images,
             driver: "overlay2".into(),
-            driver_status: vec![["Backing Filesystem".into(), "extfs".into()], ["Supports d_type".into(), "true".into()]],
+            driver_status: vec![
+                ["Backing Filesystem".into(), "extfs".into()],
+                ["Supports d_type".into(), "true".into()],
+            ],
             plugins: BTreeMap::from([
                 ("Volume".to_string(), vec!["local".to_string()]),
-                ("Network".to_string(), vec!["bridge".to_string(), "host".to_string(), "none".to_string()]),
+                (
+                    "Network".to_string(),
+                    vec!["bridge".to_string(), "host".to_string(), "none".to_string()],
+                ),
                 ("Log".to_string(), vec!["json-file".to_string()]),
             ]),
             memory_limit: true,
@@ -108,7 +151,9 @@ impl SystemBackend for Engine {
             cpu_shares: true,
             cpu_set: true,
             pids_limit: true,
-            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").map(|s| s.trim() == "1").unwrap_or(false),
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .map(|s| s.trim() == "1")
+                .unwrap_or(false),
             debug: self.config.log_level == "debug",
             nfd,
             n_goroutines: 0,
@@ -122,7 +167,9 @@ impl SystemBackend for Engine {
             os_version,
             os_type: "linux".into(),
             architecture: arch().into(),
-            ncpu: std::thread::available_parallelism().map(|n| n.get() as i64).unwrap_or(1),
+            ncpu: std::thread::available_parallelism()
+                .map(|n| n.get() as i64)
+                .unwrap_or(1),
             mem_total: mem_total(),
             docker_root_dir: self.config.data_root.display().to_string(),
             name: hostname,
@@ -167,7 +214,10 @@ impl SystemBackend for Engine {
 impl Engine {
     fn list_images_for_df(&self) -> ApiResult<Vec<ImageSummary>> {
         use berth_api::backend::{ImageBackend, ImageListOptions};
-        let mut images = self.list_images(ImageListOptions { all: true, ..Default::default() })?;
+        let mut images = self.list_images(ImageListOptions {
+            all: true,
+            ..Default::default()
+        })?;
         for i in &mut images {
             i.shared_size = 0;
             i.containers = 0;

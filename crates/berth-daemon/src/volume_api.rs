@@ -14,7 +14,17 @@ use crate::Engine;
 impl Engine {
     /// Containers (IDs) whose mounts use volume `name`.
     pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
-        self.containers.all().iter().map(|c| c.record()).filter(|r| r.mounts.iter().any(|m| m.kind == "volume" && m.name == name)).map(|r| r.id).collect()
+        self.containers
+            .all()
+            .iter()
+            .map(|c| c.record())
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == name)
+            })
+            .map(|r| r.id)
+            .collect()
     }
 
     fn volume_json(&self, v: &Volume) -> Value {
@@ -42,8 +52,12 @@ impl VolumeBackend for Engine {
         let mut out = Vec::new();
         for v in self.volumes.list() {
             let dangling = self.volume_users(&v.name).is_empty();
-            let ok = f.get("dangling").iter().all(|d| (d == "true" || d == "1") == dangling)
-                && (f.get("name").is_empty() || f.get("name").iter().any(|n| v.name.contains(n.as_str())))
+            let ok = f
+                .get("dangling")
+                .iter()
+                .all(|d| (d == "true" || d == "1") == dangling)
+                && (f.get("name").is_empty()
+                    || f.get("name").iter().any(|n| v.name.contains(n.as_str())))
                 && f.get("driver").iter().all(|d| d == "local")
                 && f.get("label").iter().all(|l| label_match(l, &v.labels));
             if ok {
@@ -54,15 +68,37 @@ impl VolumeBackend for Engine {
     }
 
     fn create_volume(&self, body: Value) -> ApiResult<Value> {
-        let name = body.get("Name").and_then(|n| n.as_str()).filter(|n| !n.is_empty()).map(str::to_string);
+        let name = body
+            .get("Name")
+            .and_then(|n| n.as_str())
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
         match body.get("Driver").and_then(|d| d.as_str()) {
             None | Some("") | Some("local") => {}
-            Some(other) => return Err(ApiError::not_found(format!("error looking up volume plugin {other}: plugin \"{other}\" not found"))),
+            Some(other) => {
+                return Err(ApiError::not_found(format!(
+                    "error looking up volume plugin {other}: plugin \"{other}\" not found"
+                )))
+            }
         }
-        let labels: BTreeMap<String, String> = body.get("Labels").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
-        let opts: BTreeMap<String, String> = body.get("DriverOpts").and_then(|l| serde_json::from_value(l.clone()).ok()).unwrap_or_default();
-        let v = self.volumes.create(name.as_deref(), labels, opts).map_err(ApiError::from_err)?;
-        self.events.publish("volume", "create", &v.name, BTreeMap::from([("driver".to_string(), "local".to_string())]));
+        let labels: BTreeMap<String, String> = body
+            .get("Labels")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        let opts: BTreeMap<String, String> = body
+            .get("DriverOpts")
+            .and_then(|l| serde_json::from_value(l.clone()).ok())
+            .unwrap_or_default();
+        let v = self
+            .volumes
+            .create(name.as_deref(), labels, opts)
+            .map_err(ApiError::from_err)?;
+        self.events.publish(
+            "volume",
+            "create",
+            &v.name,
+            BTreeMap::from([("driver".to_string(), "local".to_string())]),
+        );
         Ok(self.volume_json(&v))
     }
 
@@ -78,7 +114,12 @@ impl VolumeBackend for Engine {
             Err(crate::volumes::VolumeError::NotFound(_)) if force => return Ok(()),
             Err(e) => return Err(ApiError::from_err(e)),
         }
-        self.events.publish("volume", "destroy", name, BTreeMap::from([("driver".to_string(), "local".to_string())]));
+        self.events.publish(
+            "volume",
+            "destroy",
+            name,
+            BTreeMap::from([("driver".to_string(), "local".to_string())]),
+        );
         Ok(())
     }
 
@@ -91,7 +132,9 @@ impl VolumeBackend for Engine {
             if !all && !v.labels.contains_key(ANONYMOUS_LABEL) {
                 continue;
             }
-            if !f.get("label").iter().all(|l| label_match(l, &v.labels)) || f.get("label!").iter().any(|l| label_match(l, &v.labels)) {
+            if !f.get("label").iter().all(|l| label_match(l, &v.labels))
+                || f.get("label!").iter().any(|l| label_match(l, &v.labels))
+            {
                 continue;
             }
             let users = self.volume_users(&v.name);
@@ -102,9 +145,12 @@ impl VolumeBackend for Engine {
             if self.volumes.remove(&v.name, &users).is_ok() {
                 reclaimed += size;
                 deleted.push(v.name.clone());
-                self.events.publish("volume", "destroy", &v.name, BTreeMap::new());
+                self.events
+                    .publish("volume", "destroy", &v.name, BTreeMap::new());
             }
         }
-        Ok(json!({ "VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }))
+        Ok(
+            json!({ "VolumesDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) }, "SpaceReclaimed": reclaimed }),
+        )
     }
 }

@@ -22,7 +22,10 @@ pub enum VolumeError {
     #[error("{0}")]
     Invalid(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 impl HasKind for VolumeError {
@@ -53,14 +56,23 @@ pub struct Volumes {
 
 fn valid_name(n: &str) -> bool {
     let b = n.as_bytes();
-    b.len() >= 2 && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 impl Volumes {
     pub fn open(data_root: &Path) -> Result<Volumes, VolumeError> {
         let root = data_root.join("volumes");
-        std::fs::create_dir_all(&root).map_err(|source| VolumeError::Io { context: format!("creating {}", root.display()), source })?;
-        Ok(Volumes { root, lock: Mutex::new(()) })
+        std::fs::create_dir_all(&root).map_err(|source| VolumeError::Io {
+            context: format!("creating {}", root.display()),
+            source,
+        })?;
+        Ok(Volumes {
+            root,
+            lock: Mutex::new(()),
+        })
     }
 
     pub fn mountpoint(&self, name: &str) -> PathBuf {
@@ -71,27 +83,45 @@ impl Volumes {
         if !valid_name(name) {
             return Err(VolumeError::NotFound(name.to_string()));
         }
-        let bytes = std::fs::read(self.root.join(name).join("volume.json")).map_err(|_| VolumeError::NotFound(name.to_string()))?;
-        serde_json::from_slice(&bytes).map_err(|e| VolumeError::Invalid(format!("volume {name}: corrupt metadata: {e}")))
+        let bytes = std::fs::read(self.root.join(name).join("volume.json"))
+            .map_err(|_| VolumeError::NotFound(name.to_string()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| VolumeError::Invalid(format!("volume {name}: corrupt metadata: {e}")))
     }
 
     pub fn list(&self) -> Vec<Volume> {
         let mut out: Vec<Volume> = std::fs::read_dir(&self.root)
-            .map(|rd| rd.flatten().filter_map(|e| self.get(&e.file_name().to_string_lossy()).ok()).collect())
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| self.get(&e.file_name().to_string_lossy()).ok())
+                    .collect()
+            })
             .unwrap_or_default();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
     /// Creates a volume, or returns the existing one of that name.
-    pub fn create(&self, name: Option<&str>, labels: BTreeMap<String, String>, options: BTreeMap<String, String>) -> Result<Volume, VolumeError> {
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        labels: BTreeMap<String, String>,
+        options: BTreeMap<String, String>,
+    ) -> Result<Volume, VolumeError> {
         let _g = self.lock.lock().expect("volumes lock");
         let (name, mut labels) = match name.filter(|n| !n.is_empty()) {
             Some(n) => (n.to_string(), labels),
             None => {
                 let mut l = labels;
                 l.insert(ANONYMOUS_LABEL.to_string(), String::new());
-                (format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>()), l)
+                (
+                    format!(
+                        "{:032x}{:032x}",
+                        rand::random::<u128>(),
+                        rand::random::<u128>()
+                    ),
+                    l,
+                )
             }
         };
         if !valid_name(&name) {
@@ -101,16 +131,28 @@ impl Volumes {
             return Ok(v);
         }
         if let Some(d) = options.get("type").or(options.get("device")) {
-            return Err(VolumeError::Invalid(format!("volume driver options are not supported yet (got {d:?})")));
+            return Err(VolumeError::Invalid(format!(
+                "volume driver options are not supported yet (got {d:?})"
+            )));
         }
         labels.retain(|_, _| true);
         let dir = self.root.join(&name);
         let tmp = self.root.join(format!(".tmp-{name}"));
         let _ = std::fs::remove_dir_all(&tmp);
         let io = |context: String| move |source| VolumeError::Io { context, source };
-        std::fs::create_dir_all(tmp.join("_data")).map_err(io(format!("creating volume {name}")))?;
-        let v = Volume { name: name.clone(), created_at: berth_image::config::now_rfc3339(), labels, options };
-        std::fs::write(tmp.join("volume.json"), serde_json::to_vec(&v).expect("serializes")).map_err(io(format!("writing volume {name}")))?;
+        std::fs::create_dir_all(tmp.join("_data"))
+            .map_err(io(format!("creating volume {name}")))?;
+        let v = Volume {
+            name: name.clone(),
+            created_at: berth_image::config::now_rfc3339(),
+            labels,
+            options,
+        };
+        std::fs::write(
+            tmp.join("volume.json"),
+            serde_json::to_vec(&v).expect("serializes"),
+        )
+        .map_err(io(format!("writing volume {name}")))?;
         std::fs::rename(&tmp, &dir).map_err(io(format!("creating volume {name}")))?;
         Ok(v)
     }
@@ -119,9 +161,15 @@ impl Volumes {
     /// volume, as Docker does on first use.
     pub fn seed_from(&self, name: &str, source: &Path) {
         let dest = self.mountpoint(name);
-        let empty = std::fs::read_dir(&dest).map(|mut d| d.next().is_none()).unwrap_or(false);
+        let empty = std::fs::read_dir(&dest)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
         if empty && source.is_dir() {
-            let _ = std::process::Command::new("cp").arg("-a").arg(format!("{}/.", source.display())).arg(&dest).status();
+            let _ = std::process::Command::new("cp")
+                .arg("-a")
+                .arg(format!("{}/.", source.display()))
+                .arg(&dest)
+                .status();
         }
     }
 
@@ -129,11 +177,17 @@ impl Volumes {
         let _g = self.lock.lock().expect("volumes lock");
         self.get(name)?;
         if !users.is_empty() {
-            return Err(VolumeError::InUse(format!("remove {name}: volume is in use - [{}]", users.join(", "))));
+            return Err(VolumeError::InUse(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
         }
         let dir = self.root.join(name);
         let gone = self.root.join(format!(".rm-{name}"));
-        std::fs::rename(&dir, &gone).map_err(|source| VolumeError::Io { context: format!("removing volume {name}"), source })?;
+        std::fs::rename(&dir, &gone).map_err(|source| VolumeError::Io {
+            context: format!("removing volume {name}"),
+            source,
+        })?;
         let _ = std::fs::remove_dir_all(&gone);
         Ok(())
     }
@@ -142,7 +196,9 @@ impl Volumes {
         let mut total = 0;
         let mut stack = vec![self.mountpoint(name)];
         while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in rd.flatten() {
                 match e.metadata() {
                     Ok(m) if m.is_dir() => stack.push(e.path()),

@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::config::ContainerConfig;
 use crate::ImageError;
 
-const SUPPORTED: &str = "CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR";
+const SUPPORTED: &str =
+    "CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR";
 
 fn bad(change: &str, why: impl std::fmt::Display) -> ImageError {
     ImageError::InvalidArgument(format!("invalid change {change:?}: {why}"))
@@ -54,7 +55,8 @@ fn apply_one(cfg: &mut ContainerConfig, change: &str) -> Result<(), ImageError> 
             for p in rest.split_whitespace() {
                 let (num, proto) = p.split_once('/').unwrap_or((p, "tcp"));
                 let proto = proto.to_ascii_lowercase();
-                if num.parse::<u16>().is_err() || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+                if num.parse::<u16>().is_err() || !matches!(proto.as_str(), "tcp" | "udp" | "sctp")
+                {
                     return Err(bad(change, format!("invalid port {p:?}")));
                 }
                 ports.insert(format!("{num}/{proto}"), Value::Object(Default::default()));
@@ -82,11 +84,23 @@ fn apply_one(cfg: &mut ContainerConfig, change: &str) -> Result<(), ImageError> 
             let dir = required(change, rest)?;
             // Relative WORKDIR is relative to the previous one (Dockerfile reference).
             let base = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
-            cfg.working_dir = Some(if dir.starts_with('/') { dir } else { format!("{}/{}", base.trim_end_matches('/'), dir) });
+            cfg.working_dir = Some(if dir.starts_with('/') {
+                dir
+            } else {
+                format!("{}/{}", base.trim_end_matches('/'), dir)
+            });
         }
         "STOPSIGNAL" => cfg.stop_signal = Some(required(change, rest)?),
-        "ONBUILD" => cfg.on_build.get_or_insert_with(Vec::new).push(required(change, rest)?),
-        other => return Err(bad(change, format!("{other} is not supported here; supported: {SUPPORTED}"))),
+        "ONBUILD" => cfg
+            .on_build
+            .get_or_insert_with(Vec::new)
+            .push(required(change, rest)?),
+        other => {
+            return Err(bad(
+                change,
+                format!("{other} is not supported here; supported: {SUPPORTED}"),
+            ))
+        }
     }
     Ok(())
 }
@@ -110,14 +124,20 @@ fn exec_or_shell(change: &str, rest: &str) -> Result<Vec<String>, ImageError> {
 }
 
 /// `k=v k2="v 2"`; for ENV also the legacy `KEY value with spaces` form.
-fn key_values(change: &str, rest: &str, legacy_ok: bool) -> Result<Vec<(String, String)>, ImageError> {
+fn key_values(
+    change: &str,
+    rest: &str,
+    legacy_ok: bool,
+) -> Result<Vec<(String, String)>, ImageError> {
     let words = split_words(rest).map_err(|e| bad(change, e))?;
     if words.is_empty() {
         return Err(bad(change, "missing key=value"));
     }
     if !words[0].contains('=') {
         if legacy_ok {
-            let (k, v) = rest.split_once(char::is_whitespace).ok_or_else(|| bad(change, "ENV needs a value"))?;
+            let (k, v) = rest
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| bad(change, "ENV needs a value"))?;
             return Ok(vec![(k.to_string(), v.trim().to_string())]);
         }
         return Err(bad(change, format!("{:?} is not key=value", words[0])));
@@ -178,7 +198,10 @@ mod tests {
 
     fn apply(changes: &[&str]) -> Result<ContainerConfig, ImageError> {
         let mut c = ContainerConfig::default();
-        apply_changes(&mut c, &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        apply_changes(
+            &mut c,
+            &changes.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         Ok(c)
     }
 
@@ -201,7 +224,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.cmd.unwrap(), vec!["/bin/sh", "-c", "echo hi"]);
         assert_eq!(c.entrypoint.unwrap(), vec!["/bin/sh", "-c", "top -b"]);
-        assert_eq!(c.env.unwrap(), vec!["B=two words", "A=3", "LEGACY=some value"]);
+        assert_eq!(
+            c.env.unwrap(),
+            vec!["B=two words", "A=3", "LEGACY=some value"]
+        );
         assert!(c.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
         assert!(c.exposed_ports.as_ref().unwrap().contains_key("53/udp"));
         assert_eq!(c.labels.unwrap()["maintainer"], "me");
@@ -214,8 +240,14 @@ mod tests {
     #[test]
     fn rejects_bad_changes_naming_them() {
         let e = apply(&["RUN rm -rf /"]).unwrap_err().to_string();
-        assert!(e.contains("RUN rm -rf /") && e.contains("not supported"), "{e}");
-        assert!(apply(&["EXPOSE http"]).unwrap_err().to_string().contains("http"));
+        assert!(
+            e.contains("RUN rm -rf /") && e.contains("not supported"),
+            "{e}"
+        );
+        assert!(apply(&["EXPOSE http"])
+            .unwrap_err()
+            .to_string()
+            .contains("http"));
         assert!(apply(&["USER"]).is_err());
         assert!(apply(&[r#"LABEL a="unterminated"#]).is_err());
         assert!(apply(&["LABEL novalue"]).is_err());

@@ -23,15 +23,25 @@ pub struct CommitOptions {
 
 impl ImageStore {
     /// Adds `layer` (an uncompressed layer tar) on top of `parent`.
-    pub fn commit_layer(&self, parent: &Digest, layer: Box<dyn Read + Send>, opts: CommitOptions) -> Result<Digest, ImageError> {
-        let parent_record = self.meta.with(|s| s.images.get(parent).cloned()).ok_or_else(|| ImageError::NotFound(parent.to_string()))?;
+    pub fn commit_layer(
+        &self,
+        parent: &Digest,
+        layer: Box<dyn Read + Send>,
+        opts: CommitOptions,
+    ) -> Result<Digest, ImageError> {
+        let parent_record = self
+            .meta
+            .with(|s| s.images.get(parent).cloned())
+            .ok_or_else(|| ImageError::NotFound(parent.to_string()))?;
         let mut config = self.config(parent)?;
         let staged = self.stage_layer(layer)?;
         sync_filesystem(self.content.root())?;
         let created = now_rfc3339();
         let _guard = self.publish.lock().expect("publish lock");
         if self.meta.with(|s| !s.images.contains_key(parent)) {
-            return Err(ImageError::Conflict(format!("image {parent} was removed during the commit")));
+            return Err(ImageError::Conflict(format!(
+                "image {parent} was removed during the commit"
+            )));
         }
         let chains = crate::manifest::chain_ids(&parent_record.diff_ids());
         let (layer, _) = self.publish_layer(staged, chains.last(), None)?;
@@ -50,7 +60,13 @@ impl ImageStore {
         let id = self.content.write_all(&bytes)?;
         let mut layers = parent_record.layers.clone();
         layers.push(layer);
-        let record = ImageRecord { id: id.clone(), layers, added_at: now_nanos(), last_tag_time: None, parent: Some(parent.clone()) };
+        let record = ImageRecord {
+            id: id.clone(),
+            layers,
+            added_at: now_nanos(),
+            last_tag_time: None,
+            parent: Some(parent.clone()),
+        };
         self.publish_image(record, opts.tag.as_slice())?;
         Ok(id)
     }

@@ -118,7 +118,10 @@ impl ImageConfig {
     }
 
     pub fn labels(&self) -> BTreeMap<String, String> {
-        self.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default()
+        self.config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -146,7 +149,11 @@ pub fn go_rfc3339_nano(t: chrono::DateTime<chrono::Utc>) -> String {
     let trimmed = match main.split_once('.') {
         Some((secs, frac)) => {
             let f = frac.trim_end_matches('0');
-            if f.is_empty() { secs.to_string() } else { format!("{secs}.{f}") }
+            if f.is_empty() {
+                secs.to_string()
+            } else {
+                format!("{secs}.{f}")
+            }
         }
         None => main.to_string(),
     };
@@ -170,7 +177,10 @@ mod tests {
     fn docker_fields_survive_a_round_trip() {
         let raw = r#"{"architecture":"amd64","os":"linux","config":{"Cmd":["sh"],"Healthcheck":{"Test":["NONE"]},"Custom":1},"container_config":{"Cmd":["x"]},"docker_version":"20.10","rootfs":{"type":"layers","diff_ids":["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"]},"created":"2024-01-02T03:04:05.123456789Z"}"#;
         let c = ImageConfig::parse(raw.as_bytes()).unwrap();
-        assert_eq!(c.config.as_ref().unwrap().cmd.as_deref(), Some(&["sh".to_string()][..]));
+        assert_eq!(
+            c.config.as_ref().unwrap().cmd.as_deref(),
+            Some(&["sh".to_string()][..])
+        );
         assert_eq!(c.created_unix(), 1704164645);
         let back: Value = serde_json::to_value(&c).unwrap();
         assert_eq!(back["docker_version"], "20.10");

@@ -14,7 +14,9 @@ use berth_core::{Digest, Reference};
 use berth_snapshot::{apply_layer, decompressed, ApplyStats, SnapshotInfo, Staging};
 
 use crate::changes::apply_changes;
-use crate::config::{host_architecture, now_rfc3339, ContainerConfig, History, ImageConfig, RootFs};
+use crate::config::{
+    host_architecture, now_rfc3339, ContainerConfig, History, ImageConfig, RootFs,
+};
 use crate::meta::{ImageRecord, LayerRecord};
 use crate::{ImageError, ImageStore};
 
@@ -58,15 +60,31 @@ impl ImageStore {
         let mut blob = self.content.writer()?;
         let staging = self.snapshots.prepare()?;
         let stats = {
-            let mut tee = Tee { inner: uncompressed, sink: &mut blob };
+            let mut tee = Tee {
+                inner: uncompressed,
+                sink: &mut blob,
+            };
             apply_layer(&mut tee, staging.path())?
         };
-        Ok(StagedLayer { blob, staging, stats })
+        Ok(StagedLayer {
+            blob,
+            staging,
+            stats,
+        })
     }
 
     /// Makes a staged layer visible. Must be called with `publish` held.
-    pub(crate) fn publish_layer(&self, staged: StagedLayer, parent: Option<&Digest>, expected: Option<&Digest>) -> Result<(LayerRecord, Digest), ImageError> {
-        let StagedLayer { blob, staging, stats } = staged;
+    pub(crate) fn publish_layer(
+        &self,
+        staged: StagedLayer,
+        parent: Option<&Digest>,
+        expected: Option<&Digest>,
+    ) -> Result<(LayerRecord, Digest), ImageError> {
+        let StagedLayer {
+            blob,
+            staging,
+            stats,
+        } = staged;
         let size = blob.written();
         let (diff_id, _) = blob.commit(expected.map(|d| (d, size)))?;
         let chain = match parent {
@@ -76,13 +94,27 @@ impl ImageStore {
         if self.snapshots.exists(chain.hex()) {
             drop(staging);
         } else {
-            let info = SnapshotInfo { parent: parent.map(|p| p.hex().to_string()), size: stats.size, diff_id: diff_id.to_string() };
+            let info = SnapshotInfo {
+                parent: parent.map(|p| p.hex().to_string()),
+                size: stats.size,
+                diff_id: diff_id.to_string(),
+            };
             self.snapshots.commit(staging, chain.hex(), &info)?;
         }
-        Ok((LayerRecord { diff_id, size: stats.size }, chain))
+        Ok((
+            LayerRecord {
+                diff_id,
+                size: stats.size,
+            },
+            chain,
+        ))
     }
 
-    pub fn import(&self, input: Box<dyn Read + Send>, opts: ImportOptions) -> Result<Digest, ImageError> {
+    pub fn import(
+        &self,
+        input: Box<dyn Read + Send>,
+        opts: ImportOptions,
+    ) -> Result<Digest, ImageError> {
         // Validate the changes before reading a byte, so bad input costs nothing.
         let mut container = ContainerConfig::default();
         apply_changes(&mut container, &opts.changes)?;
@@ -91,7 +123,16 @@ impl ImageStore {
         sync_filesystem(self.content.root())?;
 
         let created = now_rfc3339();
-        let comment = opts.message.clone().unwrap_or_else(|| format!("Imported from {}", if opts.source.is_empty() { "-" } else { &opts.source }));
+        let comment = opts.message.clone().unwrap_or_else(|| {
+            format!(
+                "Imported from {}",
+                if opts.source.is_empty() {
+                    "-"
+                } else {
+                    &opts.source
+                }
+            )
+        });
         let _guard = self.publish.lock().expect("publish lock");
         let (layer, _chain) = self.publish_layer(staged, None, None)?;
         let config = ImageConfig {
@@ -104,13 +145,26 @@ impl ImageStore {
             // byte (same image ID in both formats).
             comment: None,
             config: Some(container),
-            rootfs: RootFs { kind: "layers".into(), diff_ids: vec![layer.diff_id.clone()] },
-            history: vec![History { created: Some(created), comment: Some(comment), ..Default::default() }],
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: vec![layer.diff_id.clone()],
+            },
+            history: vec![History {
+                created: Some(created),
+                comment: Some(comment),
+                ..Default::default()
+            }],
             ..Default::default()
         };
         let bytes = serde_json::to_vec(&config).expect("config serializes");
         let id = self.content.write_all(&bytes)?;
-        let record = ImageRecord { id: id.clone(), layers: vec![layer], added_at: now_nanos(), last_tag_time: None, parent: None };
+        let record = ImageRecord {
+            id: id.clone(),
+            layers: vec![layer],
+            added_at: now_nanos(),
+            last_tag_time: None,
+            parent: None,
+        };
         self.publish_image(record, opts.tag.as_slice())?;
         Ok(id)
     }
@@ -124,12 +178,16 @@ pub(crate) fn now_nanos() -> i64 {
 /// `syncfs(2)`, much cheaper than fsyncing each unpacked file, so that what
 /// the metadata commit makes reachable is already durable.
 pub(crate) fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
-    let f = std::fs::File::open(path).map_err(ImageError::io(format!("opening {}", path.display())))?;
+    let f =
+        std::fs::File::open(path).map_err(ImageError::io(format!("opening {}", path.display())))?;
     use std::os::fd::AsRawFd;
     // SAFETY: `f` is an open file descriptor for the duration of the call.
     let rc = unsafe { libc::syncfs(f.as_raw_fd()) };
     if rc != 0 {
-        return Err(ImageError::Io { context: format!("syncfs {}", path.display()), source: io::Error::last_os_error() });
+        return Err(ImageError::Io {
+            context: format!("syncfs {}", path.display()),
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }

@@ -51,7 +51,10 @@ pub enum ImageError {
     #[error("metadata store: {0}")]
     Metadata(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("invalid archive: {0}")]
     Archive(String),
 }
@@ -67,7 +70,9 @@ impl HasKind for ImageError {
     fn kind(&self) -> ErrorKind {
         match self {
             ImageError::NotFound(_) => ErrorKind::NotFound,
-            ImageError::InvalidArgument(_) | ImageError::Reference(_) | ImageError::Archive(_) => ErrorKind::InvalidArgument,
+            ImageError::InvalidArgument(_) | ImageError::Reference(_) | ImageError::Archive(_) => {
+                ErrorKind::InvalidArgument
+            }
             ImageError::Conflict(_) => ErrorKind::Conflict,
             ImageError::Content(e) => e.kind(),
             ImageError::Layer(e) => e.kind(),
@@ -75,7 +80,12 @@ impl HasKind for ImageError {
             ImageError::Metadata(_) => ErrorKind::Internal,
             ImageError::Io { source, .. } => {
                 // A client that hangs up mid-upload is a bad request, not our fault.
-                if matches!(source.kind(), std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput) {
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::InvalidData
+                        | std::io::ErrorKind::InvalidInput
+                ) {
                     ErrorKind::InvalidArgument
                 } else {
                     ErrorKind::Internal

@@ -21,7 +21,9 @@ use berth_snapshot::decompressed;
 
 use crate::config::{host_architecture, ImageConfig};
 use crate::import::{now_nanos, sync_filesystem, StagedLayer};
-use crate::manifest::{self, parse_manifest_or_index, Descriptor, DockerArchiveEntry, ManifestKind};
+use crate::manifest::{
+    self, parse_manifest_or_index, Descriptor, DockerArchiveEntry, ManifestKind,
+};
 use crate::meta::ImageRecord;
 use crate::{ImageError, ImageStore};
 
@@ -79,8 +81,14 @@ impl Archive {
     }
 
     fn read_small(&self, path: &str, what: &str) -> Result<(Digest, Vec<u8>), ImageError> {
-        let (d, _) = self.lookup(path).ok_or_else(|| ImageError::Archive(format!("{what} {path:?} is missing from the archive")))?;
-        let bytes = self.small.get(&d).cloned().ok_or_else(|| ImageError::Archive(format!("{what} {path:?} is too large")))?;
+        let (d, _) = self.lookup(path).ok_or_else(|| {
+            ImageError::Archive(format!("{what} {path:?} is missing from the archive"))
+        })?;
+        let bytes = self
+            .small
+            .get(&d)
+            .cloned()
+            .ok_or_else(|| ImageError::Archive(format!("{what} {path:?} is too large")))?;
         Ok((d, bytes))
     }
 
@@ -89,9 +97,16 @@ impl Archive {
     }
 
     fn blob(&self, desc: &Descriptor) -> Result<(Digest, u64), ImageError> {
-        let (d, size) = self.lookup(&Archive::blob_path(&desc.digest)).ok_or_else(|| ImageError::Archive(format!("blob {} is missing from the archive", desc.digest)))?;
+        let (d, size) = self
+            .lookup(&Archive::blob_path(&desc.digest))
+            .ok_or_else(|| {
+                ImageError::Archive(format!("blob {} is missing from the archive", desc.digest))
+            })?;
         if d != desc.digest {
-            return Err(ImageError::Archive(format!("blob {} has digest {d}: the archive is corrupt", desc.digest)));
+            return Err(ImageError::Archive(format!(
+                "blob {} has digest {d}: the archive is corrupt",
+                desc.digest
+            )));
         }
         Ok((d, size))
     }
@@ -105,7 +120,9 @@ struct Candidate {
 
 impl ImageStore {
     pub fn load(&self, input: Box<dyn Read + Send>) -> Result<Vec<Loaded>, ImageError> {
-        let dir = self.tmp.join(format!("load-{:016x}", rand::random::<u64>()));
+        let dir = self
+            .tmp
+            .join(format!("load-{:016x}", rand::random::<u64>()));
         let _cleanup = TmpDir(dir.clone());
         let archive = self.read_archive(input, &dir)?;
         let candidates = if archive.lookup("manifest.json").is_some() {
@@ -113,7 +130,9 @@ impl ImageStore {
         } else if archive.lookup("index.json").is_some() {
             oci_candidates(&archive)?
         } else {
-            return Err(ImageError::Archive("no manifest.json or index.json found: not an image archive".into()));
+            return Err(ImageError::Archive(
+                "no manifest.json or index.json found: not an image archive".into(),
+            ));
         };
         let mut out = Vec::new();
         for c in candidates {
@@ -122,9 +141,18 @@ impl ImageStore {
         Ok(out)
     }
 
-    fn read_archive(&self, input: Box<dyn Read + Send>, dir: &std::path::Path) -> Result<Archive, ImageError> {
+    fn read_archive(
+        &self,
+        input: Box<dyn Read + Send>,
+        dir: &std::path::Path,
+    ) -> Result<Archive, ImageError> {
         let staging = ContentStore::open(dir)?;
-        let mut archive = Archive { staging, files: HashMap::new(), small: HashMap::new(), links: HashMap::new() };
+        let mut archive = Archive {
+            staging,
+            files: HashMap::new(),
+            small: HashMap::new(),
+            links: HashMap::new(),
+        };
         let mut reader = decompressed(input).map_err(ImageError::io("reading archive"))?;
         let mut tar = tar::Archive::new(&mut reader);
         let mut budget = METADATA_BUDGET;
@@ -139,7 +167,8 @@ impl ImageStore {
                     let mut keep = Vec::new();
                     if size <= SMALL_FILE && size <= budget {
                         entry.read_to_end(&mut keep).map_err(rerr)?;
-                        std::io::Write::write_all(&mut w, &keep).map_err(ImageError::io("staging archive entry"))?;
+                        std::io::Write::write_all(&mut w, &keep)
+                            .map_err(ImageError::io("staging archive entry"))?;
                         budget -= size;
                     } else {
                         std::io::copy(&mut entry, &mut w).map_err(rerr)?;
@@ -151,8 +180,13 @@ impl ImageStore {
                     archive.files.insert(name, (d, n));
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = entry.link_name_bytes().map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-                    let resolved = if entry.header().entry_type() == tar::EntryType::Symlink && !target.starts_with('/') {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .unwrap_or_default();
+                    let resolved = if entry.header().entry_type() == tar::EntryType::Symlink
+                        && !target.starts_with('/')
+                    {
                         let parent = name.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
                         clean(&format!("{parent}/{target}"))
                     } else {
@@ -169,8 +203,12 @@ impl ImageStore {
     }
 
     fn load_one(&self, archive: &Archive, c: Candidate) -> Result<Loaded, ImageError> {
-        let config_bytes = archive.small.get(&c.config).ok_or_else(|| ImageError::Archive(format!("image config {} is missing or too large", c.config)))?;
-        let config = ImageConfig::parse(config_bytes).map_err(|e| ImageError::Archive(format!("image config {} is not valid: {e}", c.config)))?;
+        let config_bytes = archive.small.get(&c.config).ok_or_else(|| {
+            ImageError::Archive(format!("image config {} is missing or too large", c.config))
+        })?;
+        let config = ImageConfig::parse(config_bytes).map_err(|e| {
+            ImageError::Archive(format!("image config {} is not valid: {e}", c.config))
+        })?;
         let diff_ids = config.rootfs.diff_ids.clone();
         if diff_ids.len() != c.layers.len() {
             return Err(ImageError::Archive(format!(
@@ -189,7 +227,8 @@ impl ImageStore {
                 continue;
             }
             let f = archive.staging.open_blob(blob)?;
-            let reader = decompressed(Box::new(std::io::BufReader::with_capacity(1 << 20, f))).map_err(ImageError::io(format!("reading layer {blob}")))?;
+            let reader = decompressed(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+                .map_err(ImageError::io(format!("reading layer {blob}")))?;
             staged.push(Some(self.stage_layer(reader)?));
         }
         sync_filesystem(self.content.root())?;
@@ -200,56 +239,95 @@ impl ImageStore {
         for (i, s) in staged.into_iter().enumerate() {
             let record = match s {
                 Some(s) => {
-                    let (rec, _) = self.publish_layer(s, parent.as_ref(), Some(&diff_ids[i])).map_err(|e| match e {
-                        ImageError::Content(berth_content::ContentError::DigestMismatch { actual, .. }) => ImageError::Archive(format!(
+                    let (rec, _) =
+                        self.publish_layer(s, parent.as_ref(), Some(&diff_ids[i]))
+                            .map_err(|e| match e {
+                                ImageError::Content(
+                                    berth_content::ContentError::DigestMismatch { actual, .. },
+                                ) => ImageError::Archive(format!(
                             "layer {} of image {} has diff id {actual}, but its config says {}",
                             i + 1,
                             c.config.short(),
                             diff_ids[i]
                         )),
-                        e => e,
-                    })?;
+                                e => e,
+                            })?;
                     rec
                 }
                 None => {
-                    let info = self.snapshots.info(chains[i].hex()).map_err(|_| ImageError::Conflict(format!("layer {} was removed during the load; retry", diff_ids[i])))?;
-                    crate::meta::LayerRecord { diff_id: diff_ids[i].clone(), size: info.size }
+                    let info = self.snapshots.info(chains[i].hex()).map_err(|_| {
+                        ImageError::Conflict(format!(
+                            "layer {} was removed during the load; retry",
+                            diff_ids[i]
+                        ))
+                    })?;
+                    crate::meta::LayerRecord {
+                        diff_id: diff_ids[i].clone(),
+                        size: info.size,
+                    }
                 }
             };
             layers.push(record);
             parent = Some(chains[i].clone());
         }
         self.content.adopt(&archive.staging, &c.config)?;
-        let record = ImageRecord { id: c.config.clone(), layers, added_at: now_nanos(), last_tag_time: None, parent: None };
+        let record = ImageRecord {
+            id: c.config.clone(),
+            layers,
+            added_at: now_nanos(),
+            last_tag_time: None,
+            parent: None,
+        };
         self.publish_image(record, &c.tags)?;
-        Ok(Loaded { id: c.config, tags: c.tags })
+        Ok(Loaded {
+            id: c.config,
+            tags: c.tags,
+        })
     }
 }
 
 fn docker_candidates(archive: &Archive) -> Result<Vec<Candidate>, ImageError> {
     let (_, bytes) = archive.read_small("manifest.json", "manifest")?;
-    let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(&bytes).map_err(|e| ImageError::Archive(format!("manifest.json: {e}")))?;
+    let entries: Vec<DockerArchiveEntry> = serde_json::from_slice(&bytes)
+        .map_err(|e| ImageError::Archive(format!("manifest.json: {e}")))?;
     let mut out = Vec::new();
     for e in entries {
         let (config, _) = archive.read_small(&e.config, "config")?;
         let mut layers = Vec::new();
         for l in &e.layers {
-            layers.push(archive.lookup(l).ok_or_else(|| ImageError::Archive(format!("layer {l:?} is missing from the archive")))?.0);
+            layers.push(
+                archive
+                    .lookup(l)
+                    .ok_or_else(|| {
+                        ImageError::Archive(format!("layer {l:?} is missing from the archive"))
+                    })?
+                    .0,
+            );
         }
         let mut tags = Vec::new();
         for t in e.repo_tags.unwrap_or_default() {
             tags.push(Reference::parse_normalized(&t)?);
         }
-        out.push(Candidate { config, layers, tags });
+        out.push(Candidate {
+            config,
+            layers,
+            tags,
+        });
     }
     Ok(out)
 }
 
 fn oci_candidates(archive: &Archive) -> Result<Vec<Candidate>, ImageError> {
     let (_, bytes) = archive.read_small("index.json", "index")?;
-    let index = match parse_manifest_or_index(&bytes).map_err(|e| ImageError::Archive(format!("index.json: {e}")))? {
+    let index = match parse_manifest_or_index(&bytes)
+        .map_err(|e| ImageError::Archive(format!("index.json: {e}")))?
+    {
         ManifestKind::Index(i) => i,
-        ManifestKind::Image(_) => return Err(ImageError::Archive("index.json is a manifest, not an index".into())),
+        ManifestKind::Image(_) => {
+            return Err(ImageError::Archive(
+                "index.json is a manifest, not an index".into(),
+            ))
+        }
     };
     // One candidate per manifest digest, collecting the names that point at it.
     let mut by_manifest: BTreeMap<Digest, Candidate> = BTreeMap::new();
@@ -260,13 +338,20 @@ fn oci_candidates(archive: &Archive) -> Result<Vec<Candidate>, ImageError> {
         let (mdigest, manifest) = m;
         let entry = by_manifest.entry(mdigest.clone()).or_insert_with(|| {
             order.push(mdigest.clone());
-            Candidate { config: manifest.config.digest.clone(), layers: vec![], tags: vec![] }
+            Candidate {
+                config: manifest.config.digest.clone(),
+                layers: vec![],
+                tags: vec![],
+            }
         });
         if entry.layers.is_empty() {
             archive.blob(&manifest.config)?;
             for l in &manifest.layers {
                 if l.media_type.contains("nondistributable") || l.media_type.contains("foreign") {
-                    return Err(ImageError::Archive(format!("layer {} is a foreign layer ({}), which berth does not fetch", l.digest, l.media_type)));
+                    return Err(ImageError::Archive(format!(
+                        "layer {} is a foreign layer ({}), which berth does not fetch",
+                        l.digest, l.media_type
+                    )));
                 }
                 entry.layers.push(archive.blob(l)?.0);
             }
@@ -277,27 +362,54 @@ fn oci_candidates(archive: &Archive) -> Result<Vec<Candidate>, ImageError> {
             }
         }
     }
-    Ok(order.into_iter().filter_map(|d| by_manifest.remove(&d)).collect())
+    Ok(order
+        .into_iter()
+        .filter_map(|d| by_manifest.remove(&d))
+        .collect())
 }
 
 /// Follows a descriptor to an image manifest, choosing this host's platform
 /// in nested indexes.
-fn resolve_manifest(archive: &Archive, desc: &Descriptor, depth: u32) -> Result<(Digest, manifest::Manifest), ImageError> {
+fn resolve_manifest(
+    archive: &Archive,
+    desc: &Descriptor,
+    depth: u32,
+) -> Result<(Digest, manifest::Manifest), ImageError> {
     if depth > 4 {
         return Err(ImageError::Archive("image indexes nest too deeply".into()));
     }
     archive.blob(desc)?;
-    let bytes = archive.small.get(&desc.digest).ok_or_else(|| ImageError::Archive(format!("manifest {} is too large", desc.digest)))?;
-    match parse_manifest_or_index(bytes).map_err(|e| ImageError::Archive(format!("manifest {}: {e}", desc.digest)))? {
+    let bytes = archive
+        .small
+        .get(&desc.digest)
+        .ok_or_else(|| ImageError::Archive(format!("manifest {} is too large", desc.digest)))?;
+    match parse_manifest_or_index(bytes)
+        .map_err(|e| ImageError::Archive(format!("manifest {}: {e}", desc.digest)))?
+    {
         ManifestKind::Image(m) => Ok((desc.digest.clone(), m)),
         ManifestKind::Index(idx) => {
             let arch = host_architecture();
             let pick = idx
                 .manifests
                 .iter()
-                .find(|d| d.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch))
-                .or_else(|| if idx.manifests.len() == 1 { idx.manifests.first() } else { None })
-                .ok_or_else(|| ImageError::Archive(format!("index {} has no manifest for linux/{arch}", desc.digest)))?;
+                .find(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                })
+                .or_else(|| {
+                    if idx.manifests.len() == 1 {
+                        idx.manifests.first()
+                    } else {
+                        None
+                    }
+                })
+                .ok_or_else(|| {
+                    ImageError::Archive(format!(
+                        "index {} has no manifest for linux/{arch}",
+                        desc.digest
+                    ))
+                })?;
             resolve_manifest(archive, pick, depth + 1)
         }
     }

@@ -129,9 +129,17 @@ mod tests {
     #[test]
     fn tells_index_from_manifest() {
         let idx = br#"{"schemaVersion":2,"manifests":[]}"#;
-        assert!(matches!(parse_manifest_or_index(idx).unwrap(), ManifestKind::Index(_)));
+        assert!(matches!(
+            parse_manifest_or_index(idx).unwrap(),
+            ManifestKind::Index(_)
+        ));
         let d = Digest::sha256_of(b"");
-        let m = format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"{OCI_CONFIG}","digest":"{d}","size":0}},"layers":[]}}"#);
-        assert!(matches!(parse_manifest_or_index(m.as_bytes()).unwrap(), ManifestKind::Image(_)));
+        let m = format!(
+            r#"{{"schemaVersion":2,"config":{{"mediaType":"{OCI_CONFIG}","digest":"{d}","size":0}},"layers":[]}}"#
+        );
+        assert!(matches!(
+            parse_manifest_or_index(m.as_bytes()).unwrap(),
+            ManifestKind::Image(_)
+        ));
     }
 }

@@ -58,7 +58,11 @@ pub struct State {
 
 impl State {
     pub fn tags_of(&self, id: &Digest) -> Vec<String> {
-        self.tags.iter().filter(|(_, v)| *v == id).map(|(k, _)| k.clone()).collect()
+        self.tags
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 }
 
@@ -97,13 +101,18 @@ impl MetaStore {
                 let tags = tx.open_table(TAGS).map_err(db_err)?;
                 for row in tags.iter().map_err(db_err)? {
                     let (k, v) = row.map_err(db_err)?;
-                    let id: Digest = v.value().parse().map_err(|e| ImageError::Metadata(format!("corrupt tag {}: {e}", k.value())))?;
+                    let id: Digest = v.value().parse().map_err(|e| {
+                        ImageError::Metadata(format!("corrupt tag {}: {e}", k.value()))
+                    })?;
                     state.tags.insert(k.value().to_string(), id);
                 }
             }
             tx.commit().map_err(db_err)?;
         }
-        Ok(MetaStore { db, state: RwLock::new(state) })
+        Ok(MetaStore {
+            db,
+            state: RwLock::new(state),
+        })
     }
 
     /// A consistent copy of the current state.
@@ -124,7 +133,9 @@ impl MetaStore {
             let mut tags = tx.open_table(TAGS).map_err(db_err)?;
             for rec in &change.put_images {
                 let bytes = serde_json::to_vec(rec).expect("record serializes");
-                images.insert(rec.id.to_string().as_str(), bytes.as_slice()).map_err(db_err)?;
+                images
+                    .insert(rec.id.to_string().as_str(), bytes.as_slice())
+                    .map_err(db_err)?;
             }
             for id in &change.delete_images {
                 images.remove(id.to_string().as_str()).map_err(db_err)?;
@@ -133,7 +144,8 @@ impl MetaStore {
                 tags.remove(name.as_str()).map_err(db_err)?;
             }
             for (name, id) in &change.set_tags {
-                tags.insert(name.as_str(), id.to_string().as_str()).map_err(db_err)?;
+                tags.insert(name.as_str(), id.to_string().as_str())
+                    .map_err(db_err)?;
             }
         }
         tx.commit().map_err(db_err)?;
@@ -157,7 +169,10 @@ impl MetaStore {
         let tx = self.db.begin_read().map_err(db_err)?;
         let images = tx.open_table(IMAGES).map_err(db_err)?;
         let tags = tx.open_table(TAGS).map_err(db_err)?;
-        Ok((images.iter().map_err(db_err)?.count(), tags.iter().map_err(db_err)?.count()))
+        Ok((
+            images.iter().map_err(db_err)?.count(),
+            tags.iter().map_err(db_err)?.count(),
+        ))
     }
 }
 
@@ -171,20 +186,36 @@ mod tests {
         let id = Digest::sha256_of(b"config");
         let rec = ImageRecord {
             id: id.clone(),
-            layers: vec![LayerRecord { diff_id: Digest::sha256_of(b"l"), size: 10 }],
+            layers: vec![LayerRecord {
+                diff_id: Digest::sha256_of(b"l"),
+                size: 10,
+            }],
             added_at: 1,
             last_tag_time: None,
             parent: None,
         };
         {
             let m = MetaStore::open(&dir.path().join("meta.db")).unwrap();
-            m.apply(Change { put_images: vec![rec.clone()], set_tags: vec![("docker.io/library/a:latest".into(), id.clone())], ..Default::default() }).unwrap();
+            m.apply(Change {
+                put_images: vec![rec.clone()],
+                set_tags: vec![("docker.io/library/a:latest".into(), id.clone())],
+                ..Default::default()
+            })
+            .unwrap();
         }
         let m = MetaStore::open(&dir.path().join("meta.db")).unwrap();
         let s = m.snapshot();
         assert_eq!(s.images.get(&id), Some(&rec));
-        assert_eq!(s.tags_of(&id), vec!["docker.io/library/a:latest".to_string()]);
-        m.apply(Change { delete_images: vec![id.clone()], remove_tags: vec!["docker.io/library/a:latest".into()], ..Default::default() }).unwrap();
+        assert_eq!(
+            s.tags_of(&id),
+            vec!["docker.io/library/a:latest".to_string()]
+        );
+        m.apply(Change {
+            delete_images: vec![id.clone()],
+            remove_tags: vec!["docker.io/library/a:latest".into()],
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(m.count_on_disk().unwrap(), (0, 0));
     }
 }

@@ -32,7 +32,9 @@ impl std::str::FromStr for SaveFormat {
         match s {
             "" | "docker" | "docker-archive" => Ok(SaveFormat::Docker),
             "oci" | "oci-archive" => Ok(SaveFormat::Oci),
-            other => Err(ImageError::InvalidArgument(format!("unknown save format {other:?}: use docker or oci"))),
+            other => Err(ImageError::InvalidArgument(format!(
+                "unknown save format {other:?}: use docker or oci"
+            ))),
         }
     }
 }
@@ -65,14 +67,20 @@ impl ImageStore {
             }
         };
         for name in names {
-            let explicit_tag = name.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) || name.contains('@');
+            let explicit_tag =
+                name.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) || name.contains('@');
             let parsed = Reference::parse_name_only_ok(name).ok();
             if let (Some(r), false) = (&parsed, explicit_tag) {
                 let repo = r.name();
                 let in_repo: Vec<(Reference, Digest)> = state
                     .tags
                     .iter()
-                    .filter_map(|(k, v)| Reference::parse_normalized(k).ok().filter(|t| t.name() == repo).map(|t| (t, v.clone())))
+                    .filter_map(|(k, v)| {
+                        Reference::parse_normalized(k)
+                            .ok()
+                            .filter(|t| t.name() == repo)
+                            .map(|t| (t, v.clone()))
+                    })
                     .collect();
                 if !in_repo.is_empty() {
                     for (t, id) in in_repo {
@@ -82,23 +90,41 @@ impl ImageStore {
                 }
             }
             let id = crate::store::resolve_in(&state, name)?;
-            let tag = parsed.filter(|r| r.tag().is_some() && state.tags.contains_key(&r.to_string()) && explicit_tag);
+            let tag = parsed.filter(|r| {
+                r.tag().is_some() && state.tags.contains_key(&r.to_string()) && explicit_tag
+            });
             add(id, tag);
         }
         Ok(SavePlan { images: plan })
     }
 
-    pub fn write_save(&self, plan: &SavePlan, format: SaveFormat, out: impl Write) -> Result<(), ImageError> {
+    pub fn write_save(
+        &self,
+        plan: &SavePlan,
+        format: SaveFormat,
+        out: impl Write,
+    ) -> Result<(), ImageError> {
         let mut tar = tar::Builder::new(out);
         let mut written: BTreeSet<Digest> = BTreeSet::new();
-        let mut index = Index { schema_version: 2, media_type: Some(manifest::OCI_INDEX.into()), manifests: vec![], annotations: BTreeMap::new() };
+        let mut index = Index {
+            schema_version: 2,
+            media_type: Some(manifest::OCI_INDEX.into()),
+            manifests: vec![],
+            annotations: BTreeMap::new(),
+        };
         let mut docker_manifest: Vec<DockerArchiveEntry> = Vec::new();
-        let werr = |e: io::Error| ImageError::Io { context: "writing archive".into(), source: e };
+        let werr = |e: io::Error| ImageError::Io {
+            context: "writing archive".into(),
+            source: e,
+        };
 
         append_dir(&mut tar, "blobs/").map_err(werr)?;
         append_dir(&mut tar, "blobs/sha256/").map_err(werr)?;
         for (id, tags) in &plan.images {
-            let record = self.meta.with(|s| s.images.get(id).cloned()).ok_or_else(|| ImageError::NotFound(id.to_string()))?;
+            let record = self
+                .meta
+                .with(|s| s.images.get(id).cloned())
+                .ok_or_else(|| ImageError::NotFound(id.to_string()))?;
             let config_size = self.content.size(id)?;
             if written.insert(id.clone()) {
                 self.append_blob(&mut tar, id)?;
@@ -109,51 +135,113 @@ impl ImageStore {
                 if written.insert(l.diff_id.clone()) {
                     self.append_blob(&mut tar, &l.diff_id)?;
                 }
-                layers.push(Descriptor { media_type: manifest::OCI_LAYER_TAR.into(), digest: l.diff_id.clone(), size, platform: None, annotations: BTreeMap::new() });
+                layers.push(Descriptor {
+                    media_type: manifest::OCI_LAYER_TAR.into(),
+                    digest: l.diff_id.clone(),
+                    size,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                });
             }
             let m = Manifest {
                 schema_version: 2,
                 media_type: Some(manifest::OCI_MANIFEST.into()),
-                config: Descriptor { media_type: manifest::OCI_CONFIG.into(), digest: id.clone(), size: config_size, platform: None, annotations: BTreeMap::new() },
+                config: Descriptor {
+                    media_type: manifest::OCI_CONFIG.into(),
+                    digest: id.clone(),
+                    size: config_size,
+                    platform: None,
+                    annotations: BTreeMap::new(),
+                },
                 layers,
                 annotations: BTreeMap::new(),
             };
             let mbytes = serde_json::to_vec(&m).expect("manifest serializes");
             let mdigest = Digest::sha256_of(&mbytes);
             if written.insert(mdigest.clone()) {
-                append_bytes(&mut tar, &format!("blobs/sha256/{}", mdigest.hex()), &mbytes).map_err(werr)?;
+                append_bytes(
+                    &mut tar,
+                    &format!("blobs/sha256/{}", mdigest.hex()),
+                    &mbytes,
+                )
+                .map_err(werr)?;
             }
-            let desc = |annotations| Descriptor { media_type: manifest::OCI_MANIFEST.into(), digest: mdigest.clone(), size: mbytes.len() as u64, platform: None, annotations };
+            let desc = |annotations| Descriptor {
+                media_type: manifest::OCI_MANIFEST.into(),
+                digest: mdigest.clone(),
+                size: mbytes.len() as u64,
+                platform: None,
+                annotations,
+            };
             if tags.is_empty() {
                 index.manifests.push(desc(BTreeMap::new()));
             }
             for t in tags {
                 let mut a = BTreeMap::new();
                 a.insert(manifest::ANNOTATION_IMAGE_NAME.to_string(), t.to_string());
-                a.insert(manifest::ANNOTATION_REF_NAME.to_string(), t.tag().unwrap_or("latest").to_string());
+                a.insert(
+                    manifest::ANNOTATION_REF_NAME.to_string(),
+                    t.tag().unwrap_or("latest").to_string(),
+                );
                 index.manifests.push(desc(a));
             }
             docker_manifest.push(DockerArchiveEntry {
                 config: format!("blobs/sha256/{}", id.hex()),
-                repo_tags: if tags.is_empty() { None } else { Some(tags.iter().map(|t| t.familiar()).collect()) },
-                layers: record.layers.iter().map(|l| format!("blobs/sha256/{}", l.diff_id.hex())).collect(),
+                repo_tags: if tags.is_empty() {
+                    None
+                } else {
+                    Some(tags.iter().map(|t| t.familiar()).collect())
+                },
+                layers: record
+                    .layers
+                    .iter()
+                    .map(|l| format!("blobs/sha256/{}", l.diff_id.hex()))
+                    .collect(),
             });
         }
-        append_bytes(&mut tar, "index.json", &serde_json::to_vec(&index).expect("index serializes")).map_err(werr)?;
+        append_bytes(
+            &mut tar,
+            "index.json",
+            &serde_json::to_vec(&index).expect("index serializes"),
+        )
+        .map_err(werr)?;
         if format == SaveFormat::Docker {
-            append_bytes(&mut tar, "manifest.json", &serde_json::to_vec(&docker_manifest).expect("manifest serializes")).map_err(werr)?;
+            append_bytes(
+                &mut tar,
+                "manifest.json",
+                &serde_json::to_vec(&docker_manifest).expect("manifest serializes"),
+            )
+            .map_err(werr)?;
         }
-        append_bytes(&mut tar, "oci-layout", json!({"imageLayoutVersion": "1.0.0"}).to_string().as_bytes()).map_err(werr)?;
+        append_bytes(
+            &mut tar,
+            "oci-layout",
+            json!({"imageLayoutVersion": "1.0.0"})
+                .to_string()
+                .as_bytes(),
+        )
+        .map_err(werr)?;
         tar.into_inner().map_err(werr)?.flush().map_err(werr)?;
         Ok(())
     }
 
-    fn append_blob<W: Write>(&self, tar: &mut tar::Builder<W>, digest: &Digest) -> Result<(), ImageError> {
+    fn append_blob<W: Write>(
+        &self,
+        tar: &mut tar::Builder<W>,
+        digest: &Digest,
+    ) -> Result<(), ImageError> {
         let f = self.content.open_blob(digest)?;
-        let size = f.metadata().map_err(ImageError::io(format!("stat blob {digest}")))?.len();
+        let size = f
+            .metadata()
+            .map_err(ImageError::io(format!("stat blob {digest}")))?
+            .len();
         let mut h = file_header(size, 0o444);
-        tar.append_data(&mut h, format!("blobs/sha256/{}", digest.hex()), std::io::BufReader::with_capacity(1 << 20, f))
-            .map_err(ImageError::io("writing archive"))
+        tar.append_data(
+            &mut h,
+            format!("blobs/sha256/{}", digest.hex()),
+            std::io::BufReader::with_capacity(1 << 20, f),
+        )
+        .map_err(ImageError::io("writing archive"))
     }
 }
 

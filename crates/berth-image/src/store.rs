@@ -58,14 +58,25 @@ impl ImageStore {
         let meta = MetaStore::open(&root.join("meta.db"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
-            fs::remove_dir_all(&tmp).map_err(ImageError::io(format!("clearing {}", tmp.display())))?;
+            fs::remove_dir_all(&tmp)
+                .map_err(ImageError::io(format!("clearing {}", tmp.display())))?;
         }
         fs::create_dir_all(&tmp).map_err(ImageError::io(format!("creating {}", tmp.display())))?;
-        let store = ImageStore { content, snapshots, meta, tmp, publish: Mutex::new(()) };
+        let store = ImageStore {
+            content,
+            snapshots,
+            meta,
+            tmp,
+            publish: Mutex::new(()),
+        };
         let _guard = store.publish.lock().expect("publish lock");
         let (blobs, snaps) = store.collect_garbage()?;
         if blobs + snaps > 0 {
-            tracing::info!(blobs, snapshots = snaps, "removed unreferenced content at start-up");
+            tracing::info!(
+                blobs,
+                snapshots = snaps,
+                "removed unreferenced content at start-up"
+            );
         }
         drop(_guard);
         Ok(store)
@@ -120,7 +131,8 @@ impl ImageStore {
 
     pub fn config(&self, id: &Digest) -> Result<ImageConfig, ImageError> {
         let bytes = self.content.read(id)?;
-        ImageConfig::parse(&bytes).map_err(|e| ImageError::Archive(format!("config {id} is not valid JSON: {e}")))
+        ImageConfig::parse(&bytes)
+            .map_err(|e| ImageError::Archive(format!("config {id} is not valid JSON: {e}")))
     }
 
     pub fn info(&self, id: &Digest) -> Result<ImageInfo, ImageError> {
@@ -129,11 +141,23 @@ impl ImageStore {
     }
 
     fn info_in(&self, state: &State, id: &Digest) -> Result<ImageInfo, ImageError> {
-        let record = state.images.get(id).cloned().ok_or_else(|| ImageError::NotFound(id.to_string()))?;
+        let record = state
+            .images
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ImageError::NotFound(id.to_string()))?;
         let config = self.config(id)?;
-        let mut tags: Vec<Reference> = state.tags_of(id).iter().filter_map(|t| Reference::parse_normalized(t).ok()).collect();
+        let mut tags: Vec<Reference> = state
+            .tags_of(id)
+            .iter()
+            .filter_map(|t| Reference::parse_normalized(t).ok())
+            .collect();
         tags.sort();
-        Ok(ImageInfo { record, config, tags })
+        Ok(ImageInfo {
+            record,
+            config,
+            tags,
+        })
     }
 
     /// Every image, newest first.
@@ -143,27 +167,48 @@ impl ImageStore {
         for id in state.images.keys() {
             out.push(self.info_in(&state, id)?);
         }
-        out.sort_by(|a, b| b.config.created_unix().cmp(&a.config.created_unix()).then(b.record.added_at.cmp(&a.record.added_at)));
+        out.sort_by(|a, b| {
+            b.config
+                .created_unix()
+                .cmp(&a.config.created_unix())
+                .then(b.record.added_at.cmp(&a.record.added_at))
+        });
         Ok(out)
     }
 
     /// The unpacked layers of an image, lowest first (overlayfs wants the
     /// reverse order in `lowerdir`).
     pub fn layer_dirs(&self, id: &Digest) -> Result<Vec<PathBuf>, ImageError> {
-        let rec = self.meta.with(|s| s.images.get(id).cloned()).ok_or_else(|| ImageError::NotFound(id.to_string()))?;
-        chain_ids(&rec.diff_ids()).iter().map(|c| self.snapshots.path(c.hex()).map_err(ImageError::from)).collect()
+        let rec = self
+            .meta
+            .with(|s| s.images.get(id).cloned())
+            .ok_or_else(|| ImageError::NotFound(id.to_string()))?;
+        chain_ids(&rec.diff_ids())
+            .iter()
+            .map(|c| self.snapshots.path(c.hex()).map_err(ImageError::from))
+            .collect()
     }
 
     /// Points `target` at the image `source` names. Returns the image ID.
     pub fn tag(&self, source: &str, target: &Reference) -> Result<Digest, ImageError> {
         if target.digest().is_some() {
-            return Err(ImageError::InvalidArgument(format!("refusing to create a tag with a digest reference: {}", target.familiar())));
+            return Err(ImageError::InvalidArgument(format!(
+                "refusing to create a tag with a digest reference: {}",
+                target.familiar()
+            )));
         }
         let _guard = self.publish.lock().expect("publish lock");
         let id = self.resolve(source)?;
-        let mut rec = self.meta.with(|s| s.images.get(&id).cloned()).ok_or_else(|| ImageError::NotFound(source.to_string()))?;
+        let mut rec = self
+            .meta
+            .with(|s| s.images.get(&id).cloned())
+            .ok_or_else(|| ImageError::NotFound(source.to_string()))?;
         rec.last_tag_time = Some(crate::config::now_rfc3339());
-        self.meta.apply(Change { put_images: vec![rec], set_tags: vec![(target.to_string(), id.clone())], ..Default::default() })?;
+        self.meta.apply(Change {
+            put_images: vec![rec],
+            set_tags: vec![(target.to_string(), id.clone())],
+            ..Default::default()
+        })?;
         Ok(id)
     }
 
@@ -171,7 +216,12 @@ impl ImageStore {
     /// `in_use` names a container using an image and whether it runs: a
     /// running one blocks deletion, a stopped one unless `force` (which then
     /// only untags, since the container still needs the layers).
-    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&Digest) -> Option<(String, bool)>) -> Result<Vec<Removed>, ImageError> {
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> Option<(String, bool)>,
+    ) -> Result<Vec<Removed>, ImageError> {
         let _guard = self.publish.lock().expect("publish lock");
         let state = self.meta.snapshot();
         let id = resolve_in(&state, name)?;
@@ -221,7 +271,12 @@ impl ImageStore {
             self.meta.apply(change)?;
             return Ok(report);
         }
-        let children: Vec<&Digest> = state.images.values().filter(|r| r.parent.as_ref() == Some(&id)).map(|r| &r.id).collect();
+        let children: Vec<&Digest> = state
+            .images
+            .values()
+            .filter(|r| r.parent.as_ref() == Some(&id))
+            .map(|r| &r.id)
+            .collect();
         if !children.is_empty() && !force {
             return Err(ImageError::Conflict(format!("conflict: unable to delete {} (cannot be forced) - image has dependent child images", id.short())));
         }
@@ -239,7 +294,12 @@ impl ImageStore {
     /// Deletes every untagged image for which `keep` is false (and, with
     /// `all`, tagged ones too), skipping images `in_use`. Returns what was
     /// removed and the bytes reclaimed.
-    pub fn prune(&self, all: bool, keep: &dyn Fn(&ImageInfo) -> bool, in_use: &dyn Fn(&Digest) -> Option<(String, bool)>) -> Result<(Vec<Removed>, u64), ImageError> {
+    pub fn prune(
+        &self,
+        all: bool,
+        keep: &dyn Fn(&ImageInfo) -> bool,
+        in_use: &dyn Fn(&Digest) -> Option<(String, bool)>,
+    ) -> Result<(Vec<Removed>, u64), ImageError> {
         let _guard = self.publish.lock().expect("publish lock");
         let before = self.content.usage();
         let state = self.meta.snapshot();
@@ -280,7 +340,11 @@ impl ImageStore {
     /// Publishes a new image: layers' blobs and snapshots must already be
     /// committed (with `publish` held by the caller), then the record and
     /// tags go in one transaction; tags that pointed elsewhere move here.
-    pub(crate) fn publish_image(&self, record: ImageRecord, tags: &[Reference]) -> Result<(), ImageError> {
+    pub(crate) fn publish_image(
+        &self,
+        record: ImageRecord,
+        tags: &[Reference],
+    ) -> Result<(), ImageError> {
         let mut rec = record;
         if !tags.is_empty() {
             rec.last_tag_time = Some(crate::config::now_rfc3339());
@@ -291,7 +355,10 @@ impl ImageStore {
             rec.added_at = old.added_at;
         }
         let change = Change {
-            set_tags: tags.iter().map(|t| (t.to_string(), rec.id.clone())).collect(),
+            set_tags: tags
+                .iter()
+                .map(|t| (t.to_string(), rec.id.clone()))
+                .collect(),
             put_images: vec![rec],
             ..Default::default()
         };
@@ -300,7 +367,9 @@ impl ImageStore {
 }
 
 fn familiar(full: &str) -> String {
-    Reference::parse_normalized(full).map(|r| r.familiar()).unwrap_or_else(|_| full.to_string())
+    Reference::parse_normalized(full)
+        .map(|r| r.familiar())
+        .unwrap_or_else(|_| full.to_string())
 }
 
 /// The tag key `name` denotes, if it is a reference present in the store.
@@ -315,19 +384,33 @@ pub(crate) fn resolve_in(state: &State, name: &str) -> Result<Digest, ImageError
         return Ok(state.tags[&key].clone());
     }
     let hex = name.strip_prefix("sha256:").unwrap_or(name);
-    if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        let matches: Vec<&Digest> = state.images.keys().filter(|d| d.hex().starts_with(hex)).collect();
+    if !hex.is_empty()
+        && hex.len() <= 64
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        let matches: Vec<&Digest> = state
+            .images
+            .keys()
+            .filter(|d| d.hex().starts_with(hex))
+            .collect();
         match matches.len() {
             1 => return Ok(matches[0].clone()),
             0 => {}
-            _ => return Err(ImageError::InvalidArgument(format!("image ID prefix {name:?} is ambiguous: {} images match", matches.len()))),
+            _ => {
+                return Err(ImageError::InvalidArgument(format!(
+                    "image ID prefix {name:?} is ambiguous: {} images match",
+                    matches.len()
+                )))
+            }
         }
     }
     // A reference that parses but is not present, or garbage: both not found,
     // but a malformed name says why.
     match Reference::parse_normalized(name) {
         Ok(_) => Err(ImageError::NotFound(name.to_string())),
-        Err(_) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => Err(ImageError::NotFound(name.to_string())),
+        Err(_) if hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Err(ImageError::NotFound(name.to_string()))
+        }
         Err(e) => Err(ImageError::Reference(e)),
     }
 }

@@ -30,7 +30,11 @@ fn import(store: &ImageStore, tag: &str, changes: &[&str]) -> berth_core::Digest
     store
         .import(
             Box::new(Cursor::new(rootfs_tar())),
-            ImportOptions { tag: Some(Reference::parse_normalized(tag).unwrap()), changes: changes.iter().map(|s| s.to_string()).collect(), ..Default::default() },
+            ImportOptions {
+                tag: Some(Reference::parse_normalized(tag).unwrap()),
+                changes: changes.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
         )
         .unwrap()
 }
@@ -42,9 +46,17 @@ fn import_save_load_round_trip_keeps_the_id() {
     let id = import(&store, "busybox", &["CMD [\"/bin/hello\"]"]);
     let info = store.info(&store.resolve("busybox").unwrap()).unwrap();
     assert_eq!(info.id(), &id);
-    assert_eq!(info.config.config.as_ref().unwrap().cmd.as_ref().unwrap(), &vec!["/bin/hello".to_string()]);
-    assert_eq!(info.config.rootfs.diff_ids[0], berth_core::Digest::sha256_of(&rootfs_tar()));
-    assert!(store.layer_dirs(&id).unwrap()[0].join("bin/hello").is_file());
+    assert_eq!(
+        info.config.config.as_ref().unwrap().cmd.as_ref().unwrap(),
+        &vec!["/bin/hello".to_string()]
+    );
+    assert_eq!(
+        info.config.rootfs.diff_ids[0],
+        berth_core::Digest::sha256_of(&rootfs_tar())
+    );
+    assert!(store.layer_dirs(&id).unwrap()[0]
+        .join("bin/hello")
+        .is_file());
 
     for format in [SaveFormat::Docker, SaveFormat::Oci] {
         let plan = store.plan_save(&["busybox:latest".to_string()]).unwrap();
@@ -66,12 +78,23 @@ fn rmi_untags_then_deletes_and_collects_blobs() {
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(dir.path()).unwrap();
     let id = import(&store, "a", &[]);
-    store.tag("a", &Reference::parse_normalized("b:1").unwrap()).unwrap();
+    store
+        .tag("a", &Reference::parse_normalized("b:1").unwrap())
+        .unwrap();
     let err = store.remove(id.short(), false, &|_| None).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
-    assert_eq!(store.remove("b:1", false, &|_| None).unwrap(), vec![Removed::Untagged("b:1".into())]);
+    assert_eq!(
+        store.remove("b:1", false, &|_| None).unwrap(),
+        vec![Removed::Untagged("b:1".into())]
+    );
     let r = store.remove("a", false, &|_| None).unwrap();
-    assert_eq!(r, vec![Removed::Untagged("a:latest".into()), Removed::Deleted(id.clone())]);
+    assert_eq!(
+        r,
+        vec![
+            Removed::Untagged("a:latest".into()),
+            Removed::Deleted(id.clone())
+        ]
+    );
     assert!(store.content().list().unwrap().is_empty());
     assert!(store.snapshots().list().unwrap().is_empty());
     assert_eq!(store.resolve("a").unwrap_err().kind(), ErrorKind::NotFound);
@@ -97,7 +120,13 @@ fn bad_change_fails_before_anything_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let store = ImageStore::open(dir.path()).unwrap();
     let err = store
-        .import(Box::new(Cursor::new(rootfs_tar())), ImportOptions { changes: vec!["RUN x".into()], ..Default::default() })
+        .import(
+            Box::new(Cursor::new(rootfs_tar())),
+            ImportOptions {
+                changes: vec!["RUN x".into()],
+                ..Default::default()
+            },
+        )
         .unwrap_err();
     assert!(err.to_string().contains("RUN x"), "{err}");
     assert!(store.list().unwrap().is_empty());

@@ -44,8 +44,8 @@ pub use protocol::{
     ExecRequest, ExecStarted, ExecStateReply, ExitStatus, ShimStarted, StateReply, Status,
     StreamType,
 };
-pub use server::EXECS_FILE;
 pub use runtime::RUNTIME_DIR;
+pub use server::EXECS_FILE;
 
 const USAGE: &str = "usage: berth shim start --id ID --bundle DIR --state-dir DIR --log-path FILE \
 [--tty] [--stdin] [--runtime PATH] [--log-max-size BYTES] [--log-max-file N]";

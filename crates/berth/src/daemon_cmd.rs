@@ -6,7 +6,12 @@ use berth_core::HasKind;
 use clap::Parser;
 
 #[derive(Debug, Parser)]
-#[command(name = "berth daemon", bin_name = "berth daemon", about = "Run the berth engine in the foreground", version)]
+#[command(
+    name = "berth daemon",
+    bin_name = "berth daemon",
+    about = "Run the berth engine in the foreground",
+    version
+)]
 struct DaemonArgs {
     /// Root directory of persistent state (images, containers, volumes)
     #[arg(long, value_name = "DIR")]
@@ -42,7 +47,9 @@ pub fn main() -> i32 {
         exec_root: parsed.exec_root,
         hosts: parsed.hosts,
         config_file: parsed.config_file,
-        log_level: parsed.log_level.or_else(|| parsed.debug.then(|| "debug".to_string())),
+        log_level: parsed
+            .log_level
+            .or_else(|| parsed.debug.then(|| "debug".to_string())),
     };
     match berth_daemon::run(flags) {
         Ok(()) => 0,

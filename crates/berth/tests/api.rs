@@ -20,13 +20,23 @@ fn ping_get_and_head() {
     let r = d.api_full("GET", "/_ping", None, &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body_str(), "OK");
-    let v = r.header("api-version").expect("GET /_ping lacks Api-Version header");
+    let v = r
+        .header("api-version")
+        .expect("GET /_ping lacks Api-Version header");
     assert!(api_version_ok(v), "Api-Version {v:?}");
-    assert!(r.header("ostype").is_some_and(|o| o == "linux"), "{:?}", r.headers);
+    assert!(
+        r.header("ostype").is_some_and(|o| o == "linux"),
+        "{:?}",
+        r.headers
+    );
 
     let r = d.api_full("HEAD", "/_ping", None, &[]);
     assert_eq!(r.status, 200);
-    assert!(r.header("api-version").is_some(), "HEAD /_ping lacks Api-Version: {:?}", r.headers);
+    assert!(
+        r.header("api-version").is_some(),
+        "HEAD /_ping lacks Api-Version: {:?}",
+        r.headers
+    );
 
     let r = d.api_full("GET", "/v1.47/_ping", None, &[]);
     assert_eq!((r.status, r.body_str().as_str()), (200, "OK"));
@@ -42,10 +52,16 @@ fn version_with_and_without_prefix() {
     for v in [&plain, &prefixed] {
         assert_eq!(v["ApiVersion"], header_version.as_str(), "{v:#}");
         assert_eq!(v["MinAPIVersion"], "1.24", "{v:#}");
-        assert!(v["Version"].as_str().is_some_and(|s| !s.is_empty()), "{v:#}");
+        assert!(
+            v["Version"].as_str().is_some_and(|s| !s.is_empty()),
+            "{v:#}"
+        );
         assert_eq!(v["Os"], "linux", "{v:#}");
         assert_eq!(v["Arch"], common::tarball::go_arch(), "{v:#}");
-        assert!(v["GoVersion"].is_string() || v["GoVersion"].is_null(), "{v:#}");
+        assert!(
+            v["GoVersion"].is_string() || v["GoVersion"].is_null(),
+            "{v:#}"
+        );
     }
     assert_eq!(plain["Version"], prefixed["Version"]);
     // Old clients are accepted down to 1.24.
@@ -58,8 +74,12 @@ fn unsupported_api_version_is_rejected_with_json() {
     let d = TestDaemon::start();
     let (status, body) = d.api("GET", "/v1.12/version", None);
     assert_eq!(status, 400, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
-    assert!(v["message"].as_str().is_some_and(|m| m.contains("1.12")), "{v}");
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("1.12")),
+        "{v}"
+    );
 }
 
 #[test]
@@ -69,12 +89,16 @@ fn unknown_path_is_404_json() {
         let r = d.api_full("GET", path, None, &[]);
         assert_eq!(r.status, 404, "{path}: {}", r.body_str());
         assert!(
-            r.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("application/json")),
             "{path}: {:?}",
             r.headers
         );
         let v = r.json();
-        assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{path}: {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{path}: {v}"
+        );
     }
 }
 
@@ -85,7 +109,9 @@ fn missing_image_is_404_naming_it() {
         let r = d.api_full("GET", path, None, &[]);
         assert_eq!(r.status, 404, "{path}: {}", r.body_str());
         let v = r.json();
-        let msg = v["message"].as_str().unwrap_or_else(|| panic!("no message: {v}"));
+        let msg = v["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no message: {v}"));
         assert!(msg.contains("nope"), "{msg}");
     }
     let (status, body) = d.api("DELETE", "/images/nope", None);
@@ -103,7 +129,10 @@ fn images_json_lists_imported_image() {
     assert_eq!(arr[0]["Id"], id.as_str());
     assert_eq!(arr[0]["RepoTags"], serde_json::json!(["busybox:latest"]));
     assert!(arr[0]["Size"].as_u64().unwrap_or(0) > 1_000_000, "{v:#}");
-    assert!(arr[0]["Created"].as_i64().unwrap_or(0) > 1_600_000_000, "{v:#}");
+    assert!(
+        arr[0]["Created"].as_i64().unwrap_or(0) > 1_600_000_000,
+        "{v:#}"
+    );
     let v = d.api_json("/images/busybox:latest/json");
     assert_eq!(v["Id"], id.as_str());
 }
@@ -116,7 +145,11 @@ fn events_stream_reports_tag() {
         .expect("open /events");
     assert_eq!(stream.status, 200);
 
-    let (status, body) = d.api("POST", "/images/busybox:latest/tag?repo=busybox&tag=evt", None);
+    let (status, body) = d.api(
+        "POST",
+        "/images/busybox:latest/tag?repo=busybox&tag=evt",
+        None,
+    );
     assert_eq!(status, 201, "tag: {body}");
 
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -140,7 +173,12 @@ fn events_stream_reports_tag() {
                 seen.push(ev);
             }
             Ok(None) => panic!("event stream ended; received: {seen:?}"),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue
             }
             Err(e) => panic!("reading /events: {e}; received: {seen:?}"),
@@ -161,10 +199,15 @@ fn second_daemon_on_same_data_root_is_refused() {
     let mut cmd = Command::new(common::BERTH);
     cmd.args(&args);
     let o = common::run(cmd, None, Duration::from_secs(20));
-    assert!(!o.status.success(), "second daemon started on a locked data-root");
+    assert!(
+        !o.status.success(),
+        "second daemon started on a locked data-root"
+    );
     let out = format!("{}{}", o.stdout_str(), o.stderr).to_lowercase();
     assert!(
-        out.contains("lock") || out.contains("data-root") || out.contains(&d.data_root.display().to_string()),
+        out.contains("lock")
+            || out.contains("data-root")
+            || out.contains(&d.data_root.display().to_string()),
         "message should mention the lock or data-root: {out}"
     );
     // The first daemon is unharmed.
@@ -178,12 +221,19 @@ fn sigterm_shuts_down_cleanly() {
     d.import(&common::busybox_rootfs(), "busybox:latest");
     let (status, killed) = d.stop();
     assert!(!killed, "daemon ignored SIGTERM for 10 s");
-    assert!(status.success(), "daemon exited with {status} after SIGTERM");
+    assert!(
+        status.success(),
+        "daemon exited with {status} after SIGTERM"
+    );
     assert!(
         std::os::unix::net::UnixStream::connect(&d.socket).is_err(),
         "socket still accepts connections after shutdown"
     );
     d.restart();
     let v = d.api_json("/images/json");
-    assert_eq!(v.as_array().map(Vec::len), Some(1), "image lost across restart: {v}");
+    assert_eq!(
+        v.as_array().map(Vec::len),
+        Some(1),
+        "image lost across restart: {v}"
+    );
 }

@@ -20,7 +20,10 @@ fn run_rm_echo_prints_and_exits_zero() {
     // --rm: nothing is left listed.
     let ps = d.berth_ok(&["ps", "-a", "-q"]);
     assert_eq!(ps.trim(), "", "{ps}");
-    assert_eq!(common::containers::dir_entries(&d.data_root.join("containers")), before);
+    assert_eq!(
+        common::containers::dir_entries(&d.data_root.join("containers")),
+        before
+    );
 
     let (st, out, err) = d.docker(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
     assert_eq!(code(st), 0, "stderr: {err}");
@@ -36,7 +39,11 @@ fn run_exit_code_is_propagated() {
     let (st, _, err) = d.docker(&["run", "--network", "none", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(code(st), 3, "stderr: {err}");
     let out = d.berth_ok(&["ps", "-a", "--format", "{{.Status}}"]);
-    assert_eq!(out.lines().filter(|l| l.starts_with("Exited (3)")).count(), 2, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("Exited (3)")).count(),
+        2,
+        "{out}"
+    );
 }
 
 #[test]
@@ -57,12 +64,27 @@ fn detached_web_lifecycle(d: &TestDaemon, prog: &str) {
         "berth" => d.berth_ok(args),
         _ => d.docker_ok(args),
     };
-    let out = cli(&["run", "-d", "--name", "web", "--network", "none", "busybox", "httpd", "-f", "-p", "8080"]);
+    let out = cli(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "none",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "8080",
+    ]);
     let id = out.trim().to_string();
     assert_eq!(id.len(), 64, "run -d prints the full id: {out:?}");
 
     let ps = cli(&["ps"]);
-    let row = ps.lines().find(|l| l.ends_with("web")).unwrap_or_else(|| panic!("{ps}"));
+    let row = ps
+        .lines()
+        .find(|l| l.ends_with("web"))
+        .unwrap_or_else(|| panic!("{ps}"));
     assert!(row.starts_with(&id[..12]), "{ps}");
     assert!(row.contains(" Up "), "{ps}");
     assert!(row.contains("\"httpd -f -p 8080\""), "{ps}");
@@ -71,11 +93,20 @@ fn detached_web_lifecycle(d: &TestDaemon, prog: &str) {
 
     let out = cli(&["stop", "-t", "1", "web"]);
     assert_eq!(out.trim(), "web");
-    assert_eq!(ps_status(d, "web").as_deref().map(|s| s.starts_with("Exited (137)")), Some(true));
+    assert_eq!(
+        ps_status(d, "web")
+            .as_deref()
+            .map(|s| s.starts_with("Exited (137)")),
+        Some(true)
+    );
     let ps = cli(&["ps"]);
     assert!(!ps.contains("web"), "stopped container listed by ps: {ps}");
     let ps = cli(&["ps", "-a"]);
-    assert!(ps.lines().any(|l| l.ends_with("web") && l.contains("Exited (137)")), "{ps}");
+    assert!(
+        ps.lines()
+            .any(|l| l.ends_with("web") && l.contains("Exited (137)")),
+        "{ps}"
+    );
 
     let out = cli(&["rm", "web"]);
     assert_eq!(out.trim(), "web");
@@ -103,7 +134,17 @@ fn logs_separate_streams_tail_and_timestamps() {
     let d = TestDaemon::start_short();
     busybox(&d);
     let script = "echo out1; echo err1 >&2; sleep 0.2; echo out2; sleep 0.2; echo err2 >&2";
-    let (st, _, _) = d.berth(&["run", "--name", "lg", "--network", "none", "busybox", "sh", "-c", script]);
+    let (st, _, _) = d.berth(&[
+        "run",
+        "--name",
+        "lg",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ]);
     assert_eq!(code(st), 0);
 
     for prog in ["berth", "docker"] {
@@ -127,7 +168,11 @@ fn logs_separate_streams_tail_and_timestamps() {
 
     let (st, out, err) = d.berth(&["logs", "-t", "lg"]);
     assert_eq!(code(st), 0);
-    for (line, text) in out.lines().zip(["out1", "out2"]).chain(err.lines().zip(["err1", "err2"])) {
+    for (line, text) in out
+        .lines()
+        .zip(["out1", "out2"])
+        .chain(err.lines().zip(["err1", "err2"]))
+    {
         let (ts, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line:?}"));
         assert_eq!(rest, text, "{line:?}");
         assert!(is_rfc3339_utc(ts), "timestamp {ts:?} in {line:?}");
@@ -139,7 +184,8 @@ fn logs_separate_streams_tail_and_timestamps() {
 /// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`
 fn is_rfc3339_utc(s: &str) -> bool {
     let b = s.as_bytes();
-    let digits = |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| r.clone().all(|i| b.get(i).is_some_and(u8::is_ascii_digit));
     b.len() >= 20
         && digits(0..4)
         && b[4] == b'-'
@@ -161,10 +207,20 @@ fn logs_since_skips_earlier_lines() {
     let d = TestDaemon::start_short();
     busybox(&d);
     d.berth_ok(&[
-        "run", "-d", "--name", "sn", "--network", "none", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "sn",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
         "echo early; sleep 3; echo late",
     ]);
-    wait_until("the first log line", Duration::from_secs(20), || d.berth_ok(&["logs", "sn"]).contains("early"));
+    wait_until("the first log line", Duration::from_secs(20), || {
+        d.berth_ok(&["logs", "sn"]).contains("early")
+    });
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
     assert_eq!(d.berth_ok(&["wait", "sn"]).trim(), "0");
@@ -172,22 +228,49 @@ fn logs_since_skips_earlier_lines() {
     assert_eq!(d.berth_ok(&["logs", "sn"]), "early\nlate\n");
     assert_eq!(d.berth_ok(&["logs", "--since", &since, "sn"]), "late\n");
     assert_eq!(d.docker_ok(&["logs", "--since", &since, "sn"]), "late\n");
-    assert_eq!(d.berth_ok(&["logs", "--since", "2099-01-01T00:00:00Z", "sn"]), "");
-    assert_eq!(d.berth_ok(&["logs", "--since", "1h", "sn"]), "early\nlate\n");
+    assert_eq!(
+        d.berth_ok(&["logs", "--since", "2099-01-01T00:00:00Z", "sn"]),
+        ""
+    );
+    assert_eq!(
+        d.berth_ok(&["logs", "--since", "1h", "sn"]),
+        "early\nlate\n"
+    );
 }
 
 #[test]
 fn wait_returns_exit_code() {
     let d = TestDaemon::start_short();
     busybox(&d);
-    d.berth_ok(&["run", "-d", "--name", "w7", "--network", "none", "busybox", "sh", "-c", "sleep 1; exit 7"]);
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w7",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1; exit 7",
+    ]);
     assert_eq!(d.berth_ok(&["wait", "w7"]).trim(), "7");
     // Waiting on an exited container returns at once with the same code.
     assert_eq!(d.berth_ok(&["wait", "w7"]).trim(), "7");
     assert_eq!(d.docker_ok(&["wait", "w7"]).trim(), "7");
     assert_eq!(inspect_f(&d, "{{.State.ExitCode}}", "w7"), "7");
 
-    d.docker_ok(&["run", "-d", "--name", "w0", "--network", "none", "busybox", "sleep", "1"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w0",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1",
+    ]);
     assert_eq!(d.docker_ok(&["wait", "w0"]).trim(), "0");
 }
 
@@ -195,7 +278,17 @@ fn wait_returns_exit_code() {
 fn rename_keeps_the_container() {
     let d = TestDaemon::start_short();
     busybox(&d);
-    let id = d.berth_ok(&["run", "-d", "--name", "old", "--network", "none", "busybox", "sleep", "1000"]);
+    let id = d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "old",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let id = id.trim();
     d.berth_ok(&["rename", "old", "new"]);
     assert_eq!(inspect_f(&d, "{{.Name}}", "new"), "/new");
@@ -208,7 +301,15 @@ fn rename_keeps_the_container() {
     d.docker_ok(&["rename", "new", "newer"]);
     assert_eq!(inspect_f(&d, "{{.Name}}", id), "/newer");
     // The old name is free again.
-    d.berth_ok(&["create", "--name", "new", "--network", "none", "busybox", "true"]);
+    d.berth_ok(&[
+        "create",
+        "--name",
+        "new",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
     d.berth_ok(&["rm", "-f", "newer", "new"]);
 }
 
@@ -216,7 +317,17 @@ fn rename_keeps_the_container() {
 fn rm_running_needs_force() {
     let d = TestDaemon::start_short();
     busybox(&d);
-    let id = d.berth_ok(&["run", "-d", "--name", "busy", "--network", "none", "busybox", "sleep", "1000"]);
+    let id = d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let id = id.trim().to_string();
     for prog in ["berth", "docker"] {
         let (st, _, err) = match prog {
@@ -225,17 +336,35 @@ fn rm_running_needs_force() {
         };
         assert_ne!(code(st), 0, "{prog} rm of a running container succeeded");
         assert!(
-            err.contains("container is running: stop the container before removing or force remove"),
+            err.contains(
+                "container is running: stop the container before removing or force remove"
+            ),
             "{prog}: {err}"
         );
-        assert!(ps_status(&d, "busy").is_some_and(|s| s.starts_with("Up")), "{prog} rm stopped it");
+        assert!(
+            ps_status(&d, "busy").is_some_and(|s| s.starts_with("Up")),
+            "{prog} rm stopped it"
+        );
     }
     assert_eq!(d.berth_ok(&["rm", "-f", "busy"]).trim(), "busy");
     assert!(ps_status(&d, "busy").is_none());
     assert!(!d.data_root.join("containers").join(&id).exists());
-    assert!(common::containers::shim_pids(&id).is_empty(), "shim outlived rm -f");
+    assert!(
+        common::containers::shim_pids(&id).is_empty(),
+        "shim outlived rm -f"
+    );
 
-    d.docker_ok(&["run", "-d", "--name", "busy2", "--network", "none", "busybox", "sleep", "1000"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy2",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     assert_eq!(d.docker_ok(&["rm", "-f", "busy2"]).trim(), "busy2");
     assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
 }
@@ -244,13 +373,51 @@ fn rm_running_needs_force() {
 fn container_prune_removes_only_stopped() {
     let d = TestDaemon::start_short();
     busybox(&d);
-    d.berth_ok(&["run", "--name", "done1", "--network", "none", "busybox", "true"]);
-    d.berth_ok(&["create", "--name", "created1", "--network", "none", "busybox", "true"]);
-    let (st, _, _) = d.berth(&["run", "--name", "failed1", "--network", "none", "busybox", "sh", "-c", "exit 1"]);
+    d.berth_ok(&[
+        "run",
+        "--name",
+        "done1",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    d.berth_ok(&[
+        "create",
+        "--name",
+        "created1",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let (st, _, _) = d.berth(&[
+        "run",
+        "--name",
+        "failed1",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
     assert_eq!(code(st), 1);
-    let keep = d.berth_ok(&["run", "-d", "--name", "up1", "--network", "none", "busybox", "sleep", "1000"]);
-    let ids: Vec<String> =
-        ["done1", "created1", "failed1"].iter().map(|n| container_id(&d, n)).collect();
+    let keep = d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "up1",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let ids: Vec<String> = ["done1", "created1", "failed1"]
+        .iter()
+        .map(|n| container_id(&d, n))
+        .collect();
 
     let out = d.berth_ok(&["container", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
@@ -272,7 +439,17 @@ fn container_prune_removes_only_stopped() {
 fn inspect_reports_state_and_config() {
     let d = TestDaemon::start_short();
     let image = busybox(&d);
-    let (st, _, _) = d.berth(&["run", "--name", "ins", "--network", "none", "busybox", "sh", "-c", "exit 5"]);
+    let (st, _, _) = d.berth(&[
+        "run",
+        "--name",
+        "ins",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
     assert_eq!(code(st), 5);
     let out = d.berth_ok(&["inspect", "ins"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
@@ -281,7 +458,10 @@ fn inspect_reports_state_and_config() {
     assert_eq!(c["State"]["Status"], "exited");
     assert_eq!(c["State"]["Running"], false);
     assert_eq!(c["State"]["ExitCode"], 5);
-    assert_eq!(c["Config"]["Cmd"], serde_json::json!(["sh", "-c", "exit 5"]));
+    assert_eq!(
+        c["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "exit 5"])
+    );
     assert_eq!(c["Config"]["Image"], "busybox");
     assert_eq!(c["Image"], image.as_str());
     assert_eq!(c["HostConfig"]["AutoRemove"], false);
@@ -289,24 +469,58 @@ fn inspect_reports_state_and_config() {
     assert_eq!(c["Id"].as_str().map(str::len), Some(64));
 
     let f = d.docker_ok(&[
-        "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{json .Config.Cmd}}", "ins",
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}} {{.Name}} {{json .Config.Cmd}}",
+        "ins",
     ]);
     assert_eq!(f.trim(), r#"exited 5 /ins ["sh","-c","exit 5"]"#);
 
-    d.berth_ok(&["run", "-d", "--rm", "--name", "auto", "--network", "none", "busybox", "sleep", "1000"]);
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "auto",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     assert_eq!(
-        inspect_f(&d, "{{.State.Status}} {{.State.Running}} {{.HostConfig.AutoRemove}}", "auto"),
+        inspect_f(
+            &d,
+            "{{.State.Status}} {{.State.Running}} {{.HostConfig.AutoRemove}}",
+            "auto"
+        ),
         "running true true"
     );
     let pid: u32 = inspect_f(&d, "{{.State.Pid}}", "auto").parse().unwrap();
-    assert!(pid > 1 && common::containers::pid_alive(pid), "State.Pid {pid} is not a live process");
+    assert!(
+        pid > 1 && common::containers::pid_alive(pid),
+        "State.Pid {pid} is not a live process"
+    );
 
-    d.berth_ok(&["create", "--name", "fresh", "--network", "none", "busybox", "true"]);
-    assert_eq!(inspect_f(&d, "{{.State.Status}} {{.State.ExitCode}}", "fresh"), "created 0");
+    d.berth_ok(&[
+        "create",
+        "--name",
+        "fresh",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        inspect_f(&d, "{{.State.Status}} {{.State.ExitCode}}", "fresh"),
+        "created 0"
+    );
 
     // --rm: stopping removes it.
     d.berth_ok(&["kill", "auto"]);
-    wait_until("auto-removal", Duration::from_secs(20), || ps_status(&d, "auto").is_none());
+    wait_until("auto-removal", Duration::from_secs(20), || {
+        ps_status(&d, "auto").is_none()
+    });
 }
 
 #[test]
@@ -314,7 +528,14 @@ fn start_failures_exit_like_docker() {
     // The normal kit (a long exec-root) must work: the shim socket path fits sun_path.
     let d = TestDaemon::start();
     busybox(&d);
-    let (st, _, err) = d.berth(&["run", "--rm", "--network", "none", "busybox", "nonexistent-cmd"]);
+    let (st, _, err) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "nonexistent-cmd",
+    ]);
     assert_eq!(code(st), 127, "stderr: {err}");
     assert!(err.contains("executable file not found"), "{err}");
     let (st, _, err) = d.docker(&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"]);

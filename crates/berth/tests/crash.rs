@@ -15,7 +15,9 @@ const IMPORT_PATH: &str = "/v1.47/images/create?fromSrc=-&repo=large&tag=latest"
 
 fn dir_entries(p: &Path) -> Vec<String> {
     match fs::read_dir(p) {
-        Ok(rd) => rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Ok(rd) => rd
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
         Err(e) => panic!("read {}: {e}", p.display()),
     }
@@ -23,19 +25,35 @@ fn dir_entries(p: &Path) -> Vec<String> {
 
 /// The on-disk invariants of a data-root with no images.
 fn assert_clean_and_empty(d: &TestDaemon) {
-    assert!(d.image_ids().is_empty(), "images after crash: {:?}", d.image_ids());
+    assert!(
+        d.image_ids().is_empty(),
+        "images after crash: {:?}",
+        d.image_ids()
+    );
     let table = d.berth_ok(&["images"]);
-    assert!(table.lines().skip(1).all(|l| l.trim().is_empty()), "images lists:\n{table}");
+    assert!(
+        table.lines().skip(1).all(|l| l.trim().is_empty()),
+        "images lists:\n{table}"
+    );
     let ingest = dir_entries(&d.data_root.join("content/ingest"));
-    assert!(ingest.is_empty(), "content/ingest not cleaned after restart: {ingest:?}");
+    assert!(
+        ingest.is_empty(),
+        "content/ingest not cleaned after restart: {ingest:?}"
+    );
     // With no image, no blob is referenced, so none may remain.
     let blobs = common::files_under(&d.data_root.join("content/blobs"));
-    assert!(blobs.is_empty(), "unreferenced blobs after crash: {blobs:?}");
+    assert!(
+        blobs.is_empty(),
+        "unreferenced blobs after crash: {blobs:?}"
+    );
     let tmp_snapshots: Vec<_> = dir_entries(&d.data_root.join("snapshots"))
         .into_iter()
         .filter(|n| n.starts_with("tmp-"))
         .collect();
-    assert!(tmp_snapshots.is_empty(), "temporary snapshots left: {tmp_snapshots:?}");
+    assert!(
+        tmp_snapshots.is_empty(),
+        "temporary snapshots left: {tmp_snapshots:?}"
+    );
     // Nor may the interrupted body linger anywhere else (spool files, staging dirs): apart
     // from the metadata database, an empty data-root holds next to nothing.
     let leftovers: Vec<_> = common::files_under(&d.data_root)
@@ -44,9 +62,15 @@ fn assert_clean_and_empty(d: &TestDaemon) {
         .filter_map(|p| Some((fs::symlink_metadata(d.data_root.join(&p)).ok()?.len(), p)))
         .filter(|(len, _)| *len > 64 * 1024)
         .collect();
-    assert!(leftovers.is_empty(), "large files left in the data-root after crash: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "large files left in the data-root after crash: {leftovers:?}"
+    );
     let mounts = common::mounts_under(&d.data_root);
-    assert!(mounts.is_empty(), "mounts left under the data-root: {mounts:?}");
+    assert!(
+        mounts.is_empty(),
+        "mounts left under the data-root: {mounts:?}"
+    );
 }
 
 fn bytes_under(dir: &Path) -> u64 {
@@ -60,7 +84,11 @@ fn bytes_under(dir: &Path) -> u64 {
 /// What an interrupted operation has on disk right now (for the test log).
 fn partial_state(d: &TestDaemon) -> Vec<String> {
     let mut v = dir_entries(&d.data_root.join("content/ingest"));
-    v.extend(dir_entries(&d.data_root.join("snapshots")).into_iter().map(|s| format!("snapshots/{s}")));
+    v.extend(
+        dir_entries(&d.data_root.join("snapshots"))
+            .into_iter()
+            .map(|s| format!("snapshots/{s}")),
+    );
     v
 }
 
@@ -80,7 +108,11 @@ fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http
             break;
         }
         up.send(&buf[..n]).unwrap_or_else(|e| {
-            panic!("daemon stopped reading the import body after {} bytes: {e}\n{}", up.sent, d.log())
+            panic!(
+                "daemon stopped reading the import body after {} bytes: {e}\n{}",
+                up.sent,
+                d.log()
+            )
         });
     }
     Some(up.finish().expect("import response"))
@@ -98,7 +130,11 @@ fn kill9_during_import_leaves_nothing_behind() {
     let half = size / 2;
     let started = Instant::now();
     assert!(stream_import(&d, &large, Some(half)).is_none());
-    assert!(d.is_running(), "daemon died during the import:\n{}", d.log());
+    assert!(
+        d.is_running(),
+        "daemon died during the import:\n{}",
+        d.log()
+    );
     eprintln!(
         "sent {half} bytes in {:?}; killing the daemon; data-root holds {} bytes in {:?}",
         started.elapsed(),
@@ -114,16 +150,26 @@ fn kill9_during_import_leaves_nothing_behind() {
     let r = stream_import(&d, &large, None).unwrap();
     assert_eq!(r.status, 200, "import after restart: {}", r.body_str());
     let body = r.body_str();
-    assert!(!body.contains("\"error"), "import reported an error: {body}");
+    assert!(
+        !body.contains("\"error"),
+        "import reported an error: {body}"
+    );
     let v = d.inspect("large:latest");
     assert_eq!(
         v["RootFS"]["Layers"],
         serde_json::json!([format!("sha256:{}", common::sha256_file(&large))]),
         "{v:#}"
     );
-    assert!(v["Size"].as_u64().unwrap_or(0) > size / 2, "size {} for a {size}-byte tar", v["Size"]);
+    assert!(
+        v["Size"].as_u64().unwrap_or(0) > size / 2,
+        "size {} for a {size}-byte tar",
+        v["Size"]
+    );
     let ingest = dir_entries(&d.data_root.join("content/ingest"));
-    assert!(ingest.is_empty(), "content/ingest not empty after a finished import: {ingest:?}");
+    assert!(
+        ingest.is_empty(),
+        "content/ingest not empty after a finished import: {ingest:?}"
+    );
 }
 
 #[test]
@@ -150,7 +196,8 @@ fn kill9_during_load_leaves_nothing_behind() {
         .unwrap();
         let mut b = tar::Builder::new(fs::File::create(&archive).unwrap());
         // Layer first, so the kill lands while the layer streams in.
-        b.append_path_with_name(&large, format!("{layer_hex}/layer.tar")).unwrap();
+        b.append_path_with_name(&large, format!("{layer_hex}/layer.tar"))
+            .unwrap();
         let mut add = |name: &str, data: &[u8]| {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
@@ -163,13 +210,19 @@ fn kill9_during_load_leaves_nothing_behind() {
         b.into_inner().unwrap();
     }
     let size = fs::metadata(&archive).unwrap().len();
-    let mut up = http::Upload::start(&d.socket, "POST", "/v1.47/images/load?quiet=1", "application/x-tar")
-        .expect("connect for load");
+    let mut up = http::Upload::start(
+        &d.socket,
+        "POST",
+        "/v1.47/images/load?quiet=1",
+        "application/x-tar",
+    )
+    .expect("connect for load");
     let mut f = fs::File::open(&archive).unwrap();
     let mut buf = vec![0u8; 1 << 20];
     while up.sent < size / 2 {
         let n = f.read(&mut buf).unwrap();
-        up.send(&buf[..n]).unwrap_or_else(|e| panic!("load body refused after {} bytes: {e}", up.sent));
+        up.send(&buf[..n])
+            .unwrap_or_else(|e| panic!("load body refused after {} bytes: {e}", up.sent));
     }
     assert!(d.is_running(), "daemon died during load:\n{}", d.log());
     eprintln!(

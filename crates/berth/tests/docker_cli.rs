@@ -15,7 +15,10 @@ fn docker_version_reports_server() {
     assert!(server.contains("minimum version 1.24"), "{out}");
     let api = d.api_full("GET", "/_ping", None, &[]);
     let v = api.header("api-version").expect("Api-Version header");
-    assert!(server.contains(v), "server API version {v} not shown: {out}");
+    assert!(
+        server.contains(v),
+        "server API version {v} not shown: {out}"
+    );
 
     let fmt = d.docker_ok(&["version", "--format", "{{.Server.APIVersion}}"]);
     assert_eq!(fmt.trim(), v);
@@ -40,7 +43,10 @@ fn docker_import_images_inspect_history() {
     let rootfs = common::busybox_rootfs();
     let out = d.docker_ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
     let id = out.trim().to_string();
-    assert!(is_image_id(&id), "docker import prints the image ID: {out:?}");
+    assert!(
+        is_image_id(&id),
+        "docker import prints the image ID: {out:?}"
+    );
 
     let table = d.docker_ok(&["images"]);
     let row = images_row(&table, "busybox", "latest").unwrap_or_else(|| panic!("{table}"));
@@ -49,12 +55,27 @@ fn docker_import_images_inspect_history() {
     let out = d.docker_ok(&["image", "inspect", "busybox:latest"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["Id"], id.as_str());
-    assert_eq!(v[0]["RootFS"]["Layers"][0], format!("sha256:{}", sha256_file(&rootfs)));
-    let f = d.docker_ok(&["image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", &id]);
+    assert_eq!(
+        v[0]["RootFS"]["Layers"][0],
+        format!("sha256:{}", sha256_file(&rootfs))
+    );
+    let f = d.docker_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Os}}/{{.Architecture}}",
+        &id,
+    ]);
     assert_eq!(f.trim(), format!("linux/{}", common::tarball::go_arch()));
 
     let out = d.docker_ok(&["history", "busybox:latest"]);
-    assert!(out.lines().next().unwrap_or_default().contains("CREATED BY"), "{out}");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .contains("CREATED BY"),
+        "{out}"
+    );
     assert!(out.contains(short_id(&id)), "{out}");
     let q = d.docker_ok(&["images", "-q"]);
     assert_eq!(q.trim(), short_id(&id));
@@ -65,13 +86,24 @@ fn docker_import_from_stdin_with_changes() {
     let d = TestDaemon::start();
     let data = std::fs::read(common::busybox_rootfs()).unwrap();
     let o = d.docker_out(
-        &["import", "-c", "ENV A=b", "-c", r#"CMD ["/bin/sh"]"#, "-", "busybox:stdin"],
+        &[
+            "import",
+            "-c",
+            "ENV A=b",
+            "-c",
+            r#"CMD ["/bin/sh"]"#,
+            "-",
+            "busybox:stdin",
+        ],
         Some(data),
     );
     assert!(o.status.success(), "{}", o.stderr);
     let v = d.inspect("busybox:stdin");
     assert_eq!(v["Config"]["Cmd"], serde_json::json!(["/bin/sh"]));
-    assert!(v["Config"]["Env"].as_array().unwrap().contains(&serde_json::json!("A=b")));
+    assert!(v["Config"]["Env"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("A=b")));
 }
 
 #[test]
@@ -93,8 +125,14 @@ fn docker_tag_and_rmi() {
 
     d.docker_ok(&["tag", "busybox:latest", "busybox:two"]);
     let (st, _, err) = d.docker(&["rmi", short_id(&id)]);
-    assert!(!st.success(), "rmi of a doubly tagged ID without -f must fail");
-    assert!(err.contains("conflict") || err.contains("must be forced"), "{err}");
+    assert!(
+        !st.success(),
+        "rmi of a doubly tagged ID without -f must fail"
+    );
+    assert!(
+        err.contains("conflict") || err.contains("must be forced"),
+        "{err}"
+    );
     let out = d.docker_ok(&["rmi", "-f", &id]);
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     assert!(d.docker_ok(&["images", "-q"]).trim().is_empty());
@@ -109,7 +147,12 @@ fn docker_save_and_load() {
     d.docker_ok(&["save", "-o", file.to_str().unwrap(), "busybox:latest"]);
     let data = std::fs::read(&file).unwrap();
     let names = common::tarball::entry_names(&data);
-    assert!(names.iter().any(|n| n.trim_start_matches("./") == "manifest.json"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "manifest.json"),
+        "{names:?}"
+    );
 
     d.docker_ok(&["rmi", "busybox:latest"]);
     let out = d.docker_ok(&["load", "-i", file.to_str().unwrap()]);
@@ -122,7 +165,11 @@ fn docker_save_and_load() {
     d.docker_ok(&["rmi", "busybox:latest"]);
     let o = d.docker_out(&["load"], Some(saved.stdout));
     assert!(o.status.success(), "{}", o.stderr);
-    assert!(o.stdout_str().contains("Loaded image: busybox:latest"), "{}", o.stdout_str());
+    assert!(
+        o.stdout_str().contains("Loaded image: busybox:latest"),
+        "{}",
+        o.stdout_str()
+    );
     assert_eq!(d.image_id("busybox:latest"), id);
 }
 

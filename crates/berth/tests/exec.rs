@@ -12,7 +12,17 @@ use common::TestDaemon;
 fn daemon_with_web() -> (TestDaemon, String) {
     let d = TestDaemon::start_short();
     busybox(&d);
-    d.docker_ok(&["run", "-d", "--name", "web", "--network", "none", "busybox", "sleep", "1000"]);
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
     let id = container_id(&d, "web");
     (d, id)
 }
@@ -21,7 +31,10 @@ fn daemon_with_web() -> (TestDaemon, String) {
 fn docker_exec_output_exit_codes_stdin_user_env_cwd() {
     let (d, _) = daemon_with_web();
     let out = d.docker_ok(&["exec", "web", "ls", "/"]);
-    assert!(out.lines().any(|l| l == "bin") && out.lines().any(|l| l == "etc"), "{out}");
+    assert!(
+        out.lines().any(|l| l == "bin") && out.lines().any(|l| l == "etc"),
+        "{out}"
+    );
 
     let (st, _, err) = d.docker(&["exec", "web", "sh", "-c", "exit 5"]);
     assert_eq!(code(st), 5, "{err}");
@@ -30,7 +43,19 @@ fn docker_exec_output_exit_codes_stdin_user_env_cwd() {
     assert_eq!(code(o.status), 0, "{}", o.stderr);
     assert_eq!(o.stdout, b"hi\nthere");
 
-    let out = d.docker_ok(&["exec", "-e", "A=b", "-w", "/tmp", "-u", "65534", "web", "sh", "-c", "echo $A; pwd; id -u; id -g"]);
+    let out = d.docker_ok(&[
+        "exec",
+        "-e",
+        "A=b",
+        "-w",
+        "/tmp",
+        "-u",
+        "65534",
+        "web",
+        "sh",
+        "-c",
+        "echo $A; pwd; id -u; id -g",
+    ]);
     assert_eq!(out, "b\n/tmp\n65534\n65534\n");
 
     let (st, out, err) = d.docker(&["exec", "web", "sh", "-c", "echo out; echo err >&2"]);
@@ -40,21 +65,36 @@ fn docker_exec_output_exit_codes_stdin_user_env_cwd() {
     // Like dockerd: the start failure is reported and the exit code is 127.
     let (st, out, err) = d.docker(&["exec", "web", "no-such-binary"]);
     assert_eq!(code(st), 127, "{out} {err}");
-    assert!(format!("{out}{err}").contains("no-such-binary"), "{out} {err}");
+    assert!(
+        format!("{out}{err}").contains("no-such-binary"),
+        "{out} {err}"
+    );
 }
 
 #[test]
 fn docker_exec_detached_and_tty() {
     let (d, _) = daemon_with_web();
-    d.docker_ok(&["exec", "-d", "web", "sh", "-c", "echo done > /tmp/marker; sleep 2"]);
-    wait_until("the detached exec to write its marker", Duration::from_secs(10), || {
-        d.docker(&["exec", "web", "cat", "/tmp/marker"]).1 == "done\n"
-    });
+    d.docker_ok(&[
+        "exec",
+        "-d",
+        "web",
+        "sh",
+        "-c",
+        "echo done > /tmp/marker; sleep 2",
+    ]);
+    wait_until(
+        "the detached exec to write its marker",
+        Duration::from_secs(10),
+        || d.docker(&["exec", "web", "cat", "/tmp/marker"]).1 == "done\n",
+    );
 
     // A tty without -i: raw output (CRLF), TERM set, the pty is the exec's own.
     let (st, out, err) = d.docker(&["exec", "-t", "web", "sh", "-c", "tty; echo $TERM; exit 3"]);
     assert_eq!(code(st), 3, "{err}");
-    assert!(out.starts_with("/dev/pts/") && out.ends_with("\r\nxterm\r\n"), "{out:?}");
+    assert!(
+        out.starts_with("/dev/pts/") && out.ends_with("\r\nxterm\r\n"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -72,7 +112,12 @@ fn berth_cli_exec() {
 fn api_exec_create_start_inspect_and_errors() {
     let (d, id) = daemon_with_web();
     let body = br#"{"Cmd":["sh","-c","echo x; echo y >&2; exit 2"],"AttachStdout":true,"AttachStderr":true}"#;
-    let r = d.api_full("POST", "/v1.47/containers/web/exec", Some(body), &[("Content-Type", "application/json")]);
+    let r = d.api_full(
+        "POST",
+        "/v1.47/containers/web/exec",
+        Some(body),
+        &[("Content-Type", "application/json")],
+    );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let created: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
     let exec_id = created["Id"].as_str().unwrap().to_string();
@@ -83,13 +128,26 @@ fn api_exec_create_start_inspect_and_errors() {
     assert!(v["ExitCode"].is_null(), "{v}");
     assert_eq!(v["ContainerID"], id.as_str());
     assert_eq!(v["ProcessConfig"]["entrypoint"], "sh");
-    assert_eq!(v["ProcessConfig"]["arguments"], serde_json::json!(["-c", "echo x; echo y >&2; exit 2"]));
+    assert_eq!(
+        v["ProcessConfig"]["arguments"],
+        serde_json::json!(["-c", "echo x; echo y >&2; exit 2"])
+    );
 
     // Without an upgrade the output is the response body, multiplexed.
-    let r = d.api_full("POST", &format!("/v1.47/exec/{exec_id}/start"), Some(br#"{"Detach":false}"#), &[("Content-Type", "application/json")]);
+    let r = d.api_full(
+        "POST",
+        &format!("/v1.47/exec/{exec_id}/start"),
+        Some(br#"{"Detach":false}"#),
+        &[("Content-Type", "application/json")],
+    );
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, b"\x01\0\0\0\0\0\0\x02x\n\x02\0\0\0\0\0\0\x02y\n".to_vec());
-    wait_until("the exit code", Duration::from_secs(10), || d.api_json(&format!("/v1.47/exec/{exec_id}/json"))["ExitCode"] == 2);
+    assert_eq!(
+        r.body,
+        b"\x01\0\0\0\0\0\0\x02x\n\x02\0\0\0\0\0\0\x02y\n".to_vec()
+    );
+    wait_until("the exit code", Duration::from_secs(10), || {
+        d.api_json(&format!("/v1.47/exec/{exec_id}/json"))["ExitCode"] == 2
+    });
     let v = d.api_json(&format!("/v1.47/exec/{exec_id}/json"));
     assert!(v["Pid"].as_i64().unwrap() > 0, "{v}");
 
@@ -100,17 +158,45 @@ fn api_exec_create_start_inspect_and_errors() {
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("No such exec instance: nope"), "{body}");
 
-    let until = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 1).to_string();
-    let events = d.docker_ok(&["events", "--since", "0", "--until", &until, "--filter", "container=web"]);
-    assert!(events.contains("exec_create: sh -c echo x; echo y >&2; exit 2"), "{events}");
-    assert!(events.contains(&format!("exec_die {id} (execID={exec_id}, exitCode=2")), "{events}");
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=web",
+    ]);
+    assert!(
+        events.contains("exec_create: sh -c echo x; echo y >&2; exit 2"),
+        "{events}"
+    );
+    assert!(
+        events.contains(&format!("exec_die {id} (execID={exec_id}, exitCode=2")),
+        "{events}"
+    );
 
     // Not running: 409 with Docker's message; exec records go with the container.
     d.docker_ok(&["kill", "web"]);
-    wait_until("web to exit", Duration::from_secs(10), || common::containers::ps_status(&d, "web").is_some_and(|s| s.starts_with("Exited")));
-    let (status, body) = d.api("POST", "/v1.47/containers/web/exec", Some(br#"{"Cmd":["true"]}"#));
+    wait_until("web to exit", Duration::from_secs(10), || {
+        common::containers::ps_status(&d, "web").is_some_and(|s| s.starts_with("Exited"))
+    });
+    let (status, body) = d.api(
+        "POST",
+        "/v1.47/containers/web/exec",
+        Some(br#"{"Cmd":["true"]}"#),
+    );
     assert_eq!(status, 409, "{body}");
-    assert!(body.contains(&format!("Container {id} is not running")), "{body}");
+    assert!(
+        body.contains(&format!("Container {id} is not running")),
+        "{body}"
+    );
     d.docker_ok(&["rm", "web"]);
     let (status, _) = d.api("GET", &format!("/v1.47/exec/{exec_id}/json"), None);
     assert_eq!(status, 404);

@@ -11,7 +11,10 @@ fn import_lists_busybox_latest() {
     let rootfs = common::busybox_rootfs();
     let out = d.berth_ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
     let printed = out.trim();
-    assert!(is_image_id(printed), "import should print the new image ID, printed {out:?}");
+    assert!(
+        is_image_id(printed),
+        "import should print the new image ID, printed {out:?}"
+    );
 
     let table = d.berth_ok(&["images"]);
     let header = table.lines().next().unwrap_or_default();
@@ -20,9 +23,17 @@ fn import_lists_busybox_latest() {
     }
     let row = images_row(&table, "busybox", "latest")
         .unwrap_or_else(|| panic!("no busybox/latest row in:\n{table}"));
-    assert_eq!(row[2].len(), 12, "IMAGE ID column should be 12 hex digits: {row:?}");
+    assert_eq!(
+        row[2].len(),
+        12,
+        "IMAGE ID column should be 12 hex digits: {row:?}"
+    );
     assert!(row[2].bytes().all(|c| c.is_ascii_hexdigit()), "{row:?}");
-    assert_eq!(row[2], short_id(printed), "images shows a different ID than import printed");
+    assert_eq!(
+        row[2],
+        short_id(printed),
+        "images shows a different ID than import printed"
+    );
     assert_eq!(d.image_id("busybox:latest"), printed);
 }
 
@@ -33,14 +44,20 @@ fn inspect_shows_one_layer_whose_diff_id_is_the_tar_digest() {
     d.import(&rootfs, "busybox:latest");
     let v = d.inspect("busybox:latest");
     assert_eq!(v["RootFS"]["Type"], "layers", "{v:#}");
-    let layers = v["RootFS"]["Layers"].as_array().unwrap_or_else(|| panic!("{v:#}"));
+    let layers = v["RootFS"]["Layers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}"));
     assert_eq!(layers.len(), 1, "{v:#}");
     assert_eq!(layers[0], format!("sha256:{}", sha256_file(&rootfs)));
     assert_eq!(v["Os"], "linux");
     assert_eq!(v["Architecture"], common::tarball::go_arch());
     let tags = v["RepoTags"].as_array().unwrap();
     assert_eq!(tags, &vec![serde_json::json!("busybox:latest")]);
-    assert!(v["Size"].as_u64().unwrap_or(0) > 1_000_000, "busybox is ~2 MB: {}", v["Size"]);
+    assert!(
+        v["Size"].as_u64().unwrap_or(0) > 1_000_000,
+        "busybox is ~2 MB: {}",
+        v["Size"]
+    );
     // By ID and by short ID too.
     let id = v["Id"].as_str().unwrap();
     assert_eq!(d.image_id(id), id);
@@ -55,12 +72,25 @@ fn save_load_round_trips_to_the_same_id() {
     // save to stdout | load from stdin, image still present
     let saved = d.berth_out(&["save", "busybox:latest"], None);
     assert!(saved.status.success(), "save: {}", saved.stderr);
-    assert!(saved.stdout.len() > 1_000_000, "saved archive is only {} bytes", saved.stdout.len());
+    assert!(
+        saved.stdout.len() > 1_000_000,
+        "saved archive is only {} bytes",
+        saved.stdout.len()
+    );
     let names = common::tarball::entry_names(&saved.stdout);
-    assert!(names.iter().any(|n| n.trim_start_matches("./") == "manifest.json"), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.trim_start_matches("./") == "manifest.json"),
+        "{names:?}"
+    );
     let loaded = d.berth_out(&["load"], Some(saved.stdout.clone()));
     assert!(loaded.status.success(), "load: {}", loaded.stderr);
-    assert!(loaded.stdout_str().contains("Loaded image: busybox:latest"), "{}", loaded.stdout_str());
+    assert!(
+        loaded.stdout_str().contains("Loaded image: busybox:latest"),
+        "{}",
+        loaded.stdout_str()
+    );
     assert_eq!(d.image_id("busybox:latest"), id);
 
     // save -o, rmi, load -i
@@ -69,7 +99,11 @@ fn save_load_round_trips_to_the_same_id() {
     d.berth_ok(&["save", "-o", file.to_str().unwrap(), "busybox:latest"]);
     assert_eq!(std::fs::read(&file).unwrap().len(), saved.stdout.len());
     d.berth_ok(&["rmi", "busybox:latest"]);
-    assert!(d.image_ids().is_empty(), "rmi left images behind: {:?}", d.image_ids());
+    assert!(
+        d.image_ids().is_empty(),
+        "rmi left images behind: {:?}",
+        d.image_ids()
+    );
     let out = d.berth_ok(&["load", "-i", file.to_str().unwrap()]);
     assert!(out.contains("Loaded image: busybox:latest"), "{out}");
     assert_eq!(d.image_id("busybox:latest"), id);
@@ -91,7 +125,10 @@ fn tag_then_rmi_untags_and_deletes() {
     // rmi of one tag of two only untags.
     let out = d.berth_ok(&["rmi", "example.com/team/bb:v1"]);
     assert!(out.contains("Untagged: example.com/team/bb:v1"), "{out}");
-    assert!(!out.contains("Deleted:"), "untagging one of two tags must not delete: {out}");
+    assert!(
+        !out.contains("Deleted:"),
+        "untagging one of two tags must not delete: {out}"
+    );
     assert_eq!(d.image_id("busybox:latest"), id);
     let (st, _, err) = d.berth(&["image", "inspect", "example.com/team/bb:v1"]);
     assert!(!st.success(), "untagged reference still resolves");
@@ -100,7 +137,10 @@ fn tag_then_rmi_untags_and_deletes() {
     // rmi by ID while two tags point at it needs -f.
     d.berth_ok(&["tag", "busybox:latest", "busybox:other"]);
     let (st, out, err) = d.berth(&["rmi", short_id(&id)]);
-    assert!(!st.success(), "rmi of a multiply-tagged ID without -f must fail: {out}");
+    assert!(
+        !st.success(),
+        "rmi of a multiply-tagged ID without -f must fail: {out}"
+    );
     let lower = err.to_lowercase();
     assert!(
         lower.contains("conflict") || lower.contains("must be forced"),
@@ -125,7 +165,10 @@ fn rmi_of_last_tag_deletes_the_image() {
     assert!(out.contains(&format!("Deleted: {id}")), "{out}");
     let (st, _, err) = d.berth(&["rmi", "busybox:latest"]);
     assert!(!st.success());
-    assert!(err.contains("busybox:latest") || err.contains("busybox"), "{err}");
+    assert!(
+        err.contains("busybox:latest") || err.contains("busybox"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -139,9 +182,16 @@ fn history_shows_the_imported_layer() {
         assert!(header.contains(col), "history header lacks {col}: {out}");
     }
     let rows: Vec<&str> = lines.filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(rows.len(), 1, "an imported image has one history entry: {out}");
+    assert_eq!(
+        rows.len(),
+        1,
+        "an imported image has one history entry: {out}"
+    );
     assert!(rows[0].starts_with(short_id(&id)), "{out}");
-    assert!(rows[0].contains("MB") || rows[0].contains("kB"), "size column missing: {out}");
+    assert!(
+        rows[0].contains("MB") || rows[0].contains("kB"),
+        "size column missing: {out}"
+    );
 
     let (st, _, err) = d.berth(&["history", "nope:nope"]);
     assert!(!st.success());
@@ -165,7 +215,9 @@ fn import_with_changes_sets_config() {
     ]);
     let v = d.inspect("busybox:changes");
     assert_eq!(v["Config"]["Cmd"], serde_json::json!(["/bin/sh"]), "{v:#}");
-    let env = v["Config"]["Env"].as_array().unwrap_or_else(|| panic!("no Env: {v:#}"));
+    let env = v["Config"]["Env"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Env: {v:#}"));
     assert!(env.contains(&serde_json::json!("A=b")), "{env:?}");
     assert_eq!(v["Comment"], "from the tests", "{v:#}");
 }
@@ -178,7 +230,10 @@ fn import_from_stdin() {
     let o = d.berth_out(&["import", "-", "busybox:stdin"], Some(data));
     assert!(o.status.success(), "{}", o.stderr);
     let v = d.inspect("busybox:stdin");
-    assert_eq!(v["RootFS"]["Layers"][0], format!("sha256:{}", sha256_file(&rootfs)));
+    assert_eq!(
+        v["RootFS"]["Layers"][0],
+        format!("sha256:{}", sha256_file(&rootfs))
+    );
 }
 
 #[test]
@@ -187,7 +242,13 @@ fn image_prune_removes_dangling_images() {
     let rootfs = common::busybox_rootfs();
     let old = d.import(&rootfs, "busybox:latest");
     // A second import with a different config takes the tag; the first becomes dangling.
-    d.berth_ok(&["import", "-c", "ENV GENERATION=2", rootfs.to_str().unwrap(), "busybox:latest"]);
+    d.berth_ok(&[
+        "import",
+        "-c",
+        "ENV GENERATION=2",
+        rootfs.to_str().unwrap(),
+        "busybox:latest",
+    ]);
     let new = d.image_id("busybox:latest");
     assert_ne!(old, new);
     let table = d.berth_ok(&["images"]);
@@ -225,7 +286,13 @@ fn system_df_counts_images() {
     assert_eq!(images_total(&d), "1");
     d.berth_ok(&["tag", "busybox:latest", "busybox:again"]);
     assert_eq!(images_total(&d), "1", "a second tag is not a second image");
-    d.berth_ok(&["import", "-c", "ENV X=1", rootfs.to_str().unwrap(), "other:latest"]);
+    d.berth_ok(&[
+        "import",
+        "-c",
+        "ENV X=1",
+        rootfs.to_str().unwrap(),
+        "other:latest",
+    ]);
     assert_eq!(images_total(&d), "2");
 }
 
@@ -243,6 +310,9 @@ fn unknown_image_errors_name_the_reference() {
     ] {
         let (st, out, err) = d.berth(&args);
         assert!(!st.success(), "{args:?} succeeded: {out}");
-        assert!(err.contains("nope"), "{args:?}: error should name the image: {err}");
+        assert!(
+            err.contains("nope"),
+            "{args:?}: error should name the image: {err}"
+        );
     }
 }

@@ -24,7 +24,10 @@ fn run(d: &TestDaemon, opts: &[&str], cmd: &[&str]) -> (i32, String, String) {
 
 fn run_ok(d: &TestDaemon, opts: &[&str], cmd: &[&str]) -> String {
     let (c, out, err) = run(d, opts, cmd);
-    assert_eq!(c, 0, "run {opts:?} {cmd:?} exited {c}\n--- stdout ---\n{out}\n--- stderr ---\n{err}");
+    assert_eq!(
+        c, 0,
+        "run {opts:?} {cmd:?} exited {c}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+    );
     out
 }
 
@@ -42,20 +45,45 @@ fn pid_namespace_shows_only_container_processes() {
     let d = TestDaemon::start_short();
     busybox(&d);
     let out = run_ok(&d, &[], &["ps", "-o", "pid,comm"]);
-    let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     assert_eq!(rows, vec![vec!["1", "ps"]], "{out}");
 
-    let out = run_ok(&d, &[], &["sh", "-c", "sleep 100 & sleep 0.5; ps -o pid,comm; kill %1"]);
-    let comms: Vec<&str> = out.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    let out = run_ok(
+        &d,
+        &[],
+        &["sh", "-c", "sleep 100 & sleep 0.5; ps -o pid,comm; kill %1"],
+    );
+    let comms: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
     assert_eq!(comms, vec!["sh", "sleep", "ps"], "{out}");
-    assert!(out.lines().nth(1).is_some_and(|l| l.split_whitespace().next() == Some("1")), "{out}");
+    assert!(
+        out.lines()
+            .nth(1)
+            .is_some_and(|l| l.split_whitespace().next() == Some("1")),
+        "{out}"
+    );
 }
 
 #[test]
 fn hostname_is_short_id() {
     let d = TestDaemon::start_short();
     busybox(&d);
-    let (st, out, err) = d.berth(&["run", "--name", "hn", "--network", "none", "busybox", "hostname"]);
+    let (st, out, err) = d.berth(&[
+        "run",
+        "--name",
+        "hn",
+        "--network",
+        "none",
+        "busybox",
+        "hostname",
+    ]);
     assert_eq!(code(st), 0, "{err}");
     let id = container_id(&d, "hn");
     assert_eq!(out.trim(), &id[..12]);
@@ -69,13 +97,30 @@ fn root_filesystem_writes_stay_in_the_container() {
     let d = TestDaemon::start_short();
     busybox(&d);
     let marker = format!("berth-marker-{}", std::process::id());
-    let script = format!("echo x > /bin/{marker} && rm /bin/cat && echo written && exec sleep 1000");
-    d.berth_ok(&["run", "-d", "--name", "writer", "--network", "none", "busybox", "sh", "-c", &script]);
-    wait_until("the write in the first container", Duration::from_secs(20), || {
-        d.berth_ok(&["logs", "writer"]).contains("written")
-    });
+    let script =
+        format!("echo x > /bin/{marker} && rm /bin/cat && echo written && exec sleep 1000");
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "writer",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    wait_until(
+        "the write in the first container",
+        Duration::from_secs(20),
+        || d.berth_ok(&["logs", "writer"]).contains("written"),
+    );
 
-    assert!(!Path::new("/bin").join(&marker).exists(), "container write visible on the host");
+    assert!(
+        !Path::new("/bin").join(&marker).exists(),
+        "container write visible on the host"
+    );
     let check = format!("test -e /bin/{marker} && echo visible || echo absent; cat /etc/passwd >/dev/null && echo cat-ok");
     let out = run_ok(&d, &[], &["sh", "-c", &check]);
     assert_eq!(out, "absent\ncat-ok\n", "sibling container sees the write");
@@ -93,10 +138,24 @@ fn rm_leaves_no_directory_or_mount() {
     let before = dir_entries(&containers);
     let out = run_ok(&d, &[], &["sh", "-c", "echo data > /tmp/f && cat /tmp/f"]);
     assert_eq!(out, "data\n");
-    assert_eq!(dir_entries(&containers), before, "--rm left a directory under {}", containers.display());
-    assert_eq!(dir_entries(&d.exec_root.join("containers")), Vec::<String>::new());
-    assert_eq!(common::mounts_under(&d.data_root), Vec::<std::path::PathBuf>::new());
-    assert_eq!(common::mounts_under(&d.exec_root), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        dir_entries(&containers),
+        before,
+        "--rm left a directory under {}",
+        containers.display()
+    );
+    assert_eq!(
+        dir_entries(&d.exec_root.join("containers")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        common::mounts_under(&d.data_root),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        common::mounts_under(&d.exec_root),
+        Vec::<std::path::PathBuf>::new()
+    );
 }
 
 #[test]
@@ -108,8 +167,14 @@ fn default_capabilities_and_seccomp() {
     assert_eq!(status_field(&d, &[], "Seccomp"), "2");
     assert_eq!(status_field(&d, &[], "NoNewPrivs"), "0");
     // CAP_NET_ADMIN is bit 12.
-    assert_eq!(status_field(&d, &["--cap-add", "NET_ADMIN"], "CapEff"), "00000000a80435fb");
-    assert_eq!(status_field(&d, &["--cap-drop", "ALL"], "CapEff"), "0000000000000000");
+    assert_eq!(
+        status_field(&d, &["--cap-add", "NET_ADMIN"], "CapEff"),
+        "00000000a80435fb"
+    );
+    assert_eq!(
+        status_field(&d, &["--cap-drop", "ALL"], "CapEff"),
+        "0000000000000000"
+    );
 }
 
 #[test]
@@ -118,10 +183,18 @@ fn privileged_gets_all_capabilities_and_no_seccomp() {
     busybox(&d);
     // All capabilities the host's bounding set allows (the test may itself be confined).
     let host = std::fs::read_to_string("/proc/self/status").unwrap();
-    let host_bnd = host.lines().find_map(|l| l.strip_prefix("CapBnd:\t")).unwrap().to_string();
+    let host_bnd = host
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:\t"))
+        .unwrap()
+        .to_string();
     assert_eq!(status_field(&d, &["--privileged"], "CapEff"), host_bnd);
     assert_eq!(status_field(&d, &["--privileged"], "Seccomp"), "0");
-    let (c, _, err) = run(&d, &["--privileged"], &["mount", "-t", "tmpfs", "x", "/tmp"]);
+    let (c, _, err) = run(
+        &d,
+        &["--privileged"],
+        &["mount", "-t", "tmpfs", "x", "/tmp"],
+    );
     assert_eq!(c, 0, "{err}");
 }
 
@@ -171,10 +244,18 @@ int main(void) {
         .arg(&src)
         .output()
         .unwrap_or_else(|e| panic!("cc (gcc with static libc) is required for this test: {e}"));
-    assert!(o.status.success(), "cc -static failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "cc -static failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let bind = format!("{}:/t:ro", dir.path().display());
     let (c, out, err) = run(&d, &["-v", &bind], &["/t/addkey"]);
-    assert_eq!((c, out.as_str()), (1, "add_key: Operation not permitted\n"), "{err}");
+    assert_eq!(
+        (c, out.as_str()),
+        (1, "add_key: Operation not permitted\n"),
+        "{err}"
+    );
     // Without the seccomp profile the same call works, so the refusal above is the profile's.
     let (c, out, err) = run(&d, &["-v", &bind, "--privileged"], &["/t/addkey"]);
     assert_eq!((c, out.as_str()), (0, "add_key: ok\n"), "{err}");
@@ -189,15 +270,38 @@ fn read_only_user_env_workdir() {
     assert!(err.contains("Read-only file system"), "{err}");
     run_ok(&d, &[], &["touch", "/x"]);
 
-    assert_eq!(run_ok(&d, &["--user", "65534"], &["id", "-u"]).trim(), "65534");
-    assert_eq!(run_ok(&d, &["--user", "65534:65534"], &["id", "-g"]).trim(), "65534");
+    assert_eq!(
+        run_ok(&d, &["--user", "65534"], &["id", "-u"]).trim(),
+        "65534"
+    );
+    assert_eq!(
+        run_ok(&d, &["--user", "65534:65534"], &["id", "-g"]).trim(),
+        "65534"
+    );
     assert_eq!(run_ok(&d, &[], &["id", "-u"]).trim(), "0");
     let (c, _, _) = run(&d, &["--user", "65534"], &["touch", "/root/x"]);
     assert_ne!(c, 0, "nobody wrote to /root");
 
-    let out = run_ok(&d, &["-e", "A=b", "-w", "/tmp"], &["sh", "-c", "echo $A; pwd"]);
+    let out = run_ok(
+        &d,
+        &["-e", "A=b", "-w", "/tmp"],
+        &["sh", "-c", "echo $A; pwd"],
+    );
     assert_eq!(out, "b\n/tmp\n");
-    let out = d.docker_ok(&["run", "--rm", "--network", "none", "-e", "A=b", "-w", "/tmp", "busybox", "sh", "-c", "echo $A; pwd"]);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-e",
+        "A=b",
+        "-w",
+        "/tmp",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $A; pwd",
+    ]);
     assert_eq!(out, "b\n/tmp\n");
 }
 
@@ -207,25 +311,59 @@ fn memory_limit_oom_kills() {
     busybox(&d);
     // dd's 64 MiB buffer is filled by read(2) from /dev/zero: really resident memory.
     let (st, _, err) = d.berth(&[
-        "run", "--name", "oom", "--memory", "32m", "--network", "none", "busybox",
-        "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1",
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "32m",
+        "--network",
+        "none",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
     ]);
     assert_eq!(code(st), 137, "{err}");
-    assert_eq!(inspect_f(&d, "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"), "true 137");
+    assert_eq!(
+        inspect_f(&d, "{{.State.OOMKilled}} {{.State.ExitCode}}", "oom"),
+        "true 137"
+    );
     assert_eq!(inspect_f(&d, "{{.HostConfig.Memory}}", "oom"), "33554432");
 
     // The same with a shell string (allocation by the shell itself).
     let (st, _, err) = d.berth(&[
-        "run", "--name", "oom2", "--memory", "32m", "--network", "none", "busybox",
-        "sh", "-c", r#"x=$(head -c 67108864 /dev/zero | tr "\0" a); echo ${#x}"#,
+        "run",
+        "--name",
+        "oom2",
+        "--memory",
+        "32m",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        r#"x=$(head -c 67108864 /dev/zero | tr "\0" a); echo ${#x}"#,
     ]);
     assert_eq!(code(st), 137, "{err}");
     assert_eq!(inspect_f(&d, "{{.State.OOMKilled}}", "oom2"), "true");
 
     // Under the limit nothing is killed.
     let (st, _, err) = d.berth(&[
-        "run", "--name", "fits", "--memory", "32m", "--network", "none", "busybox",
-        "dd", "if=/dev/zero", "of=/dev/null", "bs=4M", "count=4",
+        "run",
+        "--name",
+        "fits",
+        "--memory",
+        "32m",
+        "--network",
+        "none",
+        "busybox",
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=4M",
+        "count=4",
     ]);
     assert_eq!(code(st), 0, "{err}");
     assert_eq!(inspect_f(&d, "{{.State.OOMKilled}}", "fits"), "false");
@@ -242,15 +380,24 @@ fn pids_limit_stops_a_fork_bomb() {
                   sleep 3; echo survived";
     let (c, out, err) = run(&d, &["--pids-limit", "20"], &["sh", "-c", script]);
     assert_eq!(c, 0, "{out}\n{err}");
-    assert!(err.contains("can't fork"), "no fork failure reported: {err}");
+    assert!(
+        err.contains("can't fork"),
+        "no fork failure reported: {err}"
+    );
     let procs: usize = out
         .lines()
         .find_map(|l| l.strip_prefix("procs="))
         .unwrap_or_else(|| panic!("{out}"))
         .parse()
         .unwrap();
-    assert!(procs <= 20, "{procs} processes under --pids-limit 20: {out}");
-    assert!(out.contains("bomb exit ") && !out.contains("bomb exit 0"), "{out}");
+    assert!(
+        procs <= 20,
+        "{procs} processes under --pids-limit 20: {out}"
+    );
+    assert!(
+        out.contains("bomb exit ") && !out.contains("bomb exit 0"),
+        "{out}"
+    );
     assert!(out.ends_with("survived\n"), "{out}");
     // The host still forks.
     assert!(Command::new("true").status().unwrap().success());

@@ -24,7 +24,10 @@ struct Sentinel {
 
 impl Sentinel {
     fn new() -> Sentinel {
-        let dir = tempfile::Builder::new().prefix("berth-sentinel-").tempdir_in("/tmp").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-sentinel-")
+            .tempdir_in("/tmp")
+            .unwrap();
         fs::write(dir.path().join("file"), ORIGINAL).unwrap();
         Sentinel { dir }
     }
@@ -34,12 +37,24 @@ impl Sentinel {
     /// The directory still holds exactly `file`, unchanged, with one link.
     fn assert_untouched(&self, case: &str) {
         let names: Vec<PathBuf> = common::files_under(self.path());
-        assert_eq!(names, vec![PathBuf::from("file")], "{case}: sentinel dir changed");
+        assert_eq!(
+            names,
+            vec![PathBuf::from("file")],
+            "{case}: sentinel dir changed"
+        );
         let f = self.path().join("file");
         let meta = fs::symlink_metadata(&f).unwrap();
         assert!(meta.file_type().is_file(), "{case}: sentinel file replaced");
-        assert_eq!(meta.nlink(), 1, "{case}: something hardlinked the sentinel file");
-        assert_eq!(fs::read(&f).unwrap(), ORIGINAL, "{case}: sentinel file overwritten");
+        assert_eq!(
+            meta.nlink(),
+            1,
+            "{case}: something hardlinked the sentinel file"
+        );
+        assert_eq!(
+            fs::read(&f).unwrap(),
+            ORIGINAL,
+            "{case}: sentinel file overwritten"
+        );
     }
 }
 
@@ -75,7 +90,11 @@ fn deep_dotdot_case(s: &Sentinel) -> Case {
 
 fn absolute_case(s: &Sentinel) -> Case {
     let name = format!("{}/evil", s.path().display());
-    Case { name: "absolute", entries: vec![Entry::file(&name, b"pwned\n")], offending: name }
+    Case {
+        name: "absolute",
+        entries: vec![Entry::file(&name, b"pwned\n")],
+        offending: name,
+    }
 }
 
 fn abs_evil_case(_s: &Sentinel) -> Case {
@@ -121,7 +140,10 @@ fn hardlink_abs_case(_s: &Sentinel) -> Case {
 fn hardlink_rel_case(_s: &Sentinel) -> Case {
     Case {
         name: "hardlink-relative",
-        entries: vec![Entry::dir("a/"), Entry::hardlink("a/hardlink-x", "../../../../etc/shadow")],
+        entries: vec![
+            Entry::dir("a/"),
+            Entry::hardlink("a/hardlink-x", "../../../../etc/shadow"),
+        ],
         offending: "a/hardlink-x".into(),
     }
 }
@@ -156,39 +178,69 @@ fn check(make: fn(&Sentinel) -> Case, via: Via) {
         Via::Import => {
             let f = scratch.path().join("evil-layer.tar");
             fs::write(&f, &layer).unwrap();
-            ("import", vec!["import".into(), f.display().to_string(), "evil:import".into()])
+            (
+                "import",
+                vec![
+                    "import".into(),
+                    f.display().to_string(),
+                    "evil:import".into(),
+                ],
+            )
         }
         Via::Load => {
             let (archive, _) = tarball::docker_archive(&layer, "evil:load");
             let f = scratch.path().join("evil-archive.tar");
             fs::write(&f, &archive).unwrap();
-            ("load", vec!["load".into(), "-i".into(), f.display().to_string()])
+            (
+                "load",
+                vec!["load".into(), "-i".into(), f.display().to_string()],
+            )
         }
     };
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let (status, stdout, stderr) = d.berth(&argv);
     let what = format!("{} via {label}", case.name);
 
-    assert!(!status.success(), "{what}: malicious layer accepted\nstdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        !status.success(),
+        "{what}: malicious layer accepted\nstdout: {stdout}\nstderr: {stderr}"
+    );
     assert!(
         stderr.contains(&case.offending),
         "{what}: error should name the offending entry {:?}; stderr: {stderr}",
         case.offending
     );
     sentinel.assert_untouched(&what);
-    assert_eq!(host_file_fingerprint("/etc/shadow"), shadow_before, "{what}: /etc/shadow changed");
+    assert_eq!(
+        host_file_fingerprint("/etc/shadow"),
+        shadow_before,
+        "{what}: /etc/shadow changed"
+    );
     if !abs_existed {
-        assert!(!Path::new("/abs").exists(), "{what}: /abs was created on the host");
+        assert!(
+            !Path::new("/abs").exists(),
+            "{what}: /abs was created on the host"
+        );
     }
-    assert!(d.image_ids().is_empty(), "{what}: an image was created: {:?}", d.image_ids());
+    assert!(
+        d.image_ids().is_empty(),
+        "{what}: an image was created: {:?}",
+        d.image_ids()
+    );
     let table = d.berth_ok(&["images"]);
-    assert!(table.lines().skip(1).all(|l| l.trim().is_empty()), "{what}: images lists:\n{table}");
+    assert!(
+        table.lines().skip(1).all(|l| l.trim().is_empty()),
+        "{what}: images lists:\n{table}"
+    );
     // Nothing named "evil" or written "through" a link lingers anywhere in the data-root.
     let leftovers: Vec<_> = common::files_under(&d.data_root)
         .into_iter()
         .filter(|p| p.file_name().is_some_and(|n| n == "evil"))
         .collect();
-    assert!(leftovers.is_empty(), "{what}: leftovers in data-root: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "{what}: leftovers in data-root: {leftovers:?}"
+    );
     // The daemon is still healthy and can import a good image afterwards.
     d.import(&common::busybox_rootfs(), "busybox:latest");
 }
@@ -233,7 +285,10 @@ fn benign_links_are_accepted() {
     fs::write(&f, &layer).unwrap();
     d.berth_ok(&["import", f.to_str().unwrap(), "benign:latest"]);
     let v = d.inspect("benign:latest");
-    assert_eq!(v["RootFS"]["Layers"][0], format!("sha256:{}", common::sha256_hex(&layer)));
+    assert_eq!(
+        v["RootFS"]["Layers"][0],
+        format!("sha256:{}", common::sha256_hex(&layer))
+    );
 
     let (archive, id) = tarball::docker_archive(&layer, "benign:loaded");
     let f = scratch.path().join("benign-archive.tar");

@@ -20,10 +20,18 @@ fn run_rm_cycles_leave_nothing_behind() {
         // The docker CLI writes the container ID to --cidfile, so we know what to look for.
         let cidfile = scratch.path().join(format!("cid{i}"));
         let (st, out, err) = d.docker(&[
-            "run", "--rm", "--cidfile", cidfile.to_str().unwrap(), "--network", "none", "busybox", "true",
+            "run",
+            "--rm",
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+            "--network",
+            "none",
+            "busybox",
+            "true",
         ]);
         assert_eq!(code(st), 0, "cycle {i}: {out}{err}");
-        let id = std::fs::read_to_string(&cidfile).unwrap_or_else(|e| panic!("cycle {i}: cidfile: {e}"));
+        let id =
+            std::fs::read_to_string(&cidfile).unwrap_or_else(|e| panic!("cycle {i}: cidfile: {e}"));
         assert_eq!(id.len(), 64, "cycle {i}: {id:?}");
         ids.push(id);
     }
@@ -34,11 +42,25 @@ fn run_rm_cycles_leave_nothing_behind() {
     assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
     assert_eq!(common::mounts_under(&d.data_root), Vec::<PathBuf>::new());
     assert_eq!(common::mounts_under(&d.exec_root), Vec::<PathBuf>::new());
-    assert_eq!(dir_entries(&d.data_root.join("containers")), Vec::<String>::new());
-    assert_eq!(dir_entries(&d.exec_root.join("containers")), Vec::<String>::new());
+    assert_eq!(
+        dir_entries(&d.data_root.join("containers")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        dir_entries(&d.exec_root.join("containers")),
+        Vec::<String>::new()
+    );
     for id in &ids {
-        assert_eq!(shim_pids(id), Vec::<u32>::new(), "shim of {id} still running");
-        assert_eq!(cgroup_dirs(id), Vec::<PathBuf>::new(), "cgroup of {id} left");
+        assert_eq!(
+            shim_pids(id),
+            Vec::<u32>::new(),
+            "shim of {id} still running"
+        );
+        assert_eq!(
+            cgroup_dirs(id),
+            Vec::<PathBuf>::new(),
+            "cgroup of {id} left"
+        );
     }
 }
 
@@ -48,7 +70,15 @@ fn berth_run_rm_and_rm_f_leave_nothing_behind() {
     busybox(&d);
     let mut ids = vec![];
     for i in 0..10 {
-        let out = d.berth_ok(&["run", "--rm", "--network", "none", "busybox", "echo", &i.to_string()]);
+        let out = d.berth_ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            &i.to_string(),
+        ]);
         assert_eq!(out, format!("{i}\n"));
         let id = d.berth_ok(&["run", "-d", "--network", "none", "busybox", "sleep", "1000"]);
         ids.push(id.trim().to_string());
@@ -63,10 +93,24 @@ fn berth_run_rm_and_rm_f_leave_nothing_behind() {
     assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
     assert_eq!(common::mounts_under(&d.data_root), Vec::<PathBuf>::new());
     assert_eq!(common::mounts_under(&d.exec_root), Vec::<PathBuf>::new());
-    assert_eq!(dir_entries(&d.data_root.join("containers")), Vec::<String>::new());
-    assert_eq!(dir_entries(&d.exec_root.join("containers")), Vec::<String>::new());
+    assert_eq!(
+        dir_entries(&d.data_root.join("containers")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        dir_entries(&d.exec_root.join("containers")),
+        Vec::<String>::new()
+    );
     for id in &ids {
-        assert_eq!(shim_pids(id), Vec::<u32>::new(), "shim of {id} still running");
-        assert_eq!(cgroup_dirs(id), Vec::<PathBuf>::new(), "cgroup of {id} left");
+        assert_eq!(
+            shim_pids(id),
+            Vec::<u32>::new(),
+            "shim of {id} still running"
+        );
+        assert_eq!(
+            cgroup_dirs(id),
+            Vec::<PathBuf>::new(),
+            "cgroup of {id} left"
+        );
     }
 }

@@ -59,16 +59,31 @@ fn skopeo_reads_docker_archive_from_save() {
     assert_eq!(v["Layers"].as_array().map(Vec::len), Some(1), "{v:#}");
     assert_eq!(v["Os"], "linux", "{v:#}");
     assert_eq!(v["Architecture"], common::tarball::go_arch(), "{v:#}");
-    assert_eq!(config_digest(&r), id, "config blob in the archive is not the image config");
+    assert_eq!(
+        config_digest(&r),
+        id,
+        "config blob in the archive is not the image config"
+    );
     let tagged = format!("docker-archive:{}:busybox:latest", file.display());
-    assert_eq!(config_digest(&tagged), id, "archive does not carry the busybox:latest tag");
+    assert_eq!(
+        config_digest(&tagged),
+        id,
+        "archive does not carry the busybox:latest tag"
+    );
 }
 
 #[test]
 fn skopeo_reads_oci_archive_from_save_format_oci() {
     let (d, id, dir) = setup();
     let file = dir.path().join("saved-oci.tar");
-    d.berth_ok(&["save", "--format", "oci", "-o", file.to_str().unwrap(), "busybox:latest"]);
+    d.berth_ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        file.to_str().unwrap(),
+        "busybox:latest",
+    ]);
     let data = std::fs::read(&file).unwrap();
     let names = common::tarball::entry_names(&data);
     for required in ["oci-layout", "index.json"] {
@@ -131,7 +146,14 @@ fn skopeo_copy_to_oci_archive_loads_as_the_same_image() {
 fn berth_loads_its_own_oci_archive() {
     let (d, id, dir) = setup();
     let file = dir.path().join("saved-oci.tar");
-    d.berth_ok(&["save", "--format", "oci", "-o", file.to_str().unwrap(), "busybox:latest"]);
+    d.berth_ok(&[
+        "save",
+        "--format",
+        "oci",
+        "-o",
+        file.to_str().unwrap(),
+        "busybox:latest",
+    ]);
     d.berth_ok(&["rmi", "busybox:latest"]);
     let o = d.berth_ok(&["load", "-i", file.to_str().unwrap()]);
     assert!(o.contains("Loaded image"), "{o}");

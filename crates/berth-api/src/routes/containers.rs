@@ -18,10 +18,15 @@ use crate::ApiError;
 const RAW: &str = "application/vnd.docker.raw-stream";
 const MUX: &str = "application/vnd.docker.multiplexed-stream";
 
-pub async fn create(State(b): State<Shared>, RawQuery(q): RawQuery, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(b): State<Shared>,
+    RawQuery(q): RawQuery,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let name = q.get("name").filter(|n| !n.is_empty()).map(str::to_string);
-    let body: ContainerCreateBody = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
+    let body: ContainerCreateBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid container config: {e}")))?;
     let resp = blocking(move || b.create_container(name.as_deref(), body)).await?;
     Ok((StatusCode::CREATED, Json(resp)).into_response())
 }
@@ -29,12 +34,36 @@ pub async fn create(State(b): State<Shared>, RawQuery(q): RawQuery, body: axum::
 pub async fn list(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let filters = Filters::parse(q.get("filters"))?;
-    filters.only(&["ancestor", "before", "expose", "exited", "health", "id", "isolation", "is-task", "label", "name", "network", "publish", "since", "status", "volume"])?;
+    filters.only(&[
+        "ancestor",
+        "before",
+        "expose",
+        "exited",
+        "health",
+        "id",
+        "isolation",
+        "is-task",
+        "label",
+        "name",
+        "network",
+        "publish",
+        "since",
+        "status",
+        "volume",
+    ])?;
     let limit = match q.get("limit") {
         None | Some("") => None,
-        Some(v) => Some(v.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid limit {v:?}")))?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid limit {v:?}")))?,
+        ),
     };
-    let opts = ListContainersOptions { all: q.bool("all")?, limit: limit.filter(|l| *l > 0), size: q.bool("size")?, filters };
+    let opts = ListContainersOptions {
+        all: q.bool("all")?,
+        limit: limit.filter(|l| *l > 0),
+        size: q.bool("size")?,
+        filters,
+    };
     Ok(Json(blocking(move || b.list_containers(opts)).await?).into_response())
 }
 
@@ -53,17 +82,26 @@ fn split_op(rest: &str) -> (String, String) {
 }
 
 fn signal_arg(q: &Query) -> Option<String> {
-    q.get("signal").filter(|s| !s.is_empty()).map(str::to_string)
+    q.get("signal")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn timeout_arg(q: &Query) -> Result<Option<i64>, ApiError> {
     match q.get("t") {
         None | Some("") => Ok(None),
-        Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid timeout {v:?}"))),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid timeout {v:?}"))),
     }
 }
 
-pub async fn get_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn get_named(
+    State(b): State<Shared>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let (id, op) = split_op(&rest);
     let q = Query::parse(q.as_deref())?;
     match op.as_str() {
@@ -90,7 +128,10 @@ pub async fn get_named(State(b): State<Shared>, Path(rest): Path<String>, RawQue
                 Err(e) => writer.fail(e.message),
             });
             let mut r = Response::new(body);
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            );
             insert_stat(&mut r, &stat);
             Ok(r)
         }
@@ -103,14 +144,19 @@ async fn logs(b: Shared, id: String, q: Query) -> Result<Response, ApiError> {
         match q.get(k) {
             None | Some("") | Some("0") => Ok(None),
             Some(v) => {
-                let secs: f64 = v.parse().map_err(|_| ApiError::bad_request(format!("invalid {k} {v:?}")))?;
+                let secs: f64 = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid {k} {v:?}")))?;
                 Ok(Some((secs * 1e9) as i64))
             }
         }
     };
     let tail = match q.get("tail") {
         None | Some("") | Some("all") => None,
-        Some(v) => Some(v.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid tail {v:?}")))?),
+        Some(v) => Some(
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid tail {v:?}")))?,
+        ),
     };
     let opts = LogsOptions {
         follow: q.bool("follow")?,
@@ -122,23 +168,45 @@ async fn logs(b: Shared, id: String, q: Query) -> Result<Response, ApiError> {
         tail,
     };
     if !opts.stdout && !opts.stderr {
-        return Err(ApiError::bad_request("Bad parameters: you must choose at least one stream"));
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
     }
     let stream = blocking(move || b.container_logs(&id, opts)).await?;
-    let mut r = Response::new(Body::from_stream(ReceiverStream::new(stream.frames).map(Ok::<_, std::io::Error>)));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(if stream.tty { RAW } else { MUX }));
+    let mut r = Response::new(Body::from_stream(
+        ReceiverStream::new(stream.frames).map(Ok::<_, std::io::Error>),
+    ));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if stream.tty { RAW } else { MUX }),
+    );
     Ok(r)
 }
 
-pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery, req: Request) -> Result<Response, ApiError> {
+pub async fn post_named(
+    State(b): State<Shared>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    req: Request,
+) -> Result<Response, ApiError> {
     let (id, op) = split_op(&rest);
     let q = Query::parse(q.as_deref())?;
-    let not_modified = |changed: bool| if changed { StatusCode::NO_CONTENT.into_response() } else { StatusCode::NOT_MODIFIED.into_response() };
+    let not_modified = |changed: bool| {
+        if changed {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            StatusCode::NOT_MODIFIED.into_response()
+        }
+    };
     match op.as_str() {
-        "start" => Ok(not_modified(blocking(move || b.start_container(&id)).await?)),
+        "start" => Ok(not_modified(
+            blocking(move || b.start_container(&id)).await?,
+        )),
         "stop" => {
             let (s, t) = (signal_arg(&q), timeout_arg(&q)?);
-            Ok(not_modified(blocking(move || b.stop_container(&id, s.as_deref(), t)).await?))
+            Ok(not_modified(
+                blocking(move || b.stop_container(&id, s.as_deref(), t)).await?,
+            ))
         }
         "restart" => {
             let (s, t) = (signal_arg(&q), timeout_arg(&q)?);
@@ -151,9 +219,15 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "wait" => {
-            let cond = q.get("condition").filter(|c| !c.is_empty()).unwrap_or("not-running").to_string();
+            let cond = q
+                .get("condition")
+                .filter(|c| !c.is_empty())
+                .unwrap_or("not-running")
+                .to_string();
             if !matches!(cond.as_str(), "not-running" | "next-exit" | "removed") {
-                return Err(ApiError::bad_request(format!("invalid condition: {cond:?}")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid condition: {cond:?}"
+                )));
             }
             let fut = blocking(move || b.wait_container(&id, &cond)).await?;
             // Headers go out now, so the client knows the wait is registered
@@ -161,24 +235,40 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
             let body = futures_util::stream::once(async move {
                 let v = match fut.await {
                     Ok(r) => serde_json::to_vec(&r).expect("serializes"),
-                    Err(e) => serde_json::to_vec(&serde_json::json!({"StatusCode": -1, "Error": {"Message": e.message}})).expect("serializes"),
+                    Err(e) => serde_json::to_vec(
+                        &serde_json::json!({"StatusCode": -1, "Error": {"Message": e.message}}),
+                    )
+                    .expect("serializes"),
                 };
                 Ok::<_, std::io::Error>(bytes::Bytes::from(v))
             });
             let mut r = Response::new(Body::from_stream(body));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             Ok(r)
         }
         "attach" => attach(b, id, q, req).await,
         // `/containers/{id}/exec` lives under this wildcard route (a separate
         // route for it would conflict with `{*rest}` in the router).
         "exec" => {
-            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
             super::exec::create(State(b), Path(id), bytes).await
         }
         "resize" => {
-            let h = q.get("h").unwrap_or("0").parse::<u16>().map_err(|_| ApiError::bad_request("invalid height"))?;
-            let w = q.get("w").unwrap_or("0").parse::<u16>().map_err(|_| ApiError::bad_request("invalid width"))?;
+            let h = q
+                .get("h")
+                .unwrap_or("0")
+                .parse::<u16>()
+                .map_err(|_| ApiError::bad_request("invalid height"))?;
+            let w = q
+                .get("w")
+                .unwrap_or("0")
+                .parse::<u16>()
+                .map_err(|_| ApiError::bad_request("invalid width"))?;
             blocking(move || b.resize_container(&id, h, w)).await?;
             Ok(StatusCode::OK.into_response())
         }
@@ -188,8 +278,15 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         "update" => {
-            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
-            let v: serde_json::Value = if bytes.is_empty() { serde_json::json!({}) } else { serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))? };
+            let bytes = axum::body::to_bytes(req.into_body(), 1 << 20)
+                .await
+                .map_err(|e| ApiError::bad_request(format!("reading body: {e}")))?;
+            let v: serde_json::Value = if bytes.is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("invalid update: {e}")))?
+            };
             let warnings = blocking(move || b.update_container(&id, v)).await?;
             Ok(Json(serde_json::json!({ "Warnings": warnings })).into_response())
         }
@@ -203,10 +300,18 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
 }
 
 async fn attach(b: Shared, id: String, q: Query, mut req: Request) -> Result<Response, ApiError> {
-    let opts = AttachOptions { stream: q.bool("stream")?, stdin: q.bool("stdin")?, stdout: q.bool("stdout")?, stderr: q.bool("stderr")?, logs: q.bool("logs")? };
+    let opts = AttachOptions {
+        stream: q.bool("stream")?,
+        stdin: q.bool("stdin")?,
+        stdout: q.bool("stdout")?,
+        stderr: q.bool("stderr")?,
+        logs: q.bool("logs")?,
+    };
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     if !wants_upgrade {
-        return Err(ApiError::bad_request("attach needs an upgraded connection (Connection: Upgrade, Upgrade: tcp)"));
+        return Err(ApiError::bad_request(
+            "attach needs an upgraded connection (Connection: Upgrade, Upgrade: tcp)",
+        ));
     }
     let stdin = opts.stdin;
     let (tty, fut) = blocking(move || b.attach_container(&id, opts)).await?;
@@ -251,7 +356,10 @@ async fn attach(b: Shared, id: String, q: Query, mut req: Request) -> Result<Res
     let h = r.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(if tty { RAW } else { MUX }));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(if tty { RAW } else { MUX }),
+    );
     Ok(r)
 }
 
@@ -261,7 +369,10 @@ async fn attach(b: Shared, id: String, q: Query, mut req: Request) -> Result<Res
 async fn stats(b: Shared, id: String, q: Query) -> Result<Response, ApiError> {
     let stream = q.get("stream").is_none_or(|v| v != "0" && v != "false");
     let one_shot = q.bool("one-shot")?;
-    let first = { let (b, id) = (b.clone(), id.clone()); blocking(move || b.container_stats(&id)).await? };
+    let first = {
+        let (b, id) = (b.clone(), id.clone());
+        blocking(move || b.container_stats(&id)).await?
+    };
     if !stream {
         let body = if one_shot {
             first
@@ -273,19 +384,30 @@ async fn stats(b: Shared, id: String, q: Query) -> Result<Response, ApiError> {
         };
         return Ok(Json(body).into_response());
     }
-    let s = futures_util::stream::unfold((b, id, first, true), |(b, id, prev, is_first)| async move {
-        if !is_first {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-        }
-        let (b2, id2) = (b.clone(), id.clone());
-        let cur = blocking(move || b2.container_stats(&id2)).await.ok()?;
-        let out = if is_first { prev.clone() } else { with_pre(cur.clone(), &prev) };
-        let mut line = serde_json::to_vec(&out).expect("serializes");
-        line.push(b'\n');
-        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(line)), (b, id, cur, false)))
-    });
+    let s =
+        futures_util::stream::unfold((b, id, first, true), |(b, id, prev, is_first)| async move {
+            if !is_first {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            let (b2, id2) = (b.clone(), id.clone());
+            let cur = blocking(move || b2.container_stats(&id2)).await.ok()?;
+            let out = if is_first {
+                prev.clone()
+            } else {
+                with_pre(cur.clone(), &prev)
+            };
+            let mut line = serde_json::to_vec(&out).expect("serializes");
+            line.push(b'\n');
+            Some((
+                Ok::<_, std::io::Error>(bytes::Bytes::from(line)),
+                (b, id, cur, false),
+            ))
+        });
     let mut r = Response::new(Body::from_stream(s));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Ok(r)
 }
 
@@ -308,7 +430,12 @@ pub async fn commit(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Re
         tag: opt("tag"),
         comment: opt("comment"),
         author: opt("author"),
-        changes: q.all("changes").into_iter().flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>()).filter(|c| !c.trim().is_empty()).collect(),
+        changes: q
+            .all("changes")
+            .into_iter()
+            .flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c.trim().is_empty())
+            .collect(),
         pause: q.get("pause").is_none_or(|p| p != "0" && p != "false"),
     };
     let id = blocking(move || b.commit_container(req)).await?;
@@ -317,13 +444,18 @@ pub async fn commit(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Re
 
 fn insert_stat(r: &mut Response, stat: &serde_json::Value) {
     use base64::Engine as _;
-    let encoded = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(stat).expect("serializes"));
+    let encoded = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::to_vec(stat).expect("serializes"));
     if let Ok(v) = HeaderValue::from_str(&encoded) {
         r.headers_mut().insert("X-Docker-Container-Path-Stat", v);
     }
 }
 
-pub async fn head_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn head_named(
+    State(b): State<Shared>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let (id, op) = split_op(&rest);
     if op != "archive" {
         return Err(ApiError::not_found("page not found"));
@@ -336,7 +468,12 @@ pub async fn head_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
     Ok(r)
 }
 
-pub async fn put_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery, body: Body) -> Result<Response, ApiError> {
+pub async fn put_named(
+    State(b): State<Shared>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
     let (id, op) = split_op(&rest);
     if op != "archive" {
         return Err(ApiError::not_found("page not found"));
@@ -350,7 +487,11 @@ pub async fn put_named(State(b): State<Shared>, Path(rest): Path<String>, RawQue
     Ok(StatusCode::OK.into_response())
 }
 
-pub async fn delete_named(State(b): State<Shared>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn delete_named(
+    State(b): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let (force, v) = (q.bool("force")?, q.bool("v")?);
     blocking(move || b.remove_container(&id, force, v)).await?;

@@ -17,27 +17,53 @@ const RAW: &str = "application/vnd.docker.raw-stream";
 const MUX: &str = "application/vnd.docker.multiplexed-stream";
 
 /// An empty body is the default config (curl sends none).
-fn parse_body<T: serde::de::DeserializeOwned + Default>(bytes: &[u8], what: &str) -> Result<T, ApiError> {
+fn parse_body<T: serde::de::DeserializeOwned + Default>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
     if bytes.trim_ascii().is_empty() {
         return Ok(T::default());
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid {what}: {e}")))
 }
 
-pub async fn create(State(b): State<Shared>, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(b): State<Shared>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let body: ExecCreateBody = parse_body(&body, "exec config")?;
     let exec_id = blocking(move || b.create_exec(&id, body)).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "Id": exec_id }))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "Id": exec_id })),
+    )
+        .into_response())
 }
 
-pub async fn inspect(State(b): State<Shared>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn inspect(
+    State(b): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(blocking(move || b.inspect_exec(&id)).await?).into_response())
 }
 
-pub async fn resize(State(b): State<Shared>, Path(id): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn resize(
+    State(b): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
-    let h = q.get("h").unwrap_or("0").parse::<u16>().map_err(|_| ApiError::bad_request("invalid height"))?;
-    let w = q.get("w").unwrap_or("0").parse::<u16>().map_err(|_| ApiError::bad_request("invalid width"))?;
+    let h = q
+        .get("h")
+        .unwrap_or("0")
+        .parse::<u16>()
+        .map_err(|_| ApiError::bad_request("invalid height"))?;
+    let w = q
+        .get("w")
+        .unwrap_or("0")
+        .parse::<u16>()
+        .map_err(|_| ApiError::bad_request("invalid width"))?;
     blocking(move || b.resize_exec(&id, h, w)).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -46,7 +72,11 @@ pub async fn resize(State(b): State<Shared>, Path(id): Path<String>, RawQuery(q)
 /// is an ordinary error status. Then, with `Upgrade`, the connection is
 /// hijacked (101) and carries stdin one way and output the other, like
 /// attach; without, the output is the response body.
-pub async fn start(State(b): State<Shared>, Path(id): Path<String>, mut req: Request) -> Result<Response, ApiError> {
+pub async fn start(
+    State(b): State<Shared>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
     let wants_upgrade = req.headers().get(header::UPGRADE).is_some();
     let on_upgrade = wants_upgrade.then(|| hyper::upgrade::on(&mut req));
     let bytes = axum::body::to_bytes(std::mem::take(req.body_mut()), 1 << 20)
@@ -68,8 +98,12 @@ pub async fn start(State(b): State<Shared>, Path(id): Path<String>, mut req: Req
     };
     let (stream, on_upgrade) = stream;
     let tty = stream.tty;
-    stream.io.set_nonblocking(true).map_err(|e| ApiError::internal(e.to_string()))?;
-    let io = tokio::net::UnixStream::from_std(stream.io).map_err(|e| ApiError::internal(e.to_string()))?;
+    stream
+        .io
+        .set_nonblocking(true)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let io = tokio::net::UnixStream::from_std(stream.io)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let content_type = HeaderValue::from_static(if tty { RAW } else { MUX });
     let Some(on_upgrade) = on_upgrade else {
         let body = tokio_util::io::ReaderStream::new(io);
@@ -118,7 +152,9 @@ fn switching_protocols(content_type: HeaderValue) -> Response {
 /// Upgrade, write `message` (a stdout frame unless `tty`), close.
 fn hijacked_error(on_upgrade: hyper::upgrade::OnUpgrade, tty: bool, message: String) -> Response {
     tokio::spawn(async move {
-        let Ok(upgraded) = on_upgrade.await else { return };
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
         let mut io = TokioIo::new(upgraded);
         let text = format!("{message}\r\n");
         let mut out = Vec::new();

@@ -16,11 +16,19 @@ use crate::stream::{body_reader, json_lines, ChannelWriter};
 use crate::types::DeleteItem;
 use crate::{ApiError, ApiVersion};
 
-pub async fn list(State(b): State<Shared>, Extension(v): Extension<ApiVersion>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn list(
+    State(b): State<Shared>,
+    Extension(v): Extension<ApiVersion>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let filters = Filters::parse(q.get("filters"))?;
     filters.only(&["dangling", "label", "before", "since", "reference", "until"])?;
-    let opts = ImageListOptions { all: q.bool("all")?, filters, digests: q.bool("digests")? };
+    let opts = ImageListOptions {
+        all: q.bool("all")?,
+        filters,
+        digests: q.bool("digests")?,
+    };
     let mut images = blocking(move || b.list_images(opts)).await?;
     if !v.at_least(1, 44) {
         for i in &mut images {
@@ -30,10 +38,17 @@ pub async fn list(State(b): State<Shared>, Extension(v): Extension<ApiVersion>, 
     Ok(Json(images).into_response())
 }
 
-pub async fn create(State(b): State<Shared>, RawQuery(q): RawQuery, body: Body) -> Result<Response, ApiError> {
+pub async fn create(
+    State(b): State<Shared>,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     if q.get("fromImage").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::new(ErrorKind::NotImplemented, "pulling images from a registry is not implemented yet"));
+        return Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "pulling images from a registry is not implemented yet",
+        ));
     }
     let src = q.get("fromSrc").unwrap_or("").to_string();
     if src != "-" {
@@ -47,7 +62,10 @@ pub async fn create(State(b): State<Shared>, RawQuery(q): RawQuery, body: Body) 
         repo: q.get("repo").filter(|s| !s.is_empty()).map(str::to_string),
         tag: q.get("tag").filter(|s| !s.is_empty()).map(str::to_string),
         changes: q.all("changes"),
-        message: q.get("message").filter(|s| !s.is_empty()).map(str::to_string),
+        message: q
+            .get("message")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         source: src,
     };
     let id = blocking(move || b.import_image(body_reader(body), req)).await?;
@@ -56,17 +74,26 @@ pub async fn create(State(b): State<Shared>, RawQuery(q): RawQuery, body: Body) 
 
 pub async fn load(State(b): State<Shared>, body: Body) -> Result<Response, ApiError> {
     let lines = blocking(move || b.load_images(body_reader(body))).await?;
-    let msgs: Vec<_> = lines.iter().map(|l| json!({ "stream": format!("{l}\n") })).collect();
+    let msgs: Vec<_> = lines
+        .iter()
+        .map(|l| json!({ "stream": format!("{l}\n") }))
+        .collect();
     Ok(json_response(json_lines(&msgs)))
 }
 
 fn json_response(body: Body) -> Response {
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
-pub async fn save_many(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn save_many(
+    State(b): State<Shared>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let names = q.all("names");
     save(b, names, q.get("format").map(str::to_string)).await
@@ -83,7 +110,10 @@ async fn save(b: Shared, names: Vec<String>, format: Option<String>) -> Result<R
         }
     });
     let mut r = Response::new(body);
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-tar"),
+    );
     Ok(r)
 }
 
@@ -104,7 +134,11 @@ fn split_op(rest: &str) -> (&str, &str) {
     }
 }
 
-pub async fn get_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn get_named(
+    State(b): State<Shared>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let (name, op) = split_op(&rest);
     let name = name.to_string();
     match op {
@@ -118,7 +152,11 @@ pub async fn get_named(State(b): State<Shared>, Path(rest): Path<String>, RawQue
     }
 }
 
-pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn post_named(
+    State(b): State<Shared>,
+    Path(rest): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let (name, op) = split_op(&rest);
     let name = name.to_string();
     let q = Query::parse(q.as_deref())?;
@@ -126,18 +164,27 @@ pub async fn post_named(State(b): State<Shared>, Path(rest): Path<String>, RawQu
         "tag" => {
             let repo = q.get("repo").unwrap_or("").to_string();
             if repo.is_empty() {
-                return Err(ApiError::bad_request("repository name must have at least one component"));
+                return Err(ApiError::bad_request(
+                    "repository name must have at least one component",
+                ));
             }
             let tag = q.get("tag").filter(|t| !t.is_empty()).map(str::to_string);
             blocking(move || b.tag_image(&name, &repo, tag.as_deref())).await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        "push" => Err(ApiError::new(ErrorKind::NotImplemented, "pushing images to a registry is not implemented yet")),
+        "push" => Err(ApiError::new(
+            ErrorKind::NotImplemented,
+            "pushing images to a registry is not implemented yet",
+        )),
         _ => Err(ApiError::not_found("page not found")),
     }
 }
 
-pub async fn delete_named(State(b): State<Shared>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn delete_named(
+    State(b): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let force = q.bool("force")?;
     let noprune = q.bool("noprune")?;

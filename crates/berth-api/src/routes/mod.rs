@@ -4,8 +4,8 @@
 mod containers;
 mod exec;
 mod images;
-mod volumes;
 mod system;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -28,11 +28,19 @@ pub fn router(backend: Shared) -> Router {
         .route("/images/load", post(images::load))
         .route("/images/get", get(images::save_many))
         .route("/images/prune", post(images::prune))
-        .route("/images/{*rest}", get(images::get_named).post(images::post_named).delete(images::delete_named))
+        .route(
+            "/images/{*rest}",
+            get(images::get_named)
+                .post(images::post_named)
+                .delete(images::delete_named),
+        )
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))
-        .route("/volumes/{name}", get(volumes::inspect).delete(volumes::remove))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
+        )
         .route("/containers/create", post(containers::create))
         .route("/commit", post(containers::commit))
         .route("/containers/json", get(containers::list))
@@ -42,13 +50,21 @@ pub fn router(backend: Shared) -> Router {
         .route("/exec/{id}/resize", post(exec::resize))
         .route(
             "/containers/{*rest}",
-            get(containers::get_named).head(containers::head_named).post(containers::post_named).put(containers::put_named).delete(containers::delete_named),
+            get(containers::get_named)
+                .head(containers::head_named)
+                .post(containers::post_named)
+                .put(containers::put_named)
+                .delete(containers::delete_named),
         )
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend)
 }
 
 /// Runs blocking backend work off the async workers.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("backend task failed: {e}")))?
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("backend task failed: {e}")))?
 }

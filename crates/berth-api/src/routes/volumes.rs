@@ -17,16 +17,35 @@ pub async fn list(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
     Ok(Json(blocking(move || b.list_volumes(&f)).await?).into_response())
 }
 
-pub async fn create(State(b): State<Shared>, body: axum::body::Bytes) -> Result<Response, ApiError> {
-    let v: serde_json::Value = if body.is_empty() { serde_json::json!({}) } else { serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid volume config: {e}")))? };
-    Ok((StatusCode::CREATED, Json(blocking(move || b.create_volume(v)).await?)).into_response())
+pub async fn create(
+    State(b): State<Shared>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let v: serde_json::Value = if body.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("invalid volume config: {e}")))?
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || b.create_volume(v)).await?),
+    )
+        .into_response())
 }
 
-pub async fn inspect(State(b): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn inspect(
+    State(b): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     Ok(Json(blocking(move || b.inspect_volume(&name)).await?).into_response())
 }
 
-pub async fn remove(State(b): State<Shared>, Path(name): Path<String>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+pub async fn remove(
+    State(b): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     let force = q.bool("force")?;
     blocking(move || b.remove_volume(&name, force)).await?;

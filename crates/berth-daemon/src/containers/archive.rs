@@ -15,9 +15,18 @@ use crate::Engine;
 
 /// Resolves `path` inside `root` as if `root` were `/`. With `follow_last`
 /// false a final symlink is returned itself (like lstat).
-pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> Result<PathBuf, ContainerError> {
+pub fn resolve_in_root(
+    root: &Path,
+    path: &str,
+    follow_last: bool,
+) -> Result<PathBuf, ContainerError> {
     let mut parts: Vec<String> = Vec::new();
-    let mut pending: Vec<String> = path.split('/').filter(|p| !p.is_empty()).map(str::to_string).rev().collect();
+    let mut pending: Vec<String> = path
+        .split('/')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .rev()
+        .collect();
     let mut hops = 0;
     while let Some(part) = pending.pop() {
         match part.as_str() {
@@ -34,9 +43,12 @@ pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> Result<Pat
             Ok(m) if m.file_type().is_symlink() && (!is_last || follow_last) => {
                 hops += 1;
                 if hops > 40 {
-                    return Err(ContainerError::InvalidArgument(format!("too many levels of symbolic links in {path}")));
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "too many levels of symbolic links in {path}"
+                    )));
                 }
-                let target = std::fs::read_link(&candidate).map_err(super::io(format!("reading link {path}")))?;
+                let target = std::fs::read_link(&candidate)
+                    .map_err(super::io(format!("reading link {path}")))?;
                 if target.is_absolute() {
                     parts.clear();
                 }
@@ -69,7 +81,11 @@ fn go_mode(m: &std::fs::Metadata) -> u32 {
 
 impl Engine {
     /// Runs `f` with the container's root file system mounted.
-    fn with_rootfs<T>(&self, c: &Arc<Container>, f: impl FnOnce(&Path) -> Result<T, ContainerError>) -> Result<T, ContainerError> {
+    fn with_rootfs<T>(
+        &self,
+        c: &Arc<Container>,
+        f: impl FnOnce(&Path) -> Result<T, ContainerError>,
+    ) -> Result<T, ContainerError> {
         let _op = c.op.lock().expect("op lock");
         let running = c.record().state.status.is_running();
         if !running {
@@ -83,7 +99,11 @@ impl Engine {
     }
 
     /// Stat of `path` for the `X-Docker-Container-Path-Stat` header.
-    pub(crate) fn container_path_stat(&self, c: &Arc<Container>, path: &str) -> Result<serde_json::Value, ContainerError> {
+    pub(crate) fn container_path_stat(
+        &self,
+        c: &Arc<Container>,
+        path: &str,
+    ) -> Result<serde_json::Value, ContainerError> {
         self.with_rootfs(c, |root| {
             let p = resolve_in_root(root, path, false)?;
             let m = std::fs::symlink_metadata(&p).map_err(|_| ContainerError::NotFoundOther(format!("Could not find the file {path} in container {}", c.name())))?;
@@ -99,15 +119,29 @@ impl Engine {
     }
 
     /// A tar of `path` (its base name as the archive's top entry).
-    pub(crate) fn container_archive(&self, c: &Arc<Container>, path: &str, out: &mut dyn std::io::Write) -> Result<(), ContainerError> {
+    pub(crate) fn container_archive(
+        &self,
+        c: &Arc<Container>,
+        path: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), ContainerError> {
         self.with_rootfs(c, |root| {
             let follow = path.ends_with('/') || path.ends_with("/.");
             let p = resolve_in_root(root, path.trim_end_matches("/."), follow)?;
-            let m = std::fs::symlink_metadata(&p).map_err(|_| ContainerError::NotFoundOther(format!("Could not find the file {path} in container {}", c.name())))?;
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into());
+            let m = std::fs::symlink_metadata(&p).map_err(|_| {
+                ContainerError::NotFoundOther(format!(
+                    "Could not find the file {path} in container {}",
+                    c.name()
+                ))
+            })?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| ".".into());
             let mut tar = tar::Builder::new(out);
             tar.follow_symlinks(false);
-            let werr = |e: std::io::Error| ContainerError::Runtime(format!("archiving {path}: {e}"));
+            let werr =
+                |e: std::io::Error| ContainerError::Runtime(format!("archiving {path}: {e}"));
             if m.is_dir() {
                 tar.append_dir_all(&name, &p).map_err(werr)?;
             } else {
@@ -118,14 +152,27 @@ impl Engine {
     }
 
     /// Unpacks a tar into the directory `path` of the container.
-    pub(crate) fn container_extract(&self, c: &Arc<Container>, path: &str, body: Box<dyn Read + Send>) -> Result<(), ContainerError> {
+    pub(crate) fn container_extract(
+        &self,
+        c: &Arc<Container>,
+        path: &str,
+        body: Box<dyn Read + Send>,
+    ) -> Result<(), ContainerError> {
         self.with_rootfs(c, |root| {
             let dest = resolve_in_root(root, path, true)?;
-            let m = std::fs::metadata(&dest).map_err(|_| ContainerError::NotFoundOther(format!("Could not find the file {path} in container {}", c.name())))?;
+            let m = std::fs::metadata(&dest).map_err(|_| {
+                ContainerError::NotFoundOther(format!(
+                    "Could not find the file {path} in container {}",
+                    c.name()
+                ))
+            })?;
             if !m.is_dir() {
-                return Err(ContainerError::InvalidArgument(format!("extraction point is not a directory: {path}")));
+                return Err(ContainerError::InvalidArgument(format!(
+                    "extraction point is not a directory: {path}"
+                )));
             }
-            berth_snapshot::apply_layer(body, &dest).map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
+            berth_snapshot::apply_layer(body, &dest)
+                .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
             Ok(())
         })
     }
@@ -143,10 +190,25 @@ mod tests {
         std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
         std::os::unix::fs::symlink("../../../../..", root.join("up")).unwrap();
-        assert_eq!(resolve_in_root(root, "/bin/sh", true).unwrap(), root.join("usr/bin/sh"));
-        assert_eq!(resolve_in_root(root, "/abs/passwd", true).unwrap(), root.join("etc/passwd"));
-        assert_eq!(resolve_in_root(root, "/up/etc/shadow", true).unwrap(), root.join("etc/shadow"));
-        assert_eq!(resolve_in_root(root, "/../../etc", true).unwrap(), root.join("etc"));
-        assert_eq!(resolve_in_root(root, "/bin", false).unwrap(), root.join("bin"));
+        assert_eq!(
+            resolve_in_root(root, "/bin/sh", true).unwrap(),
+            root.join("usr/bin/sh")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/abs/passwd", true).unwrap(),
+            root.join("etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/up/etc/shadow", true).unwrap(),
+            root.join("etc/shadow")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/../../etc", true).unwrap(),
+            root.join("etc")
+        );
+        assert_eq!(
+            resolve_in_root(root, "/bin", false).unwrap(),
+            root.join("bin")
+        );
     }
 }

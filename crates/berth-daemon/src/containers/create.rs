@@ -25,11 +25,17 @@ pub fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
 }
 
 impl Engine {
-    pub(crate) fn container_create(&self, name: Option<&str>, body: ContainerCreateBody) -> Result<(String, Vec<String>), ContainerError> {
+    pub(crate) fn container_create(
+        &self,
+        name: Option<&str>,
+        body: ContainerCreateBody,
+    ) -> Result<(String, Vec<String>), ContainerError> {
         let mut config = body.config;
         let host = body.host_config;
         if config.image.is_empty() {
-            return Err(ContainerError::InvalidArgument("config.Image is required".into()));
+            return Err(ContainerError::InvalidArgument(
+                "config.Image is required".into(),
+            ));
         }
         let name = match name {
             Some(n) => {
@@ -44,15 +50,26 @@ impl Engine {
             }
             None => names::generate(&|n| self.containers.name_owner(n).is_some()),
         };
-        let image_id = self.images.resolve(&config.image).map_err(|e| match e.kind() {
-            berth_core::ErrorKind::NotFound => ContainerError::NotFoundOther(format!("No such image: {}", config.image)),
-            _ => ContainerError::InvalidArgument(e.to_string()),
-        })?;
-        let image = self.images.config(&image_id).map_err(|e| ContainerError::Runtime(e.to_string()))?;
+        let image_id = self
+            .images
+            .resolve(&config.image)
+            .map_err(|e| match e.kind() {
+                berth_core::ErrorKind::NotFound => {
+                    ContainerError::NotFoundOther(format!("No such image: {}", config.image))
+                }
+                _ => ContainerError::InvalidArgument(e.to_string()),
+            })?;
+        let image = self
+            .images
+            .config(&image_id)
+            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         let ic = image.config.clone().unwrap_or_default();
 
         // Merge the image's defaults (dockerd's daemon/create.go merge rules).
-        config.env = Some(merge_env(ic.env.as_deref().unwrap_or(&[]), config.env.as_deref().unwrap_or(&[])));
+        config.env = Some(merge_env(
+            ic.env.as_deref().unwrap_or(&[]),
+            config.env.as_deref().unwrap_or(&[]),
+        ));
         let user_entrypoint = config.entrypoint.clone().filter(|e| !e.is_empty());
         if config.entrypoint.is_none() {
             config.entrypoint = ic.entrypoint.clone();
@@ -98,12 +115,18 @@ impl Engine {
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
-            return Err(ContainerError::InvalidArgument("no command specified".into()));
+            return Err(ContainerError::InvalidArgument(
+                "no command specified".into(),
+            ));
         }
         validate_host_config(&host)?;
 
         let mounts = self.resolve_mounts(&config, &host)?;
-        let id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+        let id = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
@@ -126,9 +149,12 @@ impl Engine {
             std::fs::create_dir_all(&d).map_err(io(format!("creating {}", d.display())))?;
         }
         // The record is written last: a directory without it is swept at start.
-        record.save(&c.dir).map_err(io(format!("saving container {id}")))?;
+        record
+            .save(&c.dir)
+            .map_err(io(format!("saving container {id}")))?;
         self.containers.insert(c);
-        self.events.container("create", &id, &record.name, &record.image);
+        self.events
+            .container("create", &id, &record.name, &record.image);
         Ok((id, vec![]))
     }
 }
@@ -137,47 +163,100 @@ impl Engine {
     /// `-v`, `--mount` and the config's `Volumes` as mount points: binds
     /// keep their host path; named volumes are created when missing; paths
     /// nothing else covers get anonymous volumes.
-    fn resolve_mounts(&self, config: &ContainerConfig, host: &berth_api::container_types::HostConfig) -> Result<Vec<MountPoint>, ContainerError> {
+    fn resolve_mounts(
+        &self,
+        config: &ContainerConfig,
+        host: &berth_api::container_types::HostConfig,
+    ) -> Result<Vec<MountPoint>, ContainerError> {
         let mut out: Vec<MountPoint> = Vec::new();
         let vol = |name: Option<&str>| -> Result<(String, String, bool), ContainerError> {
-            let v = self.volumes.create(name, BTreeMap::new(), BTreeMap::new()).map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
+            let v = self
+                .volumes
+                .create(name, BTreeMap::new(), BTreeMap::new())
+                .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
             let anonymous = v.labels.contains_key(crate::volumes::ANONYMOUS_LABEL);
-            Ok((v.name.clone(), self.volumes.mountpoint(&v.name).display().to_string(), anonymous))
+            Ok((
+                v.name.clone(),
+                self.volumes.mountpoint(&v.name).display().to_string(),
+                anonymous,
+            ))
         };
         for b in host.binds.clone().unwrap_or_default() {
             let parts: Vec<&str> = b.split(':').collect();
             let (src, dst, opts) = match parts.as_slice() {
                 [s, d] => (*s, *d, ""),
                 [s, d, o] => (*s, *d, *o),
-                _ => return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}'"))),
+                _ => {
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "invalid volume specification: '{b}'"
+                    )))
+                }
             };
             if !dst.starts_with('/') {
                 return Err(ContainerError::InvalidArgument(format!("invalid volume specification: '{b}': invalid mount config for type \"bind\": invalid mount path: '{dst}' mount path must be absolute")));
             }
             let rw = !opts.split(',').any(|o| o == "ro");
             if src.starts_with('/') {
-                out.push(MountPoint { kind: "bind".into(), name: String::new(), source: src.into(), destination: dst.into(), rw, anonymous: false });
+                out.push(MountPoint {
+                    kind: "bind".into(),
+                    name: String::new(),
+                    source: src.into(),
+                    destination: dst.into(),
+                    rw,
+                    anonymous: false,
+                });
             } else {
                 let (name, source, anonymous) = vol(Some(src))?;
-                out.push(MountPoint { kind: "volume".into(), name, source, destination: dst.into(), rw, anonymous });
+                out.push(MountPoint {
+                    kind: "volume".into(),
+                    name,
+                    source,
+                    destination: dst.into(),
+                    rw,
+                    anonymous,
+                });
             }
         }
         for m in host.mounts.clone().unwrap_or_default() {
             match m.kind.as_str() {
-                "bind" => out.push(MountPoint { kind: "bind".into(), name: String::new(), source: m.source, destination: m.target, rw: !m.read_only, anonymous: false }),
+                "bind" => out.push(MountPoint {
+                    kind: "bind".into(),
+                    name: String::new(),
+                    source: m.source,
+                    destination: m.target,
+                    rw: !m.read_only,
+                    anonymous: false,
+                }),
                 "volume" => {
-                    let (name, source, anonymous) = vol(Some(m.source.as_str()).filter(|s| !s.is_empty()))?;
-                    out.push(MountPoint { kind: "volume".into(), name, source, destination: m.target, rw: !m.read_only, anonymous });
+                    let (name, source, anonymous) =
+                        vol(Some(m.source.as_str()).filter(|s| !s.is_empty()))?;
+                    out.push(MountPoint {
+                        kind: "volume".into(),
+                        name,
+                        source,
+                        destination: m.target,
+                        rw: !m.read_only,
+                        anonymous,
+                    });
                 }
                 _ => {}
             }
         }
         for path in config.volumes.clone().unwrap_or_default().keys() {
-            if out.iter().any(|m| &m.destination == path) || host.tmpfs.as_ref().is_some_and(|t| t.contains_key(path)) {
+            if out.iter().any(|m| &m.destination == path)
+                || host.tmpfs.as_ref().is_some_and(|t| t.contains_key(path))
+            {
                 continue;
             }
             let (name, source, _) = vol(None)?;
-            out.push(MountPoint { kind: "volume".into(), name, source, destination: path.clone(), rw: true, anonymous: true });
+            out.push(MountPoint {
+                kind: "volume".into(),
+                name,
+                source,
+                destination: path.clone(),
+                rw: true,
+                anonymous: true,
+            });
         }
         Ok(out)
     }
@@ -194,25 +273,39 @@ fn normalize(mut c: ContainerConfig) -> ContainerConfig {
 fn validate_host_config(h: &berth_api::container_types::HostConfig) -> Result<(), ContainerError> {
     match h.restart_policy.name.as_str() {
         "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
-        other => return Err(ContainerError::InvalidArgument(format!("invalid restart policy {other:?}"))),
+        other => {
+            return Err(ContainerError::InvalidArgument(format!(
+                "invalid restart policy {other:?}"
+            )))
+        }
     }
     if h.restart_policy.name != "on-failure" && h.restart_policy.maximum_retry_count != 0 {
-        return Err(ContainerError::InvalidArgument("maximum retry count cannot be used with restart policy other than on-failure".into()));
+        return Err(ContainerError::InvalidArgument(
+            "maximum retry count cannot be used with restart policy other than on-failure".into(),
+        ));
     }
     if h.auto_remove && !matches!(h.restart_policy.name.as_str(), "" | "no") {
-        return Err(ContainerError::InvalidArgument("can't create 'AutoRemove' container with restart policy".into()));
+        return Err(ContainerError::InvalidArgument(
+            "can't create 'AutoRemove' container with restart policy".into(),
+        ));
     }
     match h.network_mode.as_str() {
         "" | "default" | "none" | "host" | "bridge" => {}
         other => {
-            return Err(ContainerError::NotFoundOther(format!("network {other} not found")));
+            return Err(ContainerError::NotFoundOther(format!(
+                "network {other} not found"
+            )));
         }
     }
     if h.memory != 0 && h.memory < 6 * 1024 * 1024 {
-        return Err(ContainerError::InvalidArgument("Minimum memory limit allowed is 6MB".into()));
+        return Err(ContainerError::InvalidArgument(
+            "Minimum memory limit allowed is 6MB".into(),
+        ));
     }
     if h.memory_swap > 0 && h.memory > 0 && h.memory_swap < h.memory {
-        return Err(ContainerError::InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage".into()));
+        return Err(ContainerError::InvalidArgument(
+            "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
+        ));
     }
     let _ = Value::Null;
     Ok(())

@@ -89,19 +89,32 @@ impl Execs {
     }
 
     fn insert(&self, r: Arc<ExecRecord>) {
-        self.map.write().expect("execs lock").insert(r.id.clone(), r);
+        self.map
+            .write()
+            .expect("execs lock")
+            .insert(r.id.clone(), r);
     }
 
     /// Forgets the execs of a removed container.
     /// Exec IDs of a container, for `inspect`'s `ExecIDs`.
     pub fn of_container(&self, container_id: &str) -> Vec<String> {
-        let mut ids: Vec<String> = self.map.read().expect("execs lock").values().filter(|r| r.container_id == container_id).map(|r| r.id.clone()).collect();
+        let mut ids: Vec<String> = self
+            .map
+            .read()
+            .expect("execs lock")
+            .values()
+            .filter(|r| r.container_id == container_id)
+            .map(|r| r.id.clone())
+            .collect();
         ids.sort();
         ids
     }
 
     pub fn remove_container(&self, container_id: &str) {
-        self.map.write().expect("execs lock").retain(|_, r| r.container_id != container_id);
+        self.map
+            .write()
+            .expect("execs lock")
+            .retain(|_, r| r.container_id != container_id);
     }
 }
 
@@ -112,8 +125,14 @@ fn not_running(id: &str) -> ContainerError {
 fn check_running(r: &ContainerRecord) -> Result<(), ContainerError> {
     match r.state.status {
         Status::Running => Ok(()),
-        Status::Paused => Err(ContainerError::Conflict(format!("Container {} is paused, unpause the container before exec", r.id))),
-        Status::Restarting => Err(ContainerError::Conflict(format!("Container {} is restarting, wait until the container is running", r.id))),
+        Status::Paused => Err(ContainerError::Conflict(format!(
+            "Container {} is paused, unpause the container before exec",
+            r.id
+        ))),
+        Status::Restarting => Err(ContainerError::Conflict(format!(
+            "Container {} is restarting, wait until the container is running",
+            r.id
+        ))),
         _ => Err(not_running(&r.id)),
     }
 }
@@ -121,8 +140,16 @@ fn check_running(r: &ContainerRecord) -> Result<(), ContainerError> {
 /// moby's exec environment: `PATH`, `HOSTNAME` and (with the exec's tty)
 /// `TERM=xterm`, then the container's env, then the exec's, each replacing
 /// a same-named entry or appended.
-pub fn exec_env(hostname: &str, tty: bool, container_env: &[String], exec_env: &[String]) -> Vec<String> {
-    let mut env = vec![format!("PATH={}", berth_oci::DEFAULT_PATH_ENV), format!("HOSTNAME={hostname}")];
+pub fn exec_env(
+    hostname: &str,
+    tty: bool,
+    container_env: &[String],
+    exec_env: &[String],
+) -> Vec<String> {
+    let mut env = vec![
+        format!("PATH={}", berth_oci::DEFAULT_PATH_ENV),
+        format!("HOSTNAME={hostname}"),
+    ];
     if tty {
         env.push("TERM=xterm".into());
     }
@@ -150,29 +177,61 @@ fn start_failure_code(message: &str) -> i64 {
 }
 
 impl Engine {
-    pub(crate) fn exec_create(&self, c: &Container, config: ExecConfig) -> Result<String, ContainerError> {
+    pub(crate) fn exec_create(
+        &self,
+        c: &Container,
+        config: ExecConfig,
+    ) -> Result<String, ContainerError> {
         let r = c.record();
         check_running(&r)?;
         if config.cmd.is_empty() {
-            return Err(ContainerError::InvalidArgument("No exec command specified".into()));
+            return Err(ContainerError::InvalidArgument(
+                "No exec command specified".into(),
+            ));
         }
-        let id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
-        let rec = Arc::new(ExecRecord { id: id.clone(), container_id: r.id.clone(), config, state: Mutex::default() });
-        self.events.container_with(&rec.action("exec_create"), &r.id, &r.name, &r.image, BTreeMap::from([("execID".to_string(), id.clone())]));
+        let id = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let rec = Arc::new(ExecRecord {
+            id: id.clone(),
+            container_id: r.id.clone(),
+            config,
+            state: Mutex::default(),
+        });
+        self.events.container_with(
+            &rec.action("exec_create"),
+            &r.id,
+            &r.name,
+            &r.image,
+            BTreeMap::from([("execID".to_string(), id.clone())]),
+        );
         self.containers.execs.insert(rec);
         Ok(id)
     }
 
     /// Starts the process. Detached, its output is drained and dropped;
     /// otherwise the returned stream is the client's.
-    pub(crate) fn exec_start(&self, exec: &Arc<ExecRecord>, detach: bool, console_size: Option<[u16; 2]>) -> Result<Option<UnixStream>, ContainerError> {
+    pub(crate) fn exec_start(
+        &self,
+        exec: &Arc<ExecRecord>,
+        detach: bool,
+        console_size: Option<[u16; 2]>,
+    ) -> Result<Option<UnixStream>, ContainerError> {
         {
             let mut s = exec.state.lock().expect("exec state lock");
             if s.running {
-                return Err(ContainerError::Conflict(format!("Error: Exec command {} is already running", exec.id)));
+                return Err(ContainerError::Conflict(format!(
+                    "Error: Exec command {} is already running",
+                    exec.id
+                )));
             }
             if s.started {
-                return Err(ContainerError::Conflict(format!("Error: Exec command {} has already run", exec.id)));
+                return Err(ContainerError::Conflict(format!(
+                    "Error: Exec command {} has already run",
+                    exec.id
+                )));
             }
             s.started = true;
         }
@@ -185,7 +244,9 @@ impl Engine {
             exec.update(|s| s.started = false);
             return Err(e);
         }
-        let req = self.exec_request(&c, &r, exec, detach, console_size).inspect_err(|_| exec.update(|s| s.started = false))?;
+        let req = self
+            .exec_request(&c, &r, exec, detach, console_size)
+            .inspect_err(|_| exec.update(|s| s.started = false))?;
         let started = ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.exec(&req));
         let (pid, shim) = match started {
             Ok(s) => s,
@@ -195,18 +256,31 @@ impl Engine {
                     e => e.to_string(),
                 };
                 exec.update(|s| s.exit_code = Some(start_failure_code(&message)));
-                return Err(ContainerError::Runtime(format!("OCI runtime exec failed: {message}")));
+                return Err(ContainerError::Runtime(format!(
+                    "OCI runtime exec failed: {message}"
+                )));
             }
         };
         exec.update(|s| {
             s.running = true;
             s.pid = pid as i64;
         });
-        self.events.container_with(&exec.action("exec_start"), &r.id, &r.name, &r.image, BTreeMap::from([("execID".to_string(), exec.id.clone())]));
+        self.events.container_with(
+            &exec.action("exec_start"),
+            &r.id,
+            &r.name,
+            &r.image,
+            BTreeMap::from([("execID".to_string(), exec.id.clone())]),
+        );
         let engine = self.arc();
         let shim_dir = c.shim_dir();
         let exec = exec.clone();
-        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| std::thread::Builder::new().name(name).spawn(f).map_err(|e| ContainerError::Runtime(format!("starting exec thread: {e}")));
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| ContainerError::Runtime(format!("starting exec thread: {e}")))
+        };
         let short = exec.id[..12].to_string();
         if detach {
             spawn(
@@ -219,7 +293,8 @@ impl Engine {
             )?;
             return Ok(None);
         }
-        let (ours, theirs) = UnixStream::pair().map_err(|e| ContainerError::Runtime(format!("socketpair: {e}")))?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| ContainerError::Runtime(format!("socketpair: {e}")))?;
         let (to_shim, from_client) = match (shim.try_clone(), ours.try_clone()) {
             (Ok(a), Ok(b)) => (a, b),
             _ => return Err(ContainerError::Runtime("duplicating exec stream".into())),
@@ -237,7 +312,9 @@ impl Engine {
                 }
             }),
         )?;
-        let filter = (!exec.config.tty && !(exec.config.attach_stdout && exec.config.attach_stderr)).then_some((exec.config.attach_stdout, exec.config.attach_stderr));
+        let filter = (!exec.config.tty
+            && !(exec.config.attach_stdout && exec.config.attach_stderr))
+            .then_some((exec.config.attach_stdout, exec.config.attach_stderr));
         spawn(
             format!("exec-out-{short}"),
             Box::new(move || {
@@ -246,7 +323,9 @@ impl Engine {
                     None => {
                         let _ = std::io::copy(&mut shim, &mut to_client);
                     }
-                    Some((stdout, stderr)) => copy_frames(&mut shim, &mut to_client, stdout, stderr),
+                    Some((stdout, stderr)) => {
+                        copy_frames(&mut shim, &mut to_client, stdout, stderr)
+                    }
                 }
                 engine.exec_finished(&exec, &shim_dir);
                 // Only now may the client's session end: it reads the exit
@@ -257,10 +336,21 @@ impl Engine {
         Ok(Some(theirs))
     }
 
-    fn exec_request(&self, c: &Container, r: &ContainerRecord, exec: &ExecRecord, detach: bool, console_size: Option<[u16; 2]>) -> Result<ExecRequest, ContainerError> {
+    fn exec_request(
+        &self,
+        c: &Container,
+        r: &ContainerRecord,
+        exec: &ExecRecord,
+        detach: bool,
+        console_size: Option<[u16; 2]>,
+    ) -> Result<ExecRequest, ContainerError> {
         let cfg = &exec.config;
         let rootfs = c.rootfs();
-        let user_spec = if cfg.user.is_empty() { r.config.user.as_str() } else { cfg.user.as_str() };
+        let user_spec = if cfg.user.is_empty() {
+            r.config.user.as_str()
+        } else {
+            cfg.user.as_str()
+        };
         let user = berth_oci::resolve_user(
             &super::runtime::read_in_rootfs(&rootfs, "etc/passwd"),
             &super::runtime::read_in_rootfs(&rootfs, "etc/group"),
@@ -268,18 +358,29 @@ impl Engine {
             r.host_config.group_add.as_deref().unwrap_or(&[]),
         )
         .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
-        let cwd = [cfg.working_dir.as_str(), r.config.working_dir.as_str()].into_iter().find(|d| !d.is_empty()).unwrap_or("/").to_string();
+        let cwd = [cfg.working_dir.as_str(), r.config.working_dir.as_str()]
+            .into_iter()
+            .find(|d| !d.is_empty())
+            .unwrap_or("/")
+            .to_string();
         Ok(ExecRequest {
             id: exec.id.clone(),
             args: cfg.cmd.clone(),
-            env: exec_env(&r.config.hostname, cfg.tty, r.config.env.as_deref().unwrap_or(&[]), &cfg.env),
+            env: exec_env(
+                &r.config.hostname,
+                cfg.tty,
+                r.config.env.as_deref().unwrap_or(&[]),
+                &cfg.env,
+            ),
             cwd,
             user: format!("{}:{}", user.uid, user.gid),
             additional_gids: user.additional_gids,
             tty: cfg.tty,
             stdin: cfg.attach_stdin && !detach,
             privileged: cfg.privileged,
-            console_size: console_size.or(cfg.console_size).filter(|[h, w]| *h > 0 && *w > 0),
+            console_size: console_size
+                .or(cfg.console_size)
+                .filter(|[h, w]| *h > 0 && *w > 0),
         })
     }
 
@@ -308,17 +409,30 @@ impl Engine {
             &exec.container_id,
             &name,
             &image,
-            BTreeMap::from([("execID".to_string(), exec.id.clone()), ("exitCode".to_string(), code.to_string())]),
+            BTreeMap::from([
+                ("execID".to_string(), exec.id.clone()),
+                ("exitCode".to_string(), code.to_string()),
+            ]),
         );
     }
 
-    pub(crate) fn exec_resize(&self, exec: &ExecRecord, h: u16, w: u16) -> Result<(), ContainerError> {
+    pub(crate) fn exec_resize(
+        &self,
+        exec: &ExecRecord,
+        h: u16,
+        w: u16,
+    ) -> Result<(), ContainerError> {
         let s = exec.state();
         if !s.running {
-            return Err(ContainerError::Conflict(format!("Exec {} is not running", exec.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Exec {} is not running",
+                exec.id
+            )));
         }
         let c = self.containers.get(&exec.container_id)?;
-        ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.exec_resize(&exec.id, h, w)).map_err(|e| ContainerError::Runtime(e.to_string()))
+        ShimClient::connect(&c.shim_dir())
+            .and_then(|cl| cl.exec_resize(&exec.id, h, w))
+            .map_err(|e| ContainerError::Runtime(e.to_string()))
     }
 }
 
@@ -330,7 +444,12 @@ fn copy_frames(from: &mut impl Read, to: &mut impl Write, stdout: bool, stderr: 
             StreamType::Stderr => stderr,
             StreamType::Stdin => false,
         };
-        if wanted && (to.write_all(&frame_header(stream, data.len() as u32)).is_err() || to.write_all(&data).is_err()) {
+        if wanted
+            && (to
+                .write_all(&frame_header(stream, data.len() as u32))
+                .is_err()
+                || to.write_all(&data).is_err())
+        {
             // The client left; keep reading so the process is not blocked.
             let _ = std::io::copy(from, &mut std::io::sink());
             return;
@@ -344,23 +463,43 @@ mod tests {
 
     #[test]
     fn env_follows_moby() {
-        let env = exec_env("abc", true, &["PATH=/x".into(), "A=1".into(), "B".into()], &["A=2".into(), "C=3".into()]);
+        let env = exec_env(
+            "abc",
+            true,
+            &["PATH=/x".into(), "A=1".into(), "B".into()],
+            &["A=2".into(), "C=3".into()],
+        );
         assert_eq!(env, ["PATH=/x", "HOSTNAME=abc", "TERM=xterm", "A=2", "C=3"]);
         let env = exec_env("h", false, &[], &[]);
-        assert_eq!(env, [format!("PATH={}", berth_oci::DEFAULT_PATH_ENV), "HOSTNAME=h".to_string()]);
+        assert_eq!(
+            env,
+            [
+                format!("PATH={}", berth_oci::DEFAULT_PATH_ENV),
+                "HOSTNAME=h".to_string()
+            ]
+        );
     }
 
     #[test]
     fn frames_are_filtered() {
         let mut wire = Vec::new();
-        for (s, d) in [(StreamType::Stdout, &b"out"[..]), (StreamType::Stderr, b"err")] {
+        for (s, d) in [
+            (StreamType::Stdout, &b"out"[..]),
+            (StreamType::Stderr, b"err"),
+        ] {
             wire.extend_from_slice(&frame_header(s, d.len() as u32));
             wire.extend_from_slice(d);
         }
         let mut out = Vec::new();
         copy_frames(&mut &wire[..], &mut out, false, true);
-        assert_eq!(out, [&frame_header(StreamType::Stderr, 3)[..], b"err"].concat());
-        assert_eq!(start_failure_code("exec: \"nope\": executable file not found in $PATH"), 127);
+        assert_eq!(
+            out,
+            [&frame_header(StreamType::Stderr, 3)[..], b"err"].concat()
+        );
+        assert_eq!(
+            start_failure_code("exec: \"nope\": executable file not found in $PATH"),
+            127
+        );
         assert_eq!(start_failure_code("permission denied"), 126);
     }
 }

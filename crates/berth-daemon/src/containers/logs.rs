@@ -54,7 +54,10 @@ fn rotated(path: &Path) -> Vec<PathBuf> {
 }
 
 fn nanos(time: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(time).ok().and_then(|t| t.timestamp_nanos_opt()).unwrap_or(0)
+    chrono::DateTime::parse_from_rfc3339(time)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .unwrap_or(0)
 }
 
 /// Turns one log line into a frame, or `None` when filtered out.
@@ -74,13 +77,23 @@ fn render(f: &Filter, raw: &str) -> Option<Bytes> {
         payload.push(b' ');
     }
     payload.extend_from_slice(line.log.as_bytes());
-    Some(if f.tty { Bytes::from(payload) } else { frame(stream, &payload) })
+    Some(if f.tty {
+        Bytes::from(payload)
+    } else {
+        frame(stream, &payload)
+    })
 }
 
 /// Streams the log on the current thread (call from a blocking task) until
 /// it is read, or with `follow` until the container stops and the file is
 /// drained, or the receiver goes away.
-pub fn stream(path: &Path, filter: Filter, follow: bool, mut status: watch::Receiver<Snapshot>, tx: mpsc::Sender<Bytes>) {
+pub fn stream(
+    path: &Path,
+    filter: Filter,
+    follow: bool,
+    mut status: watch::Receiver<Snapshot>,
+    tx: mpsc::Sender<Bytes>,
+) {
     let files = rotated(path);
     let mut lines: Vec<String> = Vec::new();
     let mut last_pos = 0u64;
@@ -133,7 +146,12 @@ pub fn stream(path: &Path, filter: Filter, follow: bool, mut status: watch::Rece
                 // Rotation: the file we hold was renamed; reopen the new one.
                 let cur_len = reader.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
                 let disk_len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                if disk_len < cur_len || std::fs::metadata(path).map(|m| same_file(&m, reader.get_ref())).ok() == Some(false) {
+                if disk_len < cur_len
+                    || std::fs::metadata(path)
+                        .map(|m| same_file(&m, reader.get_ref()))
+                        .ok()
+                        == Some(false)
+                {
                     if let Ok(f) = File::open(path) {
                         reader = BufReader::new(f);
                         continue;
@@ -163,7 +181,9 @@ pub fn stream(path: &Path, filter: Filter, follow: bool, mut status: watch::Rece
 
 fn same_file(m: &std::fs::Metadata, f: &File) -> bool {
     use std::os::unix::fs::MetadataExt;
-    f.metadata().map(|fm| fm.ino() == m.ino() && fm.dev() == m.dev()).unwrap_or(false)
+    f.metadata()
+        .map(|fm| fm.ino() == m.ino() && fm.dev() == m.dev())
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -171,7 +191,15 @@ mod tests {
     use super::*;
 
     fn filter() -> Filter {
-        Filter { stdout: true, stderr: true, since: None, until: None, timestamps: false, tail: None, tty: false }
+        Filter {
+            stdout: true,
+            stderr: true,
+            since: None,
+            until: None,
+            timestamps: false,
+            tail: None,
+            tty: false,
+        }
     }
 
     #[test]
@@ -180,10 +208,32 @@ mod tests {
         let b = render(&filter(), l).unwrap();
         assert_eq!(&b[..8], &[2, 0, 0, 0, 0, 0, 0, 3]);
         assert_eq!(&b[8..], b"hi\n");
-        assert!(render(&Filter { stderr: false, ..filter() }, l).is_none());
-        let ts = render(&Filter { timestamps: true, tty: true, ..filter() }, l).unwrap();
+        assert!(render(
+            &Filter {
+                stderr: false,
+                ..filter()
+            },
+            l
+        )
+        .is_none());
+        let ts = render(
+            &Filter {
+                timestamps: true,
+                tty: true,
+                ..filter()
+            },
+            l,
+        )
+        .unwrap();
         assert_eq!(&ts[..], b"2026-11-27T19:00:00.5Z hi\n");
         let late = nanos("2026-11-27T19:00:01Z");
-        assert!(render(&Filter { since: Some(late), ..filter() }, l).is_none());
+        assert!(render(
+            &Filter {
+                since: Some(late),
+                ..filter()
+            },
+            l
+        )
+        .is_none());
     }
 }

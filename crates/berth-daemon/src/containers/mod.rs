@@ -38,7 +38,10 @@ pub enum ContainerError {
     #[error("{0}")]
     NotFoundOther(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Runtime(String),
 }
@@ -85,8 +88,21 @@ pub struct Container {
 
 impl Container {
     fn new(record: ContainerRecord, dir: PathBuf, run_dir: PathBuf) -> Container {
-        let snap = Snapshot { status: record.state.status, exit_code: record.state.exit_code, exits: 0, removed: false };
-        Container { id: record.id.clone(), dir, run_dir, record: Mutex::new(record), watch: watch::channel(snap).0, op: Mutex::new(()), attachers: Default::default() }
+        let snap = Snapshot {
+            status: record.state.status,
+            exit_code: record.state.exit_code,
+            exits: 0,
+            removed: false,
+        };
+        Container {
+            id: record.id.clone(),
+            dir,
+            run_dir,
+            record: Mutex::new(record),
+            watch: watch::channel(snap).0,
+            op: Mutex::new(()),
+            attachers: Default::default(),
+        }
     }
 
     pub fn record(&self) -> ContainerRecord {
@@ -102,7 +118,8 @@ impl Container {
         let mut r = self.record.lock().expect("record lock");
         let before = r.state.status;
         f(&mut r);
-        r.save(&self.dir).map_err(io(format!("saving container {}", self.id)))?;
+        r.save(&self.dir)
+            .map_err(io(format!("saving container {}", self.id)))?;
         let exited = before.is_running() && !r.state.status.is_running();
         let status = r.state.status;
         let code = r.state.exit_code;
@@ -144,7 +161,11 @@ impl Container {
     /// `<exec-root>/s/<id[..16]>`: kept short, because the shim's socket
     /// path must fit in `sun_path` (108 bytes) even under a long exec-root.
     pub fn shim_dir(&self) -> PathBuf {
-        let exec_root = self.run_dir.parent().and_then(Path::parent).unwrap_or(&self.run_dir);
+        let exec_root = self
+            .run_dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.run_dir);
         exec_root.join("s").join(&self.id[..16])
     }
 }
@@ -169,7 +190,8 @@ impl Containers {
         let root = data_root.join("containers");
         let run_root = exec_root.join("containers");
         std::fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
-        std::fs::create_dir_all(&run_root).map_err(io(format!("creating {}", run_root.display())))?;
+        std::fs::create_dir_all(&run_root)
+            .map_err(io(format!("creating {}", run_root.display())))?;
         let mut map = HashMap::new();
         for entry in std::fs::read_dir(&root).map_err(io(format!("reading {}", root.display())))? {
             let Ok(entry) = entry else { continue };
@@ -187,11 +209,21 @@ impl Containers {
                 }
             }
         }
-        Ok(Containers { root, run_root, map: RwLock::new(map), execs: Default::default() })
+        Ok(Containers {
+            root,
+            run_root,
+            map: RwLock::new(map),
+            execs: Default::default(),
+        })
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
-        self.map.read().expect("containers lock").values().cloned().collect()
+        self.map
+            .read()
+            .expect("containers lock")
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// By full ID, name (with or without '/'), or unique ID prefix.
@@ -209,18 +241,30 @@ impl Containers {
             match found.len() {
                 1 => return Ok(found[0].clone()),
                 0 => {}
-                n => return Err(ContainerError::InvalidArgument(format!("multiple IDs found with provided prefix: {key} ({n} containers)"))),
+                n => {
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "multiple IDs found with provided prefix: {key} ({n} containers)"
+                    )))
+                }
             }
         }
         Err(ContainerError::NotFound(key.to_string()))
     }
 
     pub fn name_owner(&self, name: &str) -> Option<String> {
-        self.map.read().expect("containers lock").values().find(|c| c.name() == name).map(|c| c.id.clone())
+        self.map
+            .read()
+            .expect("containers lock")
+            .values()
+            .find(|c| c.name() == name)
+            .map(|c| c.id.clone())
     }
 
     pub(crate) fn insert(&self, c: Arc<Container>) {
-        self.map.write().expect("containers lock").insert(c.id.clone(), c);
+        self.map
+            .write()
+            .expect("containers lock")
+            .insert(c.id.clone(), c);
     }
 
     pub(crate) fn forget(&self, id: &str) -> Option<Arc<Container>> {

@@ -3,30 +3,71 @@
 
 pub fn validate(name: &str) -> Result<(), String> {
     let b = name.as_bytes();
-    let ok = b.len() >= 2 && b[0].is_ascii_alphanumeric() && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
+    let ok = b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'));
     if ok {
         Ok(())
     } else {
-        Err(format!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"))
+        Err(format!(
+            "Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        ))
     }
 }
 
 const LEFT: &[&str] = &[
-    "admiring", "bold", "brave", "calm", "clever", "dazzling", "eager", "elegant", "festive", "focused", "gallant", "gifted", "happy", "hopeful",
-    "jolly", "keen", "kind", "lucid", "modest", "nifty", "optimistic", "peaceful", "quirky", "relaxed", "serene", "sharp", "stoic", "tender",
-    "trusting", "upbeat", "vibrant", "wizardly", "youthful", "zealous",
+    "admiring",
+    "bold",
+    "brave",
+    "calm",
+    "clever",
+    "dazzling",
+    "eager",
+    "elegant",
+    "festive",
+    "focused",
+    "gallant",
+    "gifted",
+    "happy",
+    "hopeful",
+    "jolly",
+    "keen",
+    "kind",
+    "lucid",
+    "modest",
+    "nifty",
+    "optimistic",
+    "peaceful",
+    "quirky",
+    "relaxed",
+    "serene",
+    "sharp",
+    "stoic",
+    "tender",
+    "trusting",
+    "upbeat",
+    "vibrant",
+    "wizardly",
+    "youthful",
+    "zealous",
 ];
 const RIGHT: &[&str] = &[
-    "allen", "babbage", "bell", "curie", "darwin", "dijkstra", "einstein", "euclid", "faraday", "fermi", "franklin", "galileo", "hopper", "hypatia",
-    "johnson", "kepler", "knuth", "lamarr", "lovelace", "mayer", "meitner", "newton", "noether", "pascal", "ritchie", "shannon", "thompson",
-    "torvalds", "turing", "wozniak", "yonath",
+    "allen", "babbage", "bell", "curie", "darwin", "dijkstra", "einstein", "euclid", "faraday",
+    "fermi", "franklin", "galileo", "hopper", "hypatia", "johnson", "kepler", "knuth", "lamarr",
+    "lovelace", "mayer", "meitner", "newton", "noether", "pascal", "ritchie", "shannon",
+    "thompson", "torvalds", "turing", "wozniak", "yonath",
 ];
 
 pub fn generate(taken: &dyn Fn(&str) -> bool) -> String {
     for i in 0.. {
         let l = LEFT[rand::random::<usize>() % LEFT.len()];
         let r = RIGHT[rand::random::<usize>() % RIGHT.len()];
-        let name = if i < 10 { format!("{l}_{r}") } else { format!("{l}_{r}{}", rand::random::<u8>() % 10) };
+        let name = if i < 10 {
+            format!("{l}_{r}")
+        } else {
+            format!("{l}_{r}{}", rand::random::<u8>() % 10)
+        };
         if !taken(&name) {
             return name;
         }

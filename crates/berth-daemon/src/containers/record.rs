@@ -104,6 +104,7 @@ impl ContainerRecord {
 
     pub fn load(dir: &Path) -> std::io::Result<ContainerRecord> {
         let bytes = std::fs::read(dir.join("config.v2.json"))?;
-        serde_json::from_slice(&bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }

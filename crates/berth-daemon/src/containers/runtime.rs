@@ -30,8 +30,14 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
         }
     }
     let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
-    name.parse::<nix::sys::signal::Signal>().map(|s| s as i32).map_err(|_| ContainerError::InvalidArgument(format!("Invalid signal: {s}")))
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| ContainerError::InvalidArgument(format!("Invalid signal: {s}")))
 }
 
 /// Reads a small file of the rootfs without following a symlink out of it.
@@ -50,7 +56,12 @@ pub(crate) fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
 
 fn is_mounted(path: &Path) -> bool {
     let target = path.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(target.as_str()))).unwrap_or(false)
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .map(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(4) == Some(target.as_str()))
+        })
+        .unwrap_or(false)
 }
 
 /// Every cgroup directory of a container, in all mounted hierarchies.
@@ -71,9 +82,16 @@ fn reap_cgroups(id: &str) {
     for _ in 0..50 {
         let mut any = false;
         for d in cgroup_dirs(id) {
-            for pid in std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            for pid in std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse::<i32>().ok())
+            {
                 any = true;
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         if !any {
@@ -89,10 +107,15 @@ fn reap_cgroups(id: &str) {
 /// Docker's wording for start failures, which clients map to exit codes
 /// (127: not found, 126: not executable).
 fn docker_start_error(msg: &str, argv0: &str) -> String {
-    if msg.contains("not found in $PATH") || (msg.contains("executable") && msg.contains("not found")) {
+    if msg.contains("not found in $PATH")
+        || (msg.contains("executable") && msg.contains("not found"))
+    {
         format!("failed to create task for container: exec: \"{argv0}\": executable file not found in $PATH: unknown")
-    } else if msg.contains("does not have correct permissions") || msg.contains("ermission denied") {
-        format!("failed to create task for container: exec: \"{argv0}\": permission denied: unknown")
+    } else if msg.contains("does not have correct permissions") || msg.contains("ermission denied")
+    {
+        format!(
+            "failed to create task for container: exec: \"{argv0}\": permission denied: unknown"
+        )
     } else if msg.contains("No such file or directory") && msg.contains(argv0) {
         format!("failed to create task for container: exec: \"{argv0}\": stat {argv0}: no such file or directory: unknown")
     } else {
@@ -133,36 +156,76 @@ impl Engine {
                 "no-new-privileges" => no_new_privileges = v.is_empty() || v == "true",
                 "seccomp" if v == "unconfined" => seccomp = SeccompChoice::Unconfined,
                 "seccomp" => {
-                    let text = std::fs::read_to_string(v).map_err(|e| ContainerError::InvalidArgument(format!("opening seccomp profile ({v}) failed: {e}")))?;
+                    let text = std::fs::read_to_string(v).map_err(|e| {
+                        ContainerError::InvalidArgument(format!(
+                            "opening seccomp profile ({v}) failed: {e}"
+                        ))
+                    })?;
                     seccomp = SeccompChoice::Custom(text);
                 }
                 "apparmor" | "label" => {}
-                _ => return Err(ContainerError::InvalidArgument(format!("invalid --security-opt: {opt:?}"))),
+                _ => {
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "invalid --security-opt: {opt:?}"
+                    )))
+                }
             }
         }
         let mut mounts = Vec::new();
         for m in &r.mounts {
             if m.kind == "bind" && !Path::new(&m.source).exists() {
-                std::fs::create_dir_all(&m.source).map_err(io(format!("creating bind source {}", m.source)))?;
+                std::fs::create_dir_all(&m.source)
+                    .map_err(io(format!("creating bind source {}", m.source)))?;
             }
             if m.kind == "volume" {
                 // Docker copies the image's content at the mount path into a
                 // new, empty volume.
-                if let Ok(src) = super::archive::resolve_in_root(&c.rootfs(), &m.destination, true) {
+                if let Ok(src) = super::archive::resolve_in_root(&c.rootfs(), &m.destination, true)
+                {
                     self.volumes.seed_from(&m.name, &src);
                 }
             }
-            let kind = if m.kind == "volume" { MountKind::Volume } else { MountKind::Bind };
-            mounts.push(MountSpec { source: m.source.clone(), destination: m.destination.clone(), kind, readonly: !m.rw, options: vec![] });
+            let kind = if m.kind == "volume" {
+                MountKind::Volume
+            } else {
+                MountKind::Bind
+            };
+            mounts.push(MountSpec {
+                source: m.source.clone(),
+                destination: m.destination.clone(),
+                kind,
+                readonly: !m.rw,
+                options: vec![],
+            });
         }
         for (dst, opts) in h.tmpfs.clone().unwrap_or_default() {
-            mounts.push(MountSpec { source: "tmpfs".into(), destination: dst, kind: MountKind::Tmpfs, readonly: false, options: opts.split(',').filter(|o| !o.is_empty()).map(str::to_string).collect() });
+            mounts.push(MountSpec {
+                source: "tmpfs".into(),
+                destination: dst,
+                kind: MountKind::Tmpfs,
+                readonly: false,
+                options: opts
+                    .split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            });
         }
         for m in h.mounts.clone().unwrap_or_default() {
             match m.kind.as_str() {
                 "bind" | "volume" => {} // resolved at create time
-                "tmpfs" => mounts.push(MountSpec { source: "tmpfs".into(), destination: m.target, kind: MountKind::Tmpfs, readonly: m.read_only, options: vec![] }),
-                other => return Err(ContainerError::InvalidArgument(format!("mount type {other:?} is not supported yet"))),
+                "tmpfs" => mounts.push(MountSpec {
+                    source: "tmpfs".into(),
+                    destination: m.target,
+                    kind: MountKind::Tmpfs,
+                    readonly: m.read_only,
+                    options: vec![],
+                }),
+                other => {
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "mount type {other:?} is not supported yet"
+                    )))
+                }
             }
         }
         let network = match h.network_mode.as_str() {
@@ -171,17 +234,37 @@ impl Engine {
             // get a private namespace with loopback only.
             _ => NetworkMode::None,
         };
-        let ulimits = h.ulimits.clone().unwrap_or_default().into_iter().map(|u| Ulimit { name: u.name, soft: u.soft as u64, hard: u.hard as u64 }).collect::<Vec<_>>();
+        let ulimits = h
+            .ulimits
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|u| Ulimit {
+                name: u.name,
+                soft: u.soft as u64,
+                hard: u.hard as u64,
+            })
+            .collect::<Vec<_>>();
         let host_caps = std::fs::read_to_string("/proc/self/status")
             .ok()
-            .and_then(|s| s.lines().find(|l| l.starts_with("CapBnd:")).and_then(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok()));
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("CapBnd:"))
+                    .and_then(|l| u64::from_str_radix(l.split_whitespace().nth(1)?, 16).ok())
+            });
         Ok(SpecInput {
             id: r.id.clone(),
             rootfs,
             readonly_rootfs: h.readonly_rootfs,
-            args: std::iter::once(r.path.clone()).chain(r.args.iter().cloned()).collect(),
+            args: std::iter::once(r.path.clone())
+                .chain(r.args.iter().cloned())
+                .collect(),
             env: r.config.env.clone().unwrap_or_default(),
-            cwd: if r.config.working_dir.is_empty() { "/".into() } else { r.config.working_dir.clone() },
+            cwd: if r.config.working_dir.is_empty() {
+                "/".into()
+            } else {
+                r.config.working_dir.clone()
+            },
             uid: user.uid,
             gid: user.gid,
             additional_gids: user.additional_gids,
@@ -220,20 +303,44 @@ impl Engine {
 
     fn mount_rootfs(&self, c: &Container) -> Result<(), ContainerError> {
         let r = c.record();
-        let image: berth_core::Digest = r.image_id.parse().map_err(|_| ContainerError::Runtime(format!("bad image id {}", r.image_id)))?;
-        let layers = self.images.layer_dirs(&image).map_err(|e| ContainerError::Runtime(format!("image {} of container {}: {e}", r.image, r.id)))?;
+        let image: berth_core::Digest = r
+            .image_id
+            .parse()
+            .map_err(|_| ContainerError::Runtime(format!("bad image id {}", r.image_id)))?;
+        let layers = self.images.layer_dirs(&image).map_err(|e| {
+            ContainerError::Runtime(format!("image {} of container {}: {e}", r.image, r.id))
+        })?;
         let root = c.rootfs();
         std::fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
         if is_mounted(&root) {
             return Ok(());
         }
-        let lower = layers.iter().rev().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
-        let opts = format!("lowerdir={lower},upperdir={},workdir={}", c.upper_dir().display(), c.work_dir().display());
+        let lower = layers
+            .iter()
+            .rev()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let opts = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            c.upper_dir().display(),
+            c.work_dir().display()
+        );
         if opts.len() > 4000 {
-            return Err(ContainerError::Runtime(format!("image {} has too many layers ({}) for one overlay mount", r.image, layers.len())));
+            return Err(ContainerError::Runtime(format!(
+                "image {} has too many layers ({}) for one overlay mount",
+                r.image,
+                layers.len()
+            )));
         }
-        mount(Some("overlay"), &root, Some("overlay"), MsFlags::empty(), Some(opts.as_str()))
-            .map_err(|e| ContainerError::Runtime(format!("mounting the rootfs of {}: {e}", r.id)))
+        mount(
+            Some("overlay"),
+            &root,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(opts.as_str()),
+        )
+        .map_err(|e| ContainerError::Runtime(format!("mounting the rootfs of {}: {e}", r.id)))
     }
 
     /// Starts a created or exited container. `Ok(false)` if it already runs.
@@ -242,7 +349,12 @@ impl Engine {
         let r = c.record();
         match r.state.status {
             Status::Running | Status::Paused | Status::Restarting => return Ok(false),
-            Status::Removing | Status::Dead => return Err(ContainerError::Conflict(format!("container {} is marked for removal and cannot be started", r.id))),
+            Status::Removing | Status::Dead => {
+                return Err(ContainerError::Conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    r.id
+                )))
+            }
             _ => {}
         }
         match self.start_inner(c) {
@@ -252,7 +364,13 @@ impl Engine {
                 reap_cgroups(&c.id);
                 let msg = docker_start_error(&e.to_string(), &c.record().path);
                 let e = ContainerError::Runtime(msg.clone());
-                let code = if msg.contains("not found") || msg.contains("No such file") { 127 } else if msg.contains("ermission denied") { 126 } else { 128 };
+                let code = if msg.contains("not found") || msg.contains("No such file") {
+                    127
+                } else if msg.contains("ermission denied") {
+                    126
+                } else {
+                    128
+                };
                 let _ = c.update(|r| {
                     r.state.error = msg.clone();
                     r.state.exit_code = code;
@@ -271,33 +389,50 @@ impl Engine {
     fn start_inner(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         self.mount_rootfs(c)?;
         let input = self.spec_input(c)?;
-        let spec = berth_oci::build_spec(&input).map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
-        let json = berth_oci::to_config_json(&spec).map_err(|e| ContainerError::Runtime(format!("writing config.json: {e}")))?;
+        let spec = berth_oci::build_spec(&input)
+            .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
+        let json = berth_oci::to_config_json(&spec)
+            .map_err(|e| ContainerError::Runtime(format!("writing config.json: {e}")))?;
         let bundle = c.bundle();
         std::fs::write(bundle.join("config.json"), json).map_err(io("writing config.json"))?;
         let shim_dir = c.shim_dir();
         let _ = std::fs::remove_dir_all(&shim_dir);
-        std::fs::create_dir_all(&shim_dir).map_err(io(format!("creating {}", shim_dir.display())))?;
+        std::fs::create_dir_all(&shim_dir)
+            .map_err(io(format!("creating {}", shim_dir.display())))?;
         let r = c.record();
         let mut args = ShimArgs::new(&r.id, &bundle, &shim_dir, c.log_path());
         args.tty = r.config.tty;
         args.stdin = r.config.open_stdin;
         let log_opts = &r.host_config.log_config.config;
         if let Some(s) = log_opts.get("max-size") {
-            args.log_max_size = parse_size(s).ok_or_else(|| ContainerError::InvalidArgument(format!("invalid log-opt max-size {s:?}")))?;
+            args.log_max_size = parse_size(s).ok_or_else(|| {
+                ContainerError::InvalidArgument(format!("invalid log-opt max-size {s:?}"))
+            })?;
         }
         if let Some(n) = log_opts.get("max-file") {
-            args.log_max_file = n.parse().map_err(|_| ContainerError::InvalidArgument(format!("invalid log-opt max-file {n:?}")))?;
+            args.log_max_file = n.parse().map_err(|_| {
+                ContainerError::InvalidArgument(format!("invalid log-opt max-file {n:?}"))
+            })?;
         }
         args.runtime = match r.host_config.runtime.as_str() {
             "" | "berth" => None,
-            "runc" | "crun" => Some(find_in_path(&r.host_config.runtime).ok_or_else(|| ContainerError::InvalidArgument(format!("runtime {} not found in PATH", r.host_config.runtime)))?),
+            "runc" | "crun" => Some(find_in_path(&r.host_config.runtime).ok_or_else(|| {
+                ContainerError::InvalidArgument(format!(
+                    "runtime {} not found in PATH",
+                    r.host_config.runtime
+                ))
+            })?),
             p if p.starts_with('/') => Some(PathBuf::from(p)),
-            other => return Err(ContainerError::InvalidArgument(format!("unknown runtime specified {other}"))),
+            other => {
+                return Err(ContainerError::InvalidArgument(format!(
+                    "unknown runtime specified {other}"
+                )))
+            }
         };
         // The running binary itself, even if the file was replaced since.
         let exe = PathBuf::from("/proc/self/exe");
-        let started = berth_shim::spawn_shim(&exe, &args).map_err(|e| ContainerError::Runtime(e.to_string()))?;
+        let started = berth_shim::spawn_shim(&exe, &args)
+            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         c.update(|r| {
             r.state.status = Status::Running;
             r.state.pid = started.pid as i64;
@@ -322,7 +457,10 @@ impl Engine {
             .name(format!("monitor-{}", &c.id[..12]))
             .spawn(move || {
                 let shim_dir = c.shim_dir();
-                let exit = ShimClient::connect(&shim_dir).and_then(|cl| cl.wait()).ok().or_else(|| berth_shim::read_exit_file(&shim_dir).ok().flatten());
+                let exit = ShimClient::connect(&shim_dir)
+                    .and_then(|cl| cl.wait())
+                    .ok()
+                    .or_else(|| berth_shim::read_exit_file(&shim_dir).ok().flatten());
                 engine.on_exit(&c, exit);
             })
             .expect("spawn monitor thread");
@@ -337,13 +475,21 @@ impl Engine {
         unmount_rootfs(c);
         let (code, oom, error) = match &exit {
             Some(e) => (e.exit_code as i64, e.oom_killed, String::new()),
-            None => (255, false, "the container's shim exited without recording an exit status".to_string()),
+            None => (
+                255,
+                false,
+                "the container's shim exited without recording an exit status".to_string(),
+            ),
         };
         let _ = c.update(|r| {
             r.state.status = Status::Exited;
             r.state.exit_code = code;
             r.state.oom_killed = oom;
-            r.state.finished_at = Some(exit.as_ref().map(|e| berth_image::config::go_rfc3339_nano(e.exited_at)).unwrap_or_else(now));
+            r.state.finished_at = Some(
+                exit.as_ref()
+                    .map(|e| berth_image::config::go_rfc3339_nano(e.exited_at))
+                    .unwrap_or_else(now),
+            );
             r.state.pid = 0;
             r.state.error = error;
         });
@@ -351,10 +497,18 @@ impl Engine {
         if oom {
             self.events.container("oom", &r.id, &r.name, &r.image);
         }
-        self.events.container_with("die", &r.id, &r.name, &r.image, [("exitCode".to_string(), code.to_string())].into());
+        self.events.container_with(
+            "die",
+            &r.id,
+            &r.name,
+            &r.image,
+            [("exitCode".to_string(), code.to_string())].into(),
+        );
         if r.host_config.auto_remove {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while c.attachers.load(std::sync::atomic::Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+            while c.attachers.load(std::sync::atomic::Ordering::SeqCst) > 0
+                && std::time::Instant::now() < deadline
+            {
                 std::thread::sleep(Duration::from_millis(5));
             }
             if let Err(e) = self.container_remove(c, true) {
@@ -366,12 +520,18 @@ impl Engine {
         let restart = match policy {
             "always" => !r.state.stopped_by_user,
             "unless-stopped" => !r.state.stopped_by_user,
-            "on-failure" => code != 0 && (r.host_config.restart_policy.maximum_retry_count == 0 || r.restart_count < r.host_config.restart_policy.maximum_retry_count),
+            "on-failure" => {
+                code != 0
+                    && (r.host_config.restart_policy.maximum_retry_count == 0
+                        || r.restart_count < r.host_config.restart_policy.maximum_retry_count)
+            }
             _ => false,
         };
         if restart {
             // Docker's back-off: 100 ms doubling, capped at one minute.
-            let delay = Duration::from_millis(100u64.saturating_mul(1 << r.restart_count.clamp(0, 10))).min(Duration::from_secs(60));
+            let delay =
+                Duration::from_millis(100u64.saturating_mul(1 << r.restart_count.clamp(0, 10)))
+                    .min(Duration::from_secs(60));
             let _ = c.update(|r| {
                 r.restart_count += 1;
                 r.state.status = Status::Restarting;
@@ -395,10 +555,21 @@ impl Engine {
         let sig = parse_signal(signal)?;
         let r = c.record();
         if !r.state.status.is_running() {
-            return Err(ContainerError::Conflict(format!("Cannot kill container: {}: Container {} is not running", r.name, r.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Cannot kill container: {}: Container {} is not running",
+                r.name, r.id
+            )));
         }
-        ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.kill(sig)).map_err(|e| ContainerError::Runtime(format!("killing container {}: {e}", r.id)))?;
-        self.events.container_with("kill", &r.id, &r.name, &r.image, [("signal".to_string(), sig.to_string())].into());
+        ShimClient::connect(&c.shim_dir())
+            .and_then(|cl| cl.kill(sig))
+            .map_err(|e| ContainerError::Runtime(format!("killing container {}: {e}", r.id)))?;
+        self.events.container_with(
+            "kill",
+            &r.id,
+            &r.name,
+            &r.image,
+            [("signal".to_string(), sig.to_string())].into(),
+        );
         Ok(())
     }
 
@@ -416,7 +587,13 @@ impl Engine {
         }
     }
 
-    pub(crate) fn container_stop(&self, c: &Arc<Container>, signal: Option<&str>, timeout: Option<i64>, by_user: bool) -> Result<bool, ContainerError> {
+    pub(crate) fn container_stop(
+        &self,
+        c: &Arc<Container>,
+        signal: Option<&str>,
+        timeout: Option<i64>,
+        by_user: bool,
+    ) -> Result<bool, ContainerError> {
         let r = c.record();
         if r.state.status == Status::Restarting {
             c.update(|r| {
@@ -429,7 +606,10 @@ impl Engine {
             return Ok(false);
         }
         c.update(|r| r.state.stopped_by_user = by_user)?;
-        let sig = signal.map(str::to_string).or(r.config.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into());
+        let sig = signal
+            .map(str::to_string)
+            .or(r.config.stop_signal.clone())
+            .unwrap_or_else(|| "SIGTERM".into());
         let secs = timeout.or(r.config.stop_timeout).unwrap_or(10);
         if let Err(e) = self.container_kill(c, &sig) {
             tracing::debug!(error = %e, "stop signal");
@@ -437,19 +617,31 @@ impl Engine {
         if secs < 0 || !self.wait_exit(c, Duration::from_secs(secs as u64)) {
             let _ = self.container_kill(c, "SIGKILL");
             if !self.wait_exit(c, Duration::from_secs(10)) {
-                return Err(ContainerError::Runtime(format!("container {} did not stop after SIGKILL", r.id)));
+                return Err(ContainerError::Runtime(format!(
+                    "container {} did not stop after SIGKILL",
+                    r.id
+                )));
             }
         }
         self.events.container("stop", &r.id, &r.name, &r.image);
         Ok(true)
     }
 
-    pub(crate) fn container_remove(&self, c: &Arc<Container>, force: bool) -> Result<(), ContainerError> {
+    pub(crate) fn container_remove(
+        &self,
+        c: &Arc<Container>,
+        force: bool,
+    ) -> Result<(), ContainerError> {
         self.container_remove_v(c, force, false)
     }
 
     /// `rm [-f] [-v]`: `volumes` also removes the container's anonymous volumes.
-    pub(crate) fn container_remove_v(&self, c: &Arc<Container>, force: bool, volumes: bool) -> Result<(), ContainerError> {
+    pub(crate) fn container_remove_v(
+        &self,
+        c: &Arc<Container>,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
         let r = c.record();
         if r.state.status.is_running() {
             if !force {
@@ -461,7 +653,10 @@ impl Engine {
             let _ = c.update(|r| r.state.stopped_by_user = true);
             let _ = self.container_kill(c, "SIGKILL");
             if !self.wait_exit(c, Duration::from_secs(10)) {
-                return Err(ContainerError::Runtime(format!("could not kill running container {}, cannot remove", r.id)));
+                return Err(ContainerError::Runtime(format!(
+                    "could not kill running container {}, cannot remove",
+                    r.id
+                )));
             }
         }
         if self.containers.forget(&r.id).is_none() {
@@ -490,11 +685,19 @@ impl Engine {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(ContainerError::Runtime(format!("removing container {}: {}", r.id, failures.join("; "))))
+            Err(ContainerError::Runtime(format!(
+                "removing container {}: {}",
+                r.id,
+                failures.join("; ")
+            )))
         }
     }
 
-    pub(crate) fn container_wait(&self, c: &Container, condition: &str) -> BoxFut<Result<ContainerWaitResponse, ApiError>> {
+    pub(crate) fn container_wait(
+        &self,
+        c: &Container,
+        condition: &str,
+    ) -> BoxFut<Result<ContainerWaitResponse, ApiError>> {
         let mut rx = c.subscribe();
         let start = *rx.borrow();
         let condition = condition.to_string();
@@ -507,40 +710,66 @@ impl Engine {
                     _ => !s.status.is_running(),
                 };
                 if done {
-                    return Ok(ContainerWaitResponse { status_code: s.exit_code, error: None });
+                    return Ok(ContainerWaitResponse {
+                        status_code: s.exit_code,
+                        error: None,
+                    });
                 }
                 if rx.changed().await.is_err() {
                     // The container is gone: report its last state.
                     let s = *rx.borrow();
-                    return Ok(ContainerWaitResponse { status_code: s.exit_code, error: None });
+                    return Ok(ContainerWaitResponse {
+                        status_code: s.exit_code,
+                        error: None,
+                    });
                 }
             }
         })
     }
 
-    pub(crate) fn container_resize(&self, c: &Container, h: u16, w: u16) -> Result<(), ContainerError> {
+    pub(crate) fn container_resize(
+        &self,
+        c: &Container,
+        h: u16,
+        w: u16,
+    ) -> Result<(), ContainerError> {
         if !c.record().state.status.is_running() {
-            return Err(ContainerError::Conflict(format!("Container {} is not running", c.id)));
+            return Err(ContainerError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
         }
-        ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.resize(h, w)).map_err(|e| ContainerError::Runtime(e.to_string()))
+        ShimClient::connect(&c.shim_dir())
+            .and_then(|cl| cl.resize(h, w))
+            .map_err(|e| ContainerError::Runtime(e.to_string()))
     }
 
     /// Attach: output comes from the json-file log from this moment on (so
     /// an attach made before `start` misses nothing), stdin goes through the
     /// shim once the container runs. With a tty the shim's raw stream is used
     /// both ways.
-    pub(crate) fn container_attach(&self, c: &Arc<Container>, opts: AttachOptions) -> BoxFut<Result<Attached, ApiError>> {
+    pub(crate) fn container_attach(
+        &self,
+        c: &Arc<Container>,
+        opts: AttachOptions,
+    ) -> BoxFut<Result<Attached, ApiError>> {
         let c = c.clone();
         let tty = c.record().config.tty;
-        let offset = std::fs::metadata(c.log_path()).map(|m| m.len()).unwrap_or(0);
+        let offset = std::fs::metadata(c.log_path())
+            .map(|m| m.len())
+            .unwrap_or(0);
         let rx = c.subscribe();
         // Counted from now, not from when the client's upgrade completes, so
         // a container that exits at once is not auto-removed under us.
         let guard = AttachGuard::new(c.clone());
         Box::pin(async move {
-            let (ours, theirs) = UnixStream::pair().map_err(|e| ApiError::internal(format!("socketpair: {e}")))?;
-            theirs.set_nonblocking(true).map_err(|e| ApiError::internal(e.to_string()))?;
-            let io = tokio::net::UnixStream::from_std(theirs).map_err(|e| ApiError::internal(e.to_string()))?;
+            let (ours, theirs) =
+                UnixStream::pair().map_err(|e| ApiError::internal(format!("socketpair: {e}")))?;
+            theirs
+                .set_nonblocking(true)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let io = tokio::net::UnixStream::from_std(theirs)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
             std::thread::spawn(move || {
                 let _guard = guard;
                 pump(c, opts, tty, offset, rx, ours);
@@ -559,9 +788,18 @@ impl Engine {
             }
             let shim_dir = c.shim_dir();
             match ShimClient::connect(&shim_dir).and_then(|cl| cl.state()) {
-                Ok(s) if matches!(s.status, berth_shim::Status::Running | berth_shim::Status::Paused) => {
+                Ok(s)
+                    if matches!(
+                        s.status,
+                        berth_shim::Status::Running | berth_shim::Status::Paused
+                    ) =>
+                {
                     // A paused container is alive too: keep it, and its state.
-                    let status = if s.status == berth_shim::Status::Paused { Status::Paused } else { Status::Running };
+                    let status = if s.status == berth_shim::Status::Paused {
+                        Status::Paused
+                    } else {
+                        Status::Running
+                    };
                     let _ = c.update(|r| r.state.status = status);
                     tracing::info!(container = %r.id, "re-attached to running container");
                     self.monitor(c.clone());
@@ -580,14 +818,17 @@ struct AttachGuard(Arc<Container>);
 
 impl AttachGuard {
     fn new(c: Arc<Container>) -> AttachGuard {
-        c.attachers.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        c.attachers
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         AttachGuard(c)
     }
 }
 
 impl Drop for AttachGuard {
     fn drop(&mut self) {
-        self.0.attachers.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0
+            .attachers
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -605,14 +846,32 @@ fn wait_started(rx: &mut tokio::sync::watch::Receiver<super::Snapshot>, start_ex
 }
 
 /// Moves bytes between an attach client and the container (own thread).
-fn pump(c: Arc<Container>, opts: AttachOptions, tty: bool, offset: u64, mut rx: tokio::sync::watch::Receiver<super::Snapshot>, ours: UnixStream) {
+fn pump(
+    c: Arc<Container>,
+    opts: AttachOptions,
+    tty: bool,
+    offset: u64,
+    mut rx: tokio::sync::watch::Receiver<super::Snapshot>,
+    ours: UnixStream,
+) {
     let start_exits = rx.borrow().exits;
     if !wait_started(&mut rx, start_exits) {
         return;
     }
     if tty {
-        let Ok(shim) = ShimClient::connect(&c.shim_dir()).and_then(|cl| if opts.stdin { cl.attach() } else { cl.attach_output() }) else { return };
-        let (mut a, mut b) = (ours.try_clone().expect("clone"), shim.try_clone().expect("clone"));
+        let Ok(shim) = ShimClient::connect(&c.shim_dir()).and_then(|cl| {
+            if opts.stdin {
+                cl.attach()
+            } else {
+                cl.attach_output()
+            }
+        }) else {
+            return;
+        };
+        let (mut a, mut b) = (
+            ours.try_clone().expect("clone"),
+            shim.try_clone().expect("clone"),
+        );
         let t = std::thread::spawn(move || {
             let _ = std::io::copy(&mut b, &mut a);
             let _ = a.shutdown(std::net::Shutdown::Both);
@@ -640,7 +899,14 @@ fn pump(c: Arc<Container>, opts: AttachOptions, tty: bool, offset: u64, mut rx: 
     follow_log(&c.log_path(), offset, &opts, start_exits, &mut rx, ours);
 }
 
-fn follow_log(path: &Path, offset: u64, opts: &AttachOptions, start_exits: u64, rx: &mut tokio::sync::watch::Receiver<super::Snapshot>, mut out: UnixStream) {
+fn follow_log(
+    path: &Path,
+    offset: u64,
+    opts: &AttachOptions,
+    start_exits: u64,
+    rx: &mut tokio::sync::watch::Receiver<super::Snapshot>,
+    mut out: UnixStream,
+) {
     #[derive(serde::Deserialize)]
     struct Line {
         log: String,
@@ -672,7 +938,10 @@ fn follow_log(path: &Path, offset: u64, opts: &AttachOptions, start_exits: u64, 
                 if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
                     continue;
                 }
-                if out.write_all(&super::logs::frame(stream, l.log.as_bytes())).is_err() {
+                if out
+                    .write_all(&super::logs::frame(stream, l.log.as_bytes()))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -699,7 +968,11 @@ fn parse_size(s: &str) -> Option<u64> {
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|p| p.is_file()))
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
 }
 
 #[cfg(test)]
@@ -710,7 +983,10 @@ mod tests {
     fn start_errors_use_dockers_words() {
         let m = docker_start_error("create: executable 'nope' not found in $PATH", "nope");
         assert!(m.contains("executable file not found"), "{m}");
-        let m = docker_start_error("executable '/etc/passwd' at path does not have correct permissions", "/etc/passwd");
+        let m = docker_start_error(
+            "executable '/etc/passwd' at path does not have correct permissions",
+            "/etc/passwd",
+        );
         assert!(m.contains("permission denied"), "{m}");
         assert_eq!(docker_start_error("other", "x"), "other");
     }

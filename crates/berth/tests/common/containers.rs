@@ -15,21 +15,28 @@ pub fn busybox(d: &TestDaemon) -> String {
 
 /// Exit code of a finished command (panics if it was killed by a signal).
 pub fn code(status: std::process::ExitStatus) -> i32 {
-    status.code().unwrap_or_else(|| panic!("command killed by a signal: {status}"))
+    status
+        .code()
+        .unwrap_or_else(|| panic!("command killed by a signal: {status}"))
 }
 
 /// Poll `f` every 50 ms until it returns true; panics with `what` after `timeout`.
 pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !f() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// `berth inspect -f FORMAT NAME`, trimmed.
 pub fn inspect_f(d: &TestDaemon, format: &str, name: &str) -> String {
-    d.berth_ok(&["inspect", "-f", format, name]).trim().to_string()
+    d.berth_ok(&["inspect", "-f", format, name])
+        .trim()
+        .to_string()
 }
 
 /// Full container ID of NAME.
@@ -51,12 +58,20 @@ pub fn ps_status(d: &TestDaemon, name: &str) -> Option<String> {
 /// PIDs of `berth shim` processes serving container ID (matched on their command line).
 pub fn shim_pids(id: &str) -> Vec<u32> {
     let mut out = vec![];
-    let Ok(rd) = fs::read_dir("/proc") else { return out };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(cmd) = fs::read(e.path().join("cmdline")) else { continue };
-        let args: Vec<String> =
-            cmd.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
         if args.iter().any(|a| a == "shim") && args.iter().any(|a| a.contains(id)) {
             out.push(pid);
         }
@@ -86,7 +101,11 @@ pub fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
 /// Entries of `dir` (names only); empty if it does not exist.
 pub fn dir_entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -95,7 +114,9 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
 /// Whether process PID exists (and is not a zombie).
 pub fn pid_alive(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Ok(s) => !s
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
@@ -104,9 +125,13 @@ pub fn pid_alive(pid: u32) -> bool {
 pub fn pids_with_cmdline(args: &[&str]) -> Vec<u32> {
     let want: Vec<u8> = args.iter().flat_map(|a| a.bytes().chain([0])).collect();
     let mut out = vec![];
-    let Ok(rd) = fs::read_dir("/proc") else { return out };
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
     for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
         if fs::read(e.path().join("cmdline")).is_ok_and(|c| c == want) && pid_alive(pid) {
             out.push(pid);
         }

@@ -19,7 +19,10 @@ pub struct Response {
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_str(&self) -> String {
@@ -40,7 +43,8 @@ fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
 }
 
 fn head(method: &str, path: &str, headers: &[(&str, &str)], framing: &str) -> String {
-    let mut h = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-tests\r\n");
+    let mut h =
+        format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: berth-tests\r\n");
     for (k, v) in headers {
         h.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -60,7 +64,10 @@ pub fn request(
     let mut s = connect(socket, Duration::from_secs(120))?;
     let framing = match body {
         Some(b) => {
-            let ct = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            let ct = if headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            {
                 String::new()
             } else {
                 "Content-Type: application/json\r\n".to_string()
@@ -80,7 +87,11 @@ pub fn request(
     if method != "HEAD" && status != 204 && status != 304 {
         body_reader(r, &headers).read_to_end(&mut body)?;
     }
-    Ok(Response { status, headers, body })
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn read_head<R: BufRead>(r: &mut R) -> io::Result<(u16, Vec<(String, String)>)> {
@@ -90,12 +101,20 @@ fn read_head<R: BufRead>(r: &mut R) -> io::Result<(u16, Vec<(String, String)>)> 
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("bad status line {line:?}")))?;
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {line:?}"),
+            )
+        })?;
     let mut headers = vec![];
     loop {
         line.clear();
         if r.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in response headers"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "eof in response headers",
+            ));
         }
         let l = line.trim_end();
         if l.is_empty() {
@@ -111,7 +130,11 @@ fn read_head<R: BufRead>(r: &mut R) -> io::Result<(u16, Vec<(String, String)>)> 
 fn body_reader<R: BufRead + 'static>(r: R, headers: &[(String, String)]) -> Box<dyn Read> {
     let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
     if get("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        Box::new(Chunked { inner: r, left: 0, done: false })
+        Box::new(Chunked {
+            inner: r,
+            left: 0,
+            done: false,
+        })
     } else if let Some(n) = get("content-length").and_then(|v| v.parse::<u64>().ok()) {
         Box::new(r.take(n))
     } else {
@@ -134,11 +157,17 @@ impl<R: BufRead> Read for Chunked<R> {
         if self.left == 0 {
             let mut line = String::new();
             if self.inner.read_line(&mut line)? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "eof in chunk size"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "eof in chunk size",
+                ));
             }
             let size = line.trim().split(';').next().unwrap_or("");
             self.left = usize::from_str_radix(size, 16).map_err(|_| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("bad chunk size {line:?}"))
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad chunk size {line:?}"),
+                )
             })?;
             if self.left == 0 {
                 // Trailers, then the final CRLF.
@@ -196,13 +225,23 @@ impl Stream {
 
 /// Send a bodiless request and return the response as a stream; each read waits at most
 /// `read_timeout`.
-pub fn open_stream(socket: &Path, method: &str, path: &str, read_timeout: Duration) -> io::Result<Stream> {
+pub fn open_stream(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    read_timeout: Duration,
+) -> io::Result<Stream> {
     let mut s = connect(socket, read_timeout)?;
     s.write_all(head(method, path, &[], "").as_bytes())?;
     let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r)?;
     let body = BufReader::new(body_reader(r, &headers));
-    Ok(Stream { status, headers, body, partial: Vec::new() })
+    Ok(Stream {
+        status,
+        headers,
+        body,
+        partial: Vec::new(),
+    })
 }
 
 /// A request whose body is sent in pieces with chunked transfer encoding, so the caller
@@ -213,7 +252,12 @@ pub struct Upload {
 }
 
 impl Upload {
-    pub fn start(socket: &Path, method: &str, path: &str, content_type: &str) -> io::Result<Upload> {
+    pub fn start(
+        socket: &Path,
+        method: &str,
+        path: &str,
+        content_type: &str,
+    ) -> io::Result<Upload> {
         let mut stream = connect(socket, Duration::from_secs(60))?;
         let ct = [("Content-Type", content_type)];
         stream.write_all(head(method, path, &ct, "Transfer-Encoding: chunked\r\n").as_bytes())?;
@@ -224,7 +268,8 @@ impl Upload {
         if data.is_empty() {
             return Ok(());
         }
-        self.stream.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
+        self.stream
+            .write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
         self.stream.write_all(data)?;
         self.stream.write_all(b"\r\n")?;
         self.sent += data.len() as u64;
@@ -234,11 +279,16 @@ impl Upload {
     /// End the body and read the response.
     pub fn finish(mut self) -> io::Result<Response> {
         self.stream.write_all(b"0\r\n\r\n")?;
-        self.stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(600)))?;
         let mut r = BufReader::new(self.stream);
         let (status, headers) = read_head(&mut r)?;
         let mut body = vec![];
         body_reader(r, &headers).read_to_end(&mut body)?;
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }

@@ -211,15 +211,27 @@ impl TestDaemon {
         let mut child = self.child.take().expect("daemon not running");
         signal(&child, libc::SIGKILL);
         let status = child.wait().unwrap();
-        assert_eq!(status.signal(), Some(libc::SIGKILL), "daemon exited before SIGKILL: {status}");
+        assert_eq!(
+            status.signal(),
+            Some(libc::SIGKILL),
+            "daemon exited before SIGKILL: {status}"
+        );
     }
 
     /// Stop the daemon if it runs, then start it again on the same roots and socket.
     pub fn restart(&mut self) {
         if self.child.is_some() {
             let (status, killed) = self.stop();
-            assert!(!killed, "daemon ignored SIGTERM for {STOP_TIMEOUT:?}\n{}", self.log());
-            assert!(status.success(), "daemon exited with {status} on SIGTERM\n{}", self.log());
+            assert!(
+                !killed,
+                "daemon ignored SIGTERM for {STOP_TIMEOUT:?}\n{}",
+                self.log()
+            );
+            assert!(
+                status.success(),
+                "daemon exited with {status} on SIGTERM\n{}",
+                self.log()
+            );
         }
         self.spawn_and_wait();
     }
@@ -332,7 +344,9 @@ impl TestDaemon {
         let out = self.berth_ok(&["image", "inspect", reference]);
         let v: serde_json::Value = serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("image inspect {reference}: bad JSON {e}: {out}"));
-        let arr = v.as_array().unwrap_or_else(|| panic!("image inspect is not an array: {out}"));
+        let arr = v
+            .as_array()
+            .unwrap_or_else(|| panic!("image inspect is not an array: {out}"));
         assert_eq!(arr.len(), 1, "image inspect {reference}: {out}");
         arr[0].clone()
     }
@@ -340,14 +354,19 @@ impl TestDaemon {
     /// Full image ID (`sha256:…`) of `reference`.
     pub fn image_id(&self, reference: &str) -> String {
         let v = self.inspect(reference);
-        let id = v["Id"].as_str().unwrap_or_else(|| panic!("no Id in {v}")).to_string();
+        let id = v["Id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no Id in {v}"))
+            .to_string();
         assert!(is_image_id(&id), "malformed image id {id:?}");
         id
     }
 
     /// Unmount whatever the daemon left mounted below our directories (deepest first).
     fn unmount_all(&self) -> Vec<String> {
-        let Some(dir) = self.dir.as_ref() else { return vec![] };
+        let Some(dir) = self.dir.as_ref() else {
+            return vec![];
+        };
         let mut failures = vec![];
         for target in mounts_under(dir.path()) {
             let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).unwrap();
@@ -371,7 +390,9 @@ impl Drop for TestDaemon {
         if self.child.is_some() {
             let (status, killed) = self.stop();
             if killed {
-                problems.push(format!("daemon ignored SIGTERM for {STOP_TIMEOUT:?}; killed"));
+                problems.push(format!(
+                    "daemon ignored SIGTERM for {STOP_TIMEOUT:?}; killed"
+                ));
             } else if !status.success() {
                 problems.push(format!("daemon exited with {status} after SIGTERM"));
             }
@@ -405,7 +426,13 @@ impl Drop for TestDaemon {
 fn signal(child: &Child, sig: libc::c_int) {
     // SAFETY: kill(2) with the pid of a child we have not reaped yet; no memory is shared.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    assert_eq!(rc, 0, "kill({}, {sig}): {}", child.id(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "kill({}, {sig}): {}",
+        child.id(),
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Mount points at or below `dir`, deepest first, from /proc/self/mountinfo.
@@ -434,7 +461,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 4 <= b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -448,9 +478,13 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Run `cmd` with optional stdin, failing the test if it outlives `timeout`.
 pub fn run(mut cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Output {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let desc = format!("{cmd:?}");
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {desc}: {e}"));
     let writer = stdin.map(|data| {
@@ -503,13 +537,19 @@ pub fn run(mut cmd: Command, stdin: Option<Vec<u8>>, timeout: Duration) -> Outpu
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "berth integration tests must run as root (euid is {euid})");
+    assert_eq!(
+        euid, 0,
+        "berth integration tests must run as root (euid is {euid})"
+    );
 }
 
 /// `sha256:` + 64 lowercase hex digits.
 pub fn is_image_id(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
 }
 
 /// The 12-digit short form the CLI prints.
@@ -589,7 +629,13 @@ pub fn large_rootfs() -> PathBuf {
         let mut cmd = Command::new("bash");
         cmd.arg(&script).arg(&path).arg("512");
         let o = run(cmd, None, Duration::from_secs(600));
-        assert!(o.status.success(), "{} failed: {}\n{}", script.display(), o.status, o.stderr);
+        assert!(
+            o.status.success(),
+            "{} failed: {}\n{}",
+            script.display(),
+            o.status,
+            o.stderr
+        );
     });
     path
 }
@@ -624,5 +670,8 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// A scratch directory for a test's own files (archives, sentinels); removed on drop.
 pub fn scratch() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("berth-scratch-").tempdir_in("/tmp").unwrap()
+    tempfile::Builder::new()
+        .prefix("berth-scratch-")
+        .tempdir_in("/tmp")
+        .unwrap()
 }

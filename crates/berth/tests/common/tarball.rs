@@ -17,22 +17,35 @@ pub enum Entry {
 
 impl Entry {
     pub fn file(name: &str, data: &[u8]) -> Entry {
-        Entry::File { name: name.into(), data: data.to_vec() }
+        Entry::File {
+            name: name.into(),
+            data: data.to_vec(),
+        }
     }
     pub fn dir(name: &str) -> Entry {
         Entry::Dir { name: name.into() }
     }
     pub fn symlink(name: &str, target: &str) -> Entry {
-        Entry::Symlink { name: name.into(), target: target.into() }
+        Entry::Symlink {
+            name: name.into(),
+            target: target.into(),
+        }
     }
     pub fn hardlink(name: &str, target: &str) -> Entry {
-        Entry::Hardlink { name: name.into(), target: target.into() }
+        Entry::Hardlink {
+            name: name.into(),
+            target: target.into(),
+        }
     }
 }
 
 fn put(field: &mut [u8], value: &str) {
     let b = value.as_bytes();
-    assert!(b.len() < field.len(), "tar name {value:?} longer than {} bytes", field.len() - 1);
+    assert!(
+        b.len() < field.len(),
+        "tar name {value:?} longer than {} bytes",
+        field.len() - 1
+    );
     field.fill(0);
     field[..b.len()].copy_from_slice(b);
 }
