@@ -40,4 +40,15 @@ impl Query {
             ))),
         }
     }
+
+    /// `h` and `w` of a resize request (terminal rows and columns).
+    pub fn size(&self) -> Result<(u16, u16), ApiError> {
+        let dim = |k: &str, what: &str| {
+            self.get(k)
+                .unwrap_or("0")
+                .parse::<u16>()
+                .map_err(|_| ApiError::bad_request(format!("invalid {what}")))
+        };
+        Ok((dim("h", "height")?, dim("w", "width")?))
+    }
 }

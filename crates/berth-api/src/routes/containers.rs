@@ -259,16 +259,7 @@ pub async fn post_named(
             super::exec::create(State(b), Path(id), bytes).await
         }
         "resize" => {
-            let h = q
-                .get("h")
-                .unwrap_or("0")
-                .parse::<u16>()
-                .map_err(|_| ApiError::bad_request("invalid height"))?;
-            let w = q
-                .get("w")
-                .unwrap_or("0")
-                .parse::<u16>()
-                .map_err(|_| ApiError::bad_request("invalid width"))?;
+            let (h, w) = q.size()?;
             blocking(move || b.resize_container(&id, h, w)).await?;
             Ok(StatusCode::OK.into_response())
         }

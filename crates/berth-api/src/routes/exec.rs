@@ -54,16 +54,7 @@ pub async fn resize(
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
-    let h = q
-        .get("h")
-        .unwrap_or("0")
-        .parse::<u16>()
-        .map_err(|_| ApiError::bad_request("invalid height"))?;
-    let w = q
-        .get("w")
-        .unwrap_or("0")
-        .parse::<u16>()
-        .map_err(|_| ApiError::bad_request("invalid width"))?;
+    let (h, w) = q.size()?;
     blocking(move || b.resize_exec(&id, h, w)).await?;
     Ok(StatusCode::OK.into_response())
 }
