@@ -109,7 +109,7 @@ impl Volumes {
         options: BTreeMap<String, String>,
     ) -> Result<Volume, VolumeError> {
         let _g = self.lock.lock().expect("volumes lock");
-        let (name, mut labels) = match name.filter(|n| !n.is_empty()) {
+        let (name, labels) = match name.filter(|n| !n.is_empty()) {
             Some(n) => (n.to_string(), labels),
             None => {
                 let mut l = labels;
@@ -135,7 +135,6 @@ impl Volumes {
                 "volume driver options are not supported yet (got {d:?})"
             )));
         }
-        labels.retain(|_, _| true);
         let dir = self.root.join(&name);
         let tmp = self.root.join(format!(".tmp-{name}"));
         let _ = std::fs::remove_dir_all(&tmp);

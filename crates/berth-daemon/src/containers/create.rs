@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use berth_api::container_types::{ContainerConfig, ContainerCreateBody};
 use berth_core::HasKind;
-use serde_json::Value;
 
 use super::names;
 use super::record::{ContainerRecord, MountPoint, State};
@@ -307,7 +306,6 @@ fn validate_host_config(h: &berth_api::container_types::HostConfig) -> Result<()
             "Minimum memoryswap limit should be larger than memory limit, see usage".into(),
         ));
     }
-    let _ = Value::Null;
     Ok(())
 }
 
