@@ -182,27 +182,8 @@ pub struct ContainerOpts {
     /// Size of /dev/shm
     #[arg(long = "shm-size", value_name = "bytes")]
     pub shm_size: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long, value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes")]
-    pub memory_reservation: Option<String>,
-    /// Number of CPUs
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Tune host's OOM preferences (-1000 to 1000)
     #[arg(
         long = "oom-score-adj",
@@ -547,27 +528,8 @@ pub struct CommitArgs {
 pub struct UpdateArgs {
     #[arg(required = true, value_name = "CONTAINER")]
     pub containers: Vec<String>,
-    /// Memory limit
-    #[arg(short = 'm', long, value_name = "bytes")]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation", value_name = "bytes")]
-    pub memory_reservation: Option<String>,
-    /// Number of CPUs
-    #[arg(long, value_name = "decimal")]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
-    pub cpu_shares: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus", value_name = "string")]
-    pub cpuset_cpus: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceArgs,
     /// Restart policy to apply when a container exits
     #[arg(long)]
     pub restart: Option<String>,
@@ -621,4 +583,30 @@ impl From<InspectArgs> for ContainerInspectArgs {
             size: a.size,
         }
     }
+}
+
+/// Resource limits, shared by `run`/`create` and `update` (same flags, same help).
+#[derive(Debug, Args, Default, Clone)]
+pub struct ResourceArgs {
+    /// Memory limit
+    #[arg(short = 'm', long, value_name = "bytes")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation", value_name = "bytes")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus", value_name = "string")]
+    pub cpuset_cpus: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
 }

@@ -295,29 +295,29 @@ pub fn update_body(a: &UpdateArgs) -> Result<Value> {
     let flag_err = |flag: &str, v: &str, e: anyhow::Error| {
         anyhow!("invalid argument \"{v}\" for \"{flag}\" flag: {e}")
     };
-    if let Some(v) = &a.memory {
+    if let Some(v) = &a.resources.memory {
         let n = crate::opts::ram_in_bytes(v).map_err(|e| flag_err("-m, --memory", v, e))?;
         m.insert("Memory".into(), json!(n));
     }
-    if let Some(v) = &a.memory_swap {
+    if let Some(v) = &a.resources.memory_swap {
         let n = crate::opts::memory_swap(v).map_err(|e| flag_err("--memory-swap", v, e))?;
         m.insert("MemorySwap".into(), json!(n));
     }
-    if let Some(v) = &a.memory_reservation {
+    if let Some(v) = &a.resources.memory_reservation {
         let n = crate::opts::ram_in_bytes(v).map_err(|e| flag_err("--memory-reservation", v, e))?;
         m.insert("MemoryReservation".into(), json!(n));
     }
-    if let Some(v) = &a.cpus {
+    if let Some(v) = &a.resources.cpus {
         let n = crate::opts::nano_cpus(v).map_err(|e| flag_err("--cpus", v, e))?;
         m.insert("NanoCpus".into(), json!(n));
     }
-    if let Some(v) = a.cpu_shares {
+    if let Some(v) = a.resources.cpu_shares {
         m.insert("CpuShares".into(), json!(v));
     }
-    if let Some(v) = &a.cpuset_cpus {
+    if let Some(v) = &a.resources.cpuset_cpus {
         m.insert("CpusetCpus".into(), json!(v));
     }
-    if let Some(v) = a.pids_limit {
+    if let Some(v) = a.resources.pids_limit {
         m.insert("PidsLimit".into(), json!(v));
     }
     if let Some(r) = &a.restart {
@@ -505,13 +505,15 @@ mod tests {
         );
         let u = UpdateArgs {
             containers: vec!["c".into()],
-            memory: Some("64m".into()),
-            memory_swap: Some("-1".into()),
-            memory_reservation: None,
-            cpus: Some("0.5".into()),
-            cpu_shares: None,
-            cpuset_cpus: None,
-            pids_limit: Some(20),
+            resources: crate::cli::container::ResourceArgs {
+                memory: Some("64m".into()),
+                memory_swap: Some("-1".into()),
+                memory_reservation: None,
+                cpus: Some("0.5".into()),
+                cpu_shares: None,
+                cpuset_cpus: None,
+                pids_limit: Some(20),
+            },
             restart: Some("on-failure:2".into()),
         };
         assert_eq!(

@@ -160,15 +160,17 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
             .map(|s| opts::ram_in_bytes(s).map_err(|e| flag_err(flag, s, e)))
             .transpose()
     };
-    let memory = size("-m, --memory", &o.memory)?;
-    let memory_reservation = size("--memory-reservation", &o.memory_reservation)?;
+    let memory = size("-m, --memory", &o.resources.memory)?;
+    let memory_reservation = size("--memory-reservation", &o.resources.memory_reservation)?;
     let shm = size("--shm-size", &o.shm_size)?;
     let swap = o
+        .resources
         .memory_swap
         .as_deref()
         .map(|s| opts::memory_swap(s).map_err(|e| flag_err("--memory-swap", s, e)))
         .transpose()?;
     let cpus = o
+        .resources
         .cpus
         .as_deref()
         .map(|s| opts::nano_cpus(s).map_err(|e| flag_err("--cpus", s, e)))
@@ -306,7 +308,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
         ("UTSMode", &o.uts),
         ("UsernsMode", &o.userns),
         ("Runtime", &o.runtime),
-        ("CpusetCpus", &o.cpuset_cpus),
+        ("CpusetCpus", &o.resources.cpuset_cpus),
     ] {
         if let Some(v) = v {
             h.insert(key.into(), json!(v));
@@ -335,7 +337,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
     if !o.sysctl.is_empty() {
         h.insert("Sysctls".into(), map_value(opts::kv_map(&o.sysctl)));
     }
-    if let Some(v) = o.cpu_shares {
+    if let Some(v) = o.resources.cpu_shares {
         h.insert("CpuShares".into(), json!(v));
     }
     if let Some(v) = memory {
@@ -356,7 +358,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
     if let Some(v) = swap {
         h.insert("MemorySwap".into(), json!(v));
     }
-    if let Some(v) = o.pids_limit {
+    if let Some(v) = o.resources.pids_limit {
         h.insert("PidsLimit".into(), json!(v));
     }
     let ulimits = o
