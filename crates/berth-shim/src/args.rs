@@ -152,8 +152,9 @@ fn utf8(v: OsString, name: &str) -> Result<String, ShimError> {
 }
 
 /// A byte count, optionally with Docker's `k`, `m` or `g` suffix (powers of
-/// 1024, as in Docker's `max-size`).
-fn parse_size(s: &str) -> Result<u64, ShimError> {
+/// 1024, as in Docker's `max-size`). The daemon checks `--log-opt max-size`
+/// with it too, so both sides accept the same values.
+pub fn parse_size(s: &str) -> Result<u64, ShimError> {
     let bad = || ShimError::InvalidArgs(format!("--log-max-size {s:?}: want bytes, e.g. 20m"));
     let lower = s.trim().to_ascii_lowercase();
     let lower = lower.strip_suffix('b').unwrap_or(&lower);

@@ -35,7 +35,9 @@ mod runtime;
 mod server;
 mod stdio;
 
-pub use args::{ShimArgs, DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE};
+pub use args::{
+    parse_size as parse_log_size, ShimArgs, DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE,
+};
 pub use client::{read_exec_record, spawn_shim, ShimClient};
 pub use detach::{SHIM_LOG_FILE, SHIM_PID_FILE, SOCKET_FILE};
 pub use error::ShimError;

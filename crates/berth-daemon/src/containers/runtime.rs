@@ -405,7 +405,7 @@ impl Engine {
         args.stdin = r.config.open_stdin;
         let log_opts = &r.host_config.log_config.config;
         if let Some(s) = log_opts.get("max-size") {
-            args.log_max_size = parse_size(s).ok_or_else(|| {
+            args.log_max_size = berth_shim::parse_log_size(s).map_err(|_| {
                 ContainerError::InvalidArgument(format!("invalid log-opt max-size {s:?}"))
             })?;
         }
@@ -956,17 +956,6 @@ fn follow_log(
     }
 }
 
-fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, mult) = match s.chars().last()? {
-        'k' => (&s[..s.len() - 1], 1024),
-        'm' => (&s[..s.len() - 1], 1024 * 1024),
-        'g' => (&s[..s.len() - 1], 1024 * 1024 * 1024),
-        _ => (s.as_str(), 1),
-    };
-    num.parse::<u64>().ok().map(|n| n * mult)
-}
-
 fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
@@ -997,8 +986,8 @@ mod tests {
         assert_eq!(parse_signal("kill").unwrap(), 9);
         assert_eq!(parse_signal("2").unwrap(), 2);
         assert!(parse_signal("NOPE").is_err());
-        assert_eq!(parse_size("20m"), Some(20 << 20));
-        assert_eq!(parse_size("100"), Some(100));
-        assert_eq!(parse_size("x"), None);
+        assert_eq!(berth_shim::parse_log_size("20m").ok(), Some(20 << 20));
+        assert_eq!(berth_shim::parse_log_size("100").ok(), Some(100));
+        assert_eq!(berth_shim::parse_log_size("x").ok(), None);
     }
 }
