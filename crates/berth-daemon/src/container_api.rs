@@ -174,7 +174,8 @@ impl ContainerBackend for Engine {
             None => None,
         };
         let mut all: Vec<_> = self.containers.all();
-        all.sort_by_key(|c| std::cmp::Reverse(c.record().created));
+        // One record copy per container, not one per comparison.
+        all.sort_by_cached_key(|c| std::cmp::Reverse(c.record().created));
         let mut out = Vec::new();
         for c in all {
             let r = c.record();

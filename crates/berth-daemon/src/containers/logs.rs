@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_shim::protocol::{frame_header, StreamType};
 use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -31,12 +32,10 @@ pub struct Filter {
     pub tty: bool,
 }
 
-/// Docker's stream framing: `[stream, 0, 0, 0, len_be32]` then the payload.
-pub fn frame(stream: u8, payload: &[u8]) -> Bytes {
+/// Docker's stream framing (the shim's `frame_header`) and the payload.
+fn frame(stream: StreamType, payload: &[u8]) -> Bytes {
     let mut v = Vec::with_capacity(8 + payload.len());
-    v.push(stream);
-    v.extend_from_slice(&[0, 0, 0]);
-    v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    v.extend_from_slice(&frame_header(stream, payload.len() as u32));
     v.extend_from_slice(payload);
     v.into()
 }
@@ -60,11 +59,15 @@ fn nanos(time: &str) -> i64 {
         .unwrap_or(0)
 }
 
-/// Turns one log line into a frame, or `None` when filtered out.
-fn render(f: &Filter, raw: &str) -> Option<Bytes> {
+/// Turns one json-file line into its frame, or `None` when filtered out.
+pub(crate) fn render(f: &Filter, raw: &str) -> Option<Bytes> {
     let line: Line = serde_json::from_str(raw).ok()?;
-    let stream = if line.stream == "stderr" { 2 } else { 1 };
-    if (stream == 1 && !f.stdout) || (stream == 2 && !f.stderr) {
+    let stream = if line.stream == "stderr" {
+        StreamType::Stderr
+    } else {
+        StreamType::Stdout
+    };
+    if (stream == StreamType::Stdout && !f.stdout) || (stream == StreamType::Stderr && !f.stderr) {
         return None;
     }
     let t = nanos(&line.time);

@@ -907,11 +907,16 @@ fn follow_log(
     rx: &mut tokio::sync::watch::Receiver<super::Snapshot>,
     mut out: UnixStream,
 ) {
-    #[derive(serde::Deserialize)]
-    struct Line {
-        log: String,
-        stream: String,
-    }
+    // Attach shows live output only: every line, framed, no timestamps.
+    let filter = super::logs::Filter {
+        stdout: opts.stdout,
+        stderr: opts.stderr,
+        since: None,
+        until: None,
+        timestamps: false,
+        tail: None,
+        tty: false,
+    };
     let mut pos = offset;
     let mut pending = Vec::new();
     loop {
@@ -933,15 +938,11 @@ fn follow_log(
         pending.extend_from_slice(&chunk);
         while let Some(nl) = pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = pending.drain(..=nl).collect();
-            if let Ok(l) = serde_json::from_slice::<Line>(&line) {
-                let stream = if l.stream == "stderr" { 2 } else { 1 };
-                if (stream == 1 && !opts.stdout) || (stream == 2 && !opts.stderr) {
-                    continue;
-                }
-                if out
-                    .write_all(&super::logs::frame(stream, l.log.as_bytes()))
-                    .is_err()
-                {
+            let Ok(text) = std::str::from_utf8(&line) else {
+                continue;
+            };
+            if let Some(frame) = super::logs::render(&filter, text.trim_end_matches('\n')) {
+                if out.write_all(&frame).is_err() {
                     return;
                 }
             }
