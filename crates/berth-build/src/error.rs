@@ -74,7 +74,4 @@ impl Loc<'_> {
             reason,
         }
     }
-    pub fn args(&self, msg: impl Into<String>) -> DockerfileError {
-        self.err(Reason::Arguments(msg.into()))
-    }
 }

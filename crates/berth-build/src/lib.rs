@@ -14,11 +14,22 @@
 
 pub mod error;
 pub mod expand;
+pub mod flags;
 pub mod heredoc;
+pub mod instructions;
+pub mod mounts;
 pub mod parser;
+pub mod substitute;
 pub mod words;
 
 pub use error::{DockerfileError, Reason};
 pub use expand::{Env, ExpandError, Lexer};
+pub use flags::{parse_duration, parse_size};
 pub use heredoc::Heredoc;
+pub use instructions::{
+    Add, ArgDecl, Command, Copy, Dockerfile, FileOp, From, Healthcheck, Instruction, KeyValue,
+    Located, Network, Onbuild, ReadError, Run, Security, Source,
+};
+pub use mounts::{Mount, MountType, Sharing};
 pub use parser::{parse, Directives, Node, ParsedFile, Warning};
+pub use substitute::expand_instruction;
