@@ -12,6 +12,7 @@
 //! `.dockerignore`. Nothing here talks to a daemon; the only I/O is reading
 //! files the caller names (the Dockerfile, the context directory walk).
 
+pub mod args;
 pub mod error;
 pub mod expand;
 pub mod flags;
@@ -19,9 +20,11 @@ pub mod heredoc;
 pub mod instructions;
 pub mod mounts;
 pub mod parser;
+pub mod stages;
 pub mod substitute;
 pub mod words;
 
+pub use args::{platform_args, ArgScope, Platform, PREDEFINED_ARGS};
 pub use error::{DockerfileError, Reason};
 pub use expand::{Env, ExpandError, Lexer};
 pub use flags::{parse_duration, parse_size};
@@ -32,4 +35,5 @@ pub use instructions::{
 };
 pub use mounts::{Mount, MountType, Sharing};
 pub use parser::{parse, Directives, Node, ParsedFile, Warning};
+pub use stages::{plan, Base, BuildOptions, BuildPlan, Stage, StageError};
 pub use substitute::expand_instruction;
