@@ -17,6 +17,7 @@ pub mod error;
 pub mod expand;
 pub mod flags;
 pub mod heredoc;
+pub mod ignore;
 pub mod instructions;
 pub mod mounts;
 pub mod parser;
@@ -29,6 +30,7 @@ pub use error::{DockerfileError, Reason};
 pub use expand::{Env, ExpandError, Lexer};
 pub use flags::{parse_duration, parse_size};
 pub use heredoc::Heredoc;
+pub use ignore::{included_files, IgnoreError, Matcher, Pattern};
 pub use instructions::{
     Add, ArgDecl, Command, Copy, Dockerfile, FileOp, From, Healthcheck, Instruction, KeyValue,
     Located, Network, Onbuild, ReadError, Run, Security, Source,
