@@ -403,7 +403,7 @@ fn file_op(node: &Node, flags: &Flags, keyword: &str, escape: char) -> Result<Fi
                 .filter(|h| h.name == m.name)
                 .cloned()
                 .map(Source::Heredoc)
-                .ok_or_else(|| Reason::UnterminatedHeredoc(m.name)),
+                .ok_or(Reason::UnterminatedHeredoc(m.name)),
             None => Ok(Source::Path(s.clone())),
         })
         .collect::<Result<_, _>>()?;
