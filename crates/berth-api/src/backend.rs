@@ -17,6 +17,7 @@ pub trait Backend:
     + ContainerBackend
     + ExecBackend
     + VolumeBackend
+    + NetworkBackend
     + Send
     + Sync
     + 'static
@@ -28,6 +29,7 @@ impl<
             + ContainerBackend
             + ExecBackend
             + VolumeBackend
+            + NetworkBackend
             + Send
             + Sync
             + 'static,
@@ -283,4 +285,18 @@ pub trait VolumeBackend {
     fn inspect_volume(&self, name: &str) -> ApiResult<serde_json::Value>;
     fn remove_volume(&self, name: &str, force: bool) -> ApiResult<()>;
     fn prune_volumes(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
+}
+
+/// `/networks`: Docker's JSON shapes pass through as values.
+pub trait NetworkBackend {
+    fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<serde_json::Value>>;
+    fn inspect_network(&self, name: &str, verbose: bool) -> ApiResult<serde_json::Value>;
+    /// Returns `{"Id", "Warning"}`.
+    fn create_network(&self, body: serde_json::Value) -> ApiResult<serde_json::Value>;
+    fn remove_network(&self, name: &str) -> ApiResult<()>;
+    /// Body: `{"Container", "EndpointConfig"}`.
+    fn connect_network(&self, name: &str, body: serde_json::Value) -> ApiResult<()>;
+    /// Body: `{"Container", "Force"}`.
+    fn disconnect_network(&self, name: &str, body: serde_json::Value) -> ApiResult<()>;
+    fn prune_networks(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
 }

@@ -22,6 +22,10 @@ pub struct Flags {
     pub hosts: Vec<String>,
     pub config_file: Option<PathBuf>,
     pub log_level: Option<String>,
+    /// `--bridge`: name of the default bridge's Linux bridge.
+    pub bridge: Option<String>,
+    /// `--bip`: the default bridge's address and prefix (its gateway).
+    pub bip: Option<String>,
 }
 
 /// The subset of Docker's daemon.json berth reads now. Unknown keys are
@@ -34,6 +38,8 @@ struct FileConfig {
     #[serde(default)]
     hosts: Vec<String>,
     log_level: Option<String>,
+    bridge: Option<String>,
+    bip: Option<String>,
     debug: Option<bool>,
     live_restore: Option<bool>,
     #[serde(default)]
@@ -51,6 +57,8 @@ pub struct DaemonConfig {
     pub exec_root: PathBuf,
     pub hosts: Vec<String>,
     pub log_level: String,
+    pub bridge: String,
+    pub bip: Option<String>,
     pub live_restore: bool,
     pub registry_mirrors: Vec<String>,
     pub insecure_registries: Vec<String>,
@@ -78,6 +86,12 @@ impl DaemonConfig {
         }
         if flags.log_level.is_some() && file.log_level.is_some() {
             conflicts.push("log-level");
+        }
+        if flags.bridge.is_some() && file.bridge.is_some() {
+            conflicts.push("bridge");
+        }
+        if flags.bip.is_some() && file.bip.is_some() {
+            conflicts.push("bip");
         }
         if !conflicts.is_empty() {
             return Err(DaemonError::Config(format!(
@@ -125,6 +139,16 @@ impl DaemonConfig {
             )?,
             hosts,
             log_level,
+            bridge: {
+                let b = flags.bridge.or(file.bridge).unwrap_or_else(|| "berth0".into());
+                if b.is_empty() || b.len() > 15 || b.contains(['/', ' ']) {
+                    return Err(DaemonError::Config(format!(
+                        "invalid bridge name {b:?}: 1 to 15 characters, no '/' or spaces"
+                    )));
+                }
+                b
+            },
+            bip: flags.bip.or(file.bip),
             live_restore: file.live_restore.unwrap_or(true),
             registry_mirrors: file.registry_mirrors,
             insecure_registries: file.insecure_registries,

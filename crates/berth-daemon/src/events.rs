@@ -83,6 +83,18 @@ impl EventBus {
         self.publish("container", action, id, attributes);
     }
 
+    /// `network` events; `container` is the container connected or
+    /// disconnected, empty for create/destroy.
+    pub fn network(&self, action: &str, id: &str, name: &str, container: &str) {
+        let mut a = BTreeMap::new();
+        a.insert("name".to_string(), name.to_string());
+        a.insert("type".to_string(), "bridge".to_string());
+        if !container.is_empty() {
+            a.insert("container".to_string(), container.to_string());
+        }
+        self.publish("network", action, id, a);
+    }
+
     pub fn subscribe(&self, since: Option<i64>) -> EventSubscription {
         // Subscribe before copying the buffer so nothing falls in between.
         let live = self.tx.subscribe();

@@ -12,6 +12,7 @@ mod events;
 mod exec_api;
 mod images;
 mod lock;
+mod network;
 mod system;
 mod volume_api;
 mod volumes;
@@ -69,6 +70,7 @@ pub struct Engine {
     pub(crate) images: ImageStore,
     pub(crate) containers: containers::Containers,
     pub(crate) volumes: volumes::Volumes,
+    pub(crate) networks: network::Networks,
     pub(crate) events: EventBus,
     pub(crate) engine_id: String,
     me: Weak<Engine>,
@@ -140,16 +142,25 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
         .map_err(|e| DaemonError::Containers(e.to_string()))?;
     let volumes = volumes::Volumes::open(&config.data_root)
         .map_err(|e| DaemonError::Containers(e.to_string()))?;
+    let networks = network::Networks::open(
+        &config.data_root,
+        &config.exec_root,
+        &config.bridge,
+        config.bip.as_deref(),
+    )
+    .map_err(|e| DaemonError::Config(format!("setting up networks: {e}")))?;
     let engine = Arc::new_cyclic(|me| Engine {
         config: config.clone(),
         images,
         containers,
         volumes,
+        networks,
         events: EventBus::default(),
         engine_id,
         me: me.clone(),
     });
     engine.restore_containers();
+    engine.network_sweep();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

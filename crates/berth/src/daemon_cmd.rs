@@ -28,6 +28,12 @@ struct DaemonArgs {
     /// Logging level: debug, info, warn, error, fatal
     #[arg(short = 'l', long, value_name = "LEVEL")]
     log_level: Option<String>,
+    /// Attach containers to this Linux bridge (the default network)
+    #[arg(short = 'b', long, value_name = "NAME")]
+    bridge: Option<String>,
+    /// The default bridge's IP address and prefix, e.g. 172.17.0.1/16
+    #[arg(long, value_name = "CIDR")]
+    bip: Option<String>,
     /// Enable debug logging (same as --log-level debug)
     #[arg(short = 'D', long)]
     debug: bool,
@@ -47,6 +53,8 @@ pub fn main() -> i32 {
         exec_root: parsed.exec_root,
         hosts: parsed.hosts,
         config_file: parsed.config_file,
+        bridge: parsed.bridge,
+        bip: parsed.bip,
         log_level: parsed
             .log_level
             .or_else(|| parsed.debug.then(|| "debug".to_string())),

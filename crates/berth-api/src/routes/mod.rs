@@ -5,6 +5,7 @@ mod containers;
 mod exec;
 mod images;
 mod system;
+mod networks;
 mod volumes;
 
 use std::sync::Arc;
@@ -34,6 +35,15 @@ pub fn router(backend: Shared) -> Router {
                 .post(images::post_named)
                 .delete(images::delete_named),
         )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{name}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{name}/connect", post(networks::connect))
+        .route("/networks/{name}/disconnect", post(networks::disconnect))
         .route("/volumes", get(volumes::list))
         .route("/volumes/create", post(volumes::create))
         .route("/volumes/prune", post(volumes::prune))

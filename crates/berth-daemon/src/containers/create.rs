@@ -121,6 +121,7 @@ impl Engine {
         validate_host_config(&host)?;
 
         let mounts = self.resolve_mounts(&config, &host)?;
+        let networks = self.initial_networks(&host, body.networking_config.as_ref())?;
         let id = format!(
             "{:032x}{:032x}",
             rand::random::<u128>(),
@@ -142,6 +143,8 @@ impl Engine {
             state: State::default(),
             restart_count: 0,
             mounts,
+            networks,
+            ports: vec![],
         };
         let c = self.containers.make(record.clone());
         for d in [c.upper_dir(), c.work_dir()] {
@@ -287,14 +290,6 @@ fn validate_host_config(h: &berth_api::container_types::HostConfig) -> Result<()
         return Err(ContainerError::InvalidArgument(
             "can't create 'AutoRemove' container with restart policy".into(),
         ));
-    }
-    match h.network_mode.as_str() {
-        "" | "default" | "none" | "host" | "bridge" => {}
-        other => {
-            return Err(ContainerError::NotFoundOther(format!(
-                "network {other} not found"
-            )));
-        }
     }
     if h.memory != 0 && h.memory < 6 * 1024 * 1024 {
         return Err(ContainerError::InvalidArgument(

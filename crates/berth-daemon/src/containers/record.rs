@@ -73,6 +73,48 @@ pub struct ContainerRecord {
     /// Binds and volumes, resolved at create time.
     #[serde(default)]
     pub mounts: Vec<MountPoint>,
+    /// The networks the container is connected to, by network name; the
+    /// addresses are filled in while it runs.
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, Endpoint>,
+    /// Host ports published while it runs.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// A container's attachment to one network (`NetworkSettings.Networks`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct Endpoint {
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// `--ip`: the address asked for (IPAMConfig.IPv4Address).
+    #[serde(default)]
+    pub ipam_ipv4: String,
+    #[serde(default)]
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub ip: String,
+    #[serde(default)]
+    pub prefix: u8,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub mac: String,
+    /// Host end of the veth, and the interface name inside.
+    #[serde(default)]
+    pub host_veth: String,
+    #[serde(default)]
+    pub ifname: String,
+}
+
+/// One published port while the container runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublishedPort {
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
+    pub container_port: u16,
 }
 
 /// A bind mount or volume of a container (`inspect`'s `Mounts`).

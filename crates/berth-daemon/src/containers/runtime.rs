@@ -228,10 +228,9 @@ impl Engine {
                 }
             }
         }
+        // Replaced by the sandbox's namespace in `start_inner`.
         let network = match h.network_mode.as_str() {
             "host" => NetworkMode::Host,
-            // Bridge networking is its own issue: until it lands, containers
-            // get a private namespace with loopback only.
             _ => NetworkMode::None,
         };
         let ulimits = h
@@ -362,6 +361,7 @@ impl Engine {
             Err(e) => {
                 unmount_rootfs(c);
                 reap_cgroups(&c.id);
+                self.network_teardown(c);
                 let msg = docker_start_error(&e.to_string(), &c.record().path);
                 let e = ContainerError::Runtime(msg.clone());
                 let code = if msg.contains("not found") || msg.contains("No such file") {
@@ -388,7 +388,10 @@ impl Engine {
 
     fn start_inner(&self, c: &Arc<Container>) -> Result<(), ContainerError> {
         self.mount_rootfs(c)?;
-        let input = self.spec_input(c)?;
+        let sandbox = self.network_setup(c)?;
+        let mut input = self.spec_input(c)?;
+        input.network = sandbox.network;
+        input.mounts.extend(sandbox.mounts);
         let spec = berth_oci::build_spec(&input)
             .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
         let json = berth_oci::to_config_json(&spec)
@@ -473,6 +476,7 @@ impl Engine {
             reap_cgroups(&c.id);
         }
         unmount_rootfs(c);
+        self.network_teardown(c);
         let (code, oom, error) = match &exit {
             Some(e) => (e.exit_code as i64, e.oom_killed, String::new()),
             None => (
@@ -664,6 +668,7 @@ impl Engine {
         }
         unmount_rootfs(c);
         reap_cgroups(&r.id);
+        self.network_teardown(c);
         let _ = std::fs::remove_dir_all(c.shim_dir());
         let mut failures = Vec::new();
         for d in [&c.run_dir, &c.dir] {
@@ -801,6 +806,7 @@ impl Engine {
                         Status::Running
                     };
                     let _ = c.update(|r| r.state.status = status);
+                    self.network_restore(&c);
                     tracing::info!(container = %r.id, "re-attached to running container");
                     self.monitor(c.clone());
                 }

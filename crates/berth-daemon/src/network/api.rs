@@ -1,0 +1,381 @@
+//! The `/networks` endpoints and the network parts of container inspect
+//! and list, in Docker's JSON shapes.
+
+use std::net::Ipv4Addr;
+
+use berth_api::backend::NetworkBackend;
+use berth_api::filters::Filters;
+use berth_api::error::ApiResult;
+use berth_api::ApiError;
+use berth_core::HasKind;
+use serde_json::{json, Map, Value};
+
+use super::sandbox::mode_name;
+use super::{CreateRequest, NetworkRecord};
+use crate::containers::record::Endpoint;
+use crate::containers::{ContainerError, ContainerRecord};
+use crate::Engine;
+
+fn api<E: HasKind + std::fmt::Display>(e: E) -> ApiError {
+    ApiError::new(e.kind(), e.to_string())
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::new(berth_core::ErrorKind::NotFound, format!("network {name} not found"))
+}
+
+impl Engine {
+    fn network(&self, name: &str) -> ApiResult<NetworkRecord> {
+        self.networks.find(name).ok_or_else(|| not_found(name))
+    }
+
+    fn network_json(&self, n: &NetworkRecord, with_containers: bool) -> Value {
+        let mut containers = Map::new();
+        if with_containers {
+            for c in self.containers.all() {
+                let r = c.record();
+                if let Some(ep) = r.networks.get(&n.name).filter(|ep| !ep.ip.is_empty()) {
+                    containers.insert(
+                        r.id.clone(),
+                        json!({
+                            "Name": r.name,
+                            "EndpointID": ep.endpoint_id,
+                            "MacAddress": ep.mac,
+                            "IPv4Address": format!("{}/{}", ep.ip, ep.prefix),
+                            "IPv6Address": "",
+                        }),
+                    );
+                }
+            }
+        }
+        let mut cfg = Map::new();
+        if let Some(s) = &n.subnet {
+            cfg.insert("Subnet".into(), json!(s));
+        }
+        if let Some(r) = &n.ip_range {
+            cfg.insert("IPRange".into(), json!(r));
+        }
+        if let Some(g) = &n.gateway {
+            cfg.insert("Gateway".into(), json!(g));
+        }
+        let config = if cfg.is_empty() { json!([]) } else { json!([cfg]) };
+        json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv4": true,
+            "EnableIPv6": false,
+            "IPAM": { "Driver": "default", "Options": null, "Config": config },
+            "Internal": n.internal,
+            "Attachable": n.attachable,
+            "Ingress": false,
+            "ConfigFrom": { "Network": "" },
+            "ConfigOnly": false,
+            "Containers": containers,
+            "Options": n.options,
+            "Labels": n.labels,
+        })
+    }
+
+    /// Containers with a live endpoint on the network.
+    fn active_on(&self, n: &NetworkRecord) -> Vec<ContainerRecord> {
+        self.containers
+            .all()
+            .into_iter()
+            .map(|c| c.record())
+            .filter(|r| r.networks.get(&n.name).is_some_and(|ep| !ep.ip.is_empty()))
+            .collect()
+    }
+
+    /// `NetworkSettings` of container inspect.
+    pub(crate) fn network_settings(&self, r: &ContainerRecord, sandbox: bool) -> Value {
+        let mut networks = Map::new();
+        for (name, ep) in &r.networks {
+            networks.insert(name.clone(), endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)));
+        }
+        let bridge = r.networks.get(super::BRIDGE).cloned().unwrap_or_default();
+        let running = r.state.status.is_running();
+        json!({
+            "Bridge": "",
+            "SandboxID": if running && sandbox { r.id.clone() } else { String::new() },
+            "SandboxKey": if running && sandbox { self.networks.netns_path(&r.id).display().to_string() } else { String::new() },
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": ports_map(r),
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": bridge.endpoint_id,
+            "Gateway": bridge.gateway,
+            "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0,
+            "IPAddress": bridge.ip,
+            "IPPrefixLen": bridge.prefix,
+            "IPv6Gateway": "",
+            "MacAddress": bridge.mac,
+            "Networks": networks,
+        })
+    }
+
+    /// `NetworkSettings` of container list.
+    pub(crate) fn network_summary(&self, r: &ContainerRecord) -> Value {
+        let mut networks = Map::new();
+        for (name, ep) in &r.networks {
+            networks.insert(name.clone(), endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)));
+        }
+        json!({ "Networks": networks })
+    }
+
+    fn is_user_network(&self, id: &str) -> bool {
+        self.networks.find(id).is_some_and(|n| !n.is_builtin())
+    }
+
+    fn connect(&self, n: &NetworkRecord, body: &Value) -> Result<(), ContainerError> {
+        let name = body["Container"].as_str().unwrap_or("");
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().expect("op lock");
+        let r = c.record();
+        let mode = mode_name(&r.host_config);
+        if mode == "host" || mode == "none" || mode.starts_with("container:") || !n.is_bridge() {
+            return Err(ContainerError::InvalidArgument(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
+        if r.networks.contains_key(&n.name) {
+            return Err(ContainerError::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                r.name, n.name
+            )));
+        }
+        let cfg = &body["EndpointConfig"];
+        let aliases: Vec<String> = cfg["Aliases"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let ip = cfg["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("").to_string();
+        if !ip.is_empty() {
+            if n.is_builtin() {
+                return Err(ContainerError::InvalidArgument(
+                    "user specified IP address is supported on user defined networks only".into(),
+                ));
+            }
+            ip.parse::<Ipv4Addr>()
+                .map_err(|_| ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}")))?;
+        }
+        c.update(|r| {
+            r.networks.insert(
+                n.name.clone(),
+                Endpoint {
+                    network_id: n.id.clone(),
+                    aliases,
+                    ipam_ipv4: ip,
+                    ..Default::default()
+                },
+            );
+        })?;
+        if r.state.status.is_running() {
+            if let Err(e) = self.connect_live(&c, &n.name) {
+                let _ = c.update(|r| {
+                    r.networks.remove(&n.name);
+                });
+                return Err(e);
+            }
+        }
+        self.events.network("connect", &n.id, &n.name, &r.id);
+        Ok(())
+    }
+
+    fn disconnect(&self, n: &NetworkRecord, body: &Value) -> Result<(), ContainerError> {
+        let name = body["Container"].as_str().unwrap_or("");
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().expect("op lock");
+        let r = c.record();
+        let Some(ep) = r.networks.get(&n.name).cloned() else {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not connected to network {}",
+                r.id, n.name
+            )));
+        };
+        if r.state.status.is_running() && !ep.ip.is_empty() {
+            self.disconnect_live(&c, &n.name, &ep);
+        }
+        c.update(|r| {
+            r.networks.remove(&n.name);
+        })?;
+        self.events.network("disconnect", &n.id, &n.name, &r.id);
+        Ok(())
+    }
+}
+
+fn endpoint_json(r: &ContainerRecord, name: &str, ep: &Endpoint, user: bool) -> Value {
+    let mut dns_names = Value::Null;
+    if user {
+        let mut names = vec![json!(r.name), json!(r.id[..12])];
+        names.extend(ep.aliases.iter().map(|a| json!(a)));
+        dns_names = Value::Array(names);
+    }
+    let _ = name;
+    json!({
+        "IPAMConfig": if ep.ipam_ipv4.is_empty() { Value::Null } else { json!({ "IPv4Address": ep.ipam_ipv4 }) },
+        "Links": null,
+        "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+        "MacAddress": ep.mac,
+        "DriverOpts": null,
+        "GwPriority": 0,
+        "NetworkID": ep.network_id,
+        "EndpointID": ep.endpoint_id,
+        "Gateway": ep.gateway,
+        "IPAddress": ep.ip,
+        "IPPrefixLen": ep.prefix,
+        "IPv6Gateway": "",
+        "GlobalIPv6Address": "",
+        "GlobalIPv6PrefixLen": 0,
+        "DNSNames": dns_names,
+    })
+}
+
+/// `NetworkSettings.Ports`: every exposed or published port; bindings
+/// while running, `null` otherwise.
+fn ports_map(r: &ContainerRecord) -> Value {
+    let mut m = Map::new();
+    for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+        let key = if k.contains('/') { k.clone() } else { format!("{k}/tcp") };
+        m.insert(key, Value::Null);
+    }
+    for p in &r.ports {
+        let key = format!("{}/{}", p.container_port, p.proto);
+        let e = m.entry(key).or_insert_with(|| json!([]));
+        if e.is_null() {
+            *e = json!([]);
+        }
+        if let Some(a) = e.as_array_mut() {
+            a.push(json!({ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() }));
+        }
+    }
+    Value::Object(m)
+}
+
+/// `Ports` of container list.
+pub(crate) fn ports_summary(r: &ContainerRecord) -> Vec<Value> {
+    let mut out: Vec<Value> = r
+        .ports
+        .iter()
+        .map(|p| json!({ "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto }))
+        .collect();
+    for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+        let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
+        let Ok(port) = port.parse::<u16>() else { continue };
+        if !r.ports.iter().any(|p| p.container_port == port && p.proto == proto) {
+            out.push(json!({ "PrivatePort": port, "Type": proto }));
+        }
+    }
+    out
+}
+
+fn matches_filters(n: &NetworkRecord, f: &Filters) -> bool {
+    let name_ok = f.get("name").is_empty() || f.get("name").iter().any(|x| n.name.contains(x.as_str()));
+    let id_ok = f.get("id").is_empty() || f.get("id").iter().any(|x| n.id.starts_with(x.as_str()));
+    let driver_ok = f.get("driver").is_empty() || f.get("driver").iter().any(|x| *x == n.driver);
+    let type_ok = f.get("type").iter().all(|t| match t.as_str() {
+        "builtin" => n.is_builtin(),
+        "custom" => !n.is_builtin(),
+        _ => false,
+    });
+    let label_ok = f.get("label").iter().all(|l| match l.split_once('=') {
+        Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
+        None => n.labels.contains_key(l.as_str()),
+    });
+    name_ok && id_ok && driver_ok && type_ok && label_ok
+}
+
+impl NetworkBackend for Engine {
+    fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
+        for t in filters.get("type") {
+            if t != "builtin" && t != "custom" {
+                return Err(ApiError::bad_request(format!("invalid filter: 'type'='{t}'")));
+            }
+        }
+        let dangling = filters.get("dangling").first().map(|d| d == "true" || d == "1");
+        Ok(self
+            .networks
+            .list()
+            .iter()
+            .filter(|n| matches_filters(n, filters))
+            .filter(|n| match dangling {
+                Some(d) => d == (!n.is_builtin() && self.active_on(n).is_empty()),
+                None => true,
+            })
+            .map(|n| self.network_json(n, false))
+            .collect())
+    }
+
+    fn inspect_network(&self, name: &str, _verbose: bool) -> ApiResult<Value> {
+        let n = self.network(name)?;
+        Ok(self.network_json(&n, true))
+    }
+
+    fn create_network(&self, body: Value) -> ApiResult<Value> {
+        let req: CreateRequest =
+            serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("invalid network config: {e}")))?;
+        let n = self.networks.create(req).map_err(api)?;
+        self.events.network("create", &n.id, &n.name, "");
+        Ok(json!({ "Id": n.id, "Warning": "" }))
+    }
+
+    fn remove_network(&self, name: &str) -> ApiResult<()> {
+        let n = self.network(name)?;
+        if n.is_builtin() {
+            return Err(ApiError::new(
+                berth_core::ErrorKind::Forbidden,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
+        }
+        if !self.active_on(&n).is_empty() {
+            return Err(ApiError::new(
+                berth_core::ErrorKind::Forbidden,
+                format!("error while removing network: network {} id {} has active endpoints", n.name, n.id),
+            ));
+        }
+        self.networks.remove(&n.id).map_err(api)?;
+        self.events.network("destroy", &n.id, &n.name, "");
+        Ok(())
+    }
+
+    fn connect_network(&self, name: &str, body: Value) -> ApiResult<()> {
+        let n = self.network(name)?;
+        self.connect(&n, &body).map_err(api)
+    }
+
+    fn disconnect_network(&self, name: &str, body: Value) -> ApiResult<()> {
+        let n = self.network(name)?;
+        self.disconnect(&n, &body).map_err(api)
+    }
+
+    fn prune_networks(&self, filters: &Filters) -> ApiResult<Value> {
+        let mut deleted = Vec::new();
+        for n in self.networks.list() {
+            if n.is_builtin() || !self.active_on(&n).is_empty() {
+                continue;
+            }
+            let label_ok = filters.get("label").iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
+                None => n.labels.contains_key(l.as_str()),
+            });
+            if !label_ok {
+                continue;
+            }
+            // Attached stopped containers still use it, as in Docker's prune.
+            let used = self.containers.all().iter().any(|c| c.record().networks.contains_key(&n.name));
+            if used {
+                continue;
+            }
+            if self.networks.remove(&n.id).is_ok() {
+                self.events.network("destroy", &n.id, &n.name, "");
+                deleted.push(n.name.clone());
+            }
+        }
+        Ok(json!({ "NetworksDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) } }))
+    }
+}
