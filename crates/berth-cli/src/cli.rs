@@ -8,6 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 pub mod container;
 pub use container::*;
+pub mod network;
+pub use network::*;
 pub mod volume;
 pub use volume::*;
 
@@ -114,6 +116,9 @@ pub enum Command {
     /// Manage the engine
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(NetworkCommand),
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),

@@ -19,6 +19,7 @@ pub mod create;
 pub mod exec;
 pub mod image;
 pub mod logs;
+pub mod network;
 pub mod ps;
 pub mod run;
 pub mod stats;
@@ -121,6 +122,7 @@ async fn dispatch(e: &Engine, command: Command) -> Result<()> {
             SystemCommand::Df(a) => system::df(e, a).await,
             SystemCommand::Info(a) => system::info(e, a).await,
         },
+        Command::Network(c) => network::run(e, c).await,
         Command::Volume(c) => match c {
             VolumeCommand::Create(a) => volume::create(e, a).await,
             VolumeCommand::Inspect(a) => volume::inspect(e, a).await,

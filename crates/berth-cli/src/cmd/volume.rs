@@ -87,7 +87,7 @@ pub fn create_body(a: &VolumeCreateArgs) -> Result<Value> {
     Ok(Value::Object(body))
 }
 
-async fn read_json(resp: hyper::Response<hyper::body::Incoming>, what: &str) -> Result<Value> {
+pub async fn read_json(resp: hyper::Response<hyper::body::Incoming>, what: &str) -> Result<Value> {
     let raw = resp
         .into_body()
         .collect()
@@ -229,7 +229,7 @@ pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     a.len().cmp(&b.len())
 }
 
-fn filters_query(filters: &HashMap<String, Vec<String>>) -> Result<String> {
+pub fn filters_query(filters: &HashMap<String, Vec<String>>) -> Result<String> {
     if filters.is_empty() {
         return Ok(String::new());
     }
