@@ -140,7 +140,10 @@ impl DaemonConfig {
             hosts,
             log_level,
             bridge: {
-                let b = flags.bridge.or(file.bridge).unwrap_or_else(|| "berth0".into());
+                let b = flags
+                    .bridge
+                    .or(file.bridge)
+                    .unwrap_or_else(|| "berth0".into());
                 if b.is_empty() || b.len() > 15 || b.contains(['/', ' ']) {
                     return Err(DaemonError::Config(format!(
                         "invalid bridge name {b:?}: 1 to 15 characters, no '/' or spaces"

@@ -4,8 +4,8 @@
 mod containers;
 mod exec;
 mod images;
-mod system;
 mod networks;
+mod system;
 mod volumes;
 
 use std::sync::Arc;

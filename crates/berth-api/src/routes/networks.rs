@@ -24,9 +24,16 @@ pub async fn list(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Resp
     Ok(Json(blocking(move || b.list_networks(&f)).await?).into_response())
 }
 
-pub async fn create(State(b): State<Shared>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(b): State<Shared>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
     let v = json_body(&body, "network config")?;
-    Ok((StatusCode::CREATED, Json(blocking(move || b.create_network(v)).await?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(blocking(move || b.create_network(v)).await?),
+    )
+        .into_response())
 }
 
 pub async fn inspect(
@@ -39,7 +46,10 @@ pub async fn inspect(
     Ok(Json(blocking(move || b.inspect_network(&name, verbose)).await?).into_response())
 }
 
-pub async fn remove(State(b): State<Shared>, Path(name): Path<String>) -> Result<Response, ApiError> {
+pub async fn remove(
+    State(b): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
     blocking(move || b.remove_network(&name)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

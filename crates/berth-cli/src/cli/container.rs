@@ -137,6 +137,9 @@ pub struct ContainerOpts {
     /// Add network-scoped alias for the container
     #[arg(long = "network-alias", value_name = "list")]
     pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip", value_name = "ip")]
+    pub ip: Option<String>,
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,

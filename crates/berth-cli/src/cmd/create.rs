@@ -379,10 +379,19 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
     let mut endpoints = Map::new();
     let builtin = matches!(network.as_str(), "default" | "bridge" | "host" | "none")
         || network.starts_with("container:");
-    if !builtin && !o.network_alias.is_empty() {
-        endpoints.insert(network.clone(), json!({"Aliases": o.network_alias}));
+    if !builtin && (!o.network_alias.is_empty() || o.ip.is_some()) {
+        let mut ep = Map::new();
+        if !o.network_alias.is_empty() {
+            ep.insert("Aliases".into(), json!(o.network_alias));
+        }
+        if let Some(ip) = &o.ip {
+            ep.insert("IPAMConfig".into(), json!({ "IPv4Address": ip }));
+        }
+        endpoints.insert(network.clone(), Value::Object(ep));
     } else if !o.network_alias.is_empty() {
         bail!("network-scoped aliases are only supported for user-defined networks");
+    } else if o.ip.is_some() {
+        bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
     }
     c.insert(
         "NetworkingConfig".into(),

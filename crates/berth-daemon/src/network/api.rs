@@ -4,8 +4,8 @@
 use std::net::Ipv4Addr;
 
 use berth_api::backend::NetworkBackend;
-use berth_api::filters::Filters;
 use berth_api::error::ApiResult;
+use berth_api::filters::Filters;
 use berth_api::ApiError;
 use berth_core::HasKind;
 use serde_json::{json, Map, Value};
@@ -21,7 +21,10 @@ fn api<E: HasKind + std::fmt::Display>(e: E) -> ApiError {
 }
 
 fn not_found(name: &str) -> ApiError {
-    ApiError::new(berth_core::ErrorKind::NotFound, format!("network {name} not found"))
+    ApiError::new(
+        berth_core::ErrorKind::NotFound,
+        format!("network {name} not found"),
+    )
 }
 
 impl Engine {
@@ -58,7 +61,11 @@ impl Engine {
         if let Some(g) = &n.gateway {
             cfg.insert("Gateway".into(), json!(g));
         }
-        let config = if cfg.is_empty() { json!([]) } else { json!([cfg]) };
+        let config = if cfg.is_empty() {
+            json!([])
+        } else {
+            json!([cfg])
+        };
         json!({
             "Name": n.name,
             "Id": n.id,
@@ -93,7 +100,10 @@ impl Engine {
     pub(crate) fn network_settings(&self, r: &ContainerRecord, sandbox: bool) -> Value {
         let mut networks = Map::new();
         for (name, ep) in &r.networks {
-            networks.insert(name.clone(), endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)));
+            networks.insert(
+                name.clone(),
+                endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)),
+            );
         }
         let bridge = r.networks.get(super::BRIDGE).cloned().unwrap_or_default();
         let running = r.state.status.is_running();
@@ -123,7 +133,10 @@ impl Engine {
     pub(crate) fn network_summary(&self, r: &ContainerRecord) -> Value {
         let mut networks = Map::new();
         for (name, ep) in &r.networks {
-            networks.insert(name.clone(), endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)));
+            networks.insert(
+                name.clone(),
+                endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)),
+            );
         }
         json!({ "Networks": networks })
     }
@@ -152,17 +165,25 @@ impl Engine {
         let cfg = &body["EndpointConfig"];
         let aliases: Vec<String> = cfg["Aliases"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
-        let ip = cfg["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("").to_string();
+        let ip = cfg["IPAMConfig"]["IPv4Address"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if !ip.is_empty() {
             if n.is_builtin() {
                 return Err(ContainerError::InvalidArgument(
                     "user specified IP address is supported on user defined networks only".into(),
                 ));
             }
-            ip.parse::<Ipv4Addr>()
-                .map_err(|_| ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}")))?;
+            ip.parse::<Ipv4Addr>().map_err(|_| {
+                ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}"))
+            })?;
         }
         c.update(|r| {
             r.networks.insert(
@@ -241,7 +262,11 @@ fn endpoint_json(r: &ContainerRecord, name: &str, ep: &Endpoint, user: bool) -> 
 fn ports_map(r: &ContainerRecord) -> Value {
     let mut m = Map::new();
     for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
-        let key = if k.contains('/') { k.clone() } else { format!("{k}/tcp") };
+        let key = if k.contains('/') {
+            k.clone()
+        } else {
+            format!("{k}/tcp")
+        };
         m.insert(key, Value::Null);
     }
     for p in &r.ports {
@@ -259,6 +284,9 @@ fn ports_map(r: &ContainerRecord) -> Value {
 
 /// `Ports` of container list.
 pub(crate) fn ports_summary(r: &ContainerRecord) -> Vec<Value> {
+    if !r.state.status.is_running() {
+        return vec![];
+    }
     let mut out: Vec<Value> = r
         .ports
         .iter()
@@ -266,8 +294,14 @@ pub(crate) fn ports_summary(r: &ContainerRecord) -> Vec<Value> {
         .collect();
     for k in r.config.exposed_ports.clone().unwrap_or_default().keys() {
         let (port, proto) = k.split_once('/').unwrap_or((k.as_str(), "tcp"));
-        let Ok(port) = port.parse::<u16>() else { continue };
-        if !r.ports.iter().any(|p| p.container_port == port && p.proto == proto) {
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        if !r
+            .ports
+            .iter()
+            .any(|p| p.container_port == port && p.proto == proto)
+        {
             out.push(json!({ "PrivatePort": port, "Type": proto }));
         }
     }
@@ -275,7 +309,8 @@ pub(crate) fn ports_summary(r: &ContainerRecord) -> Vec<Value> {
 }
 
 fn matches_filters(n: &NetworkRecord, f: &Filters) -> bool {
-    let name_ok = f.get("name").is_empty() || f.get("name").iter().any(|x| n.name.contains(x.as_str()));
+    let name_ok =
+        f.get("name").is_empty() || f.get("name").iter().any(|x| n.name.contains(x.as_str()));
     let id_ok = f.get("id").is_empty() || f.get("id").iter().any(|x| n.id.starts_with(x.as_str()));
     let driver_ok = f.get("driver").is_empty() || f.get("driver").iter().any(|x| *x == n.driver);
     let type_ok = f.get("type").iter().all(|t| match t.as_str() {
@@ -294,10 +329,15 @@ impl NetworkBackend for Engine {
     fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
         for t in filters.get("type") {
             if t != "builtin" && t != "custom" {
-                return Err(ApiError::bad_request(format!("invalid filter: 'type'='{t}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter: 'type'='{t}'"
+                )));
             }
         }
-        let dangling = filters.get("dangling").first().map(|d| d == "true" || d == "1");
+        let dangling = filters
+            .get("dangling")
+            .first()
+            .map(|d| d == "true" || d == "1");
         Ok(self
             .networks
             .list()
@@ -317,8 +357,8 @@ impl NetworkBackend for Engine {
     }
 
     fn create_network(&self, body: Value) -> ApiResult<Value> {
-        let req: CreateRequest =
-            serde_json::from_value(body).map_err(|e| ApiError::bad_request(format!("invalid network config: {e}")))?;
+        let req: CreateRequest = serde_json::from_value(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid network config: {e}")))?;
         let n = self.networks.create(req).map_err(api)?;
         self.events.network("create", &n.id, &n.name, "");
         Ok(json!({ "Id": n.id, "Warning": "" }))
@@ -335,7 +375,10 @@ impl NetworkBackend for Engine {
         if !self.active_on(&n).is_empty() {
             return Err(ApiError::new(
                 berth_core::ErrorKind::Forbidden,
-                format!("error while removing network: network {} id {} has active endpoints", n.name, n.id),
+                format!(
+                    "error while removing network: network {} id {} has active endpoints",
+                    n.name, n.id
+                ),
             ));
         }
         self.networks.remove(&n.id).map_err(api)?;
@@ -359,15 +402,22 @@ impl NetworkBackend for Engine {
             if n.is_builtin() || !self.active_on(&n).is_empty() {
                 continue;
             }
-            let label_ok = filters.get("label").iter().all(|l| match l.split_once('=') {
-                Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
-                None => n.labels.contains_key(l.as_str()),
-            });
+            let label_ok = filters
+                .get("label")
+                .iter()
+                .all(|l| match l.split_once('=') {
+                    Some((k, v)) => n.labels.get(k).is_some_and(|x| x == v),
+                    None => n.labels.contains_key(l.as_str()),
+                });
             if !label_ok {
                 continue;
             }
             // Attached stopped containers still use it, as in Docker's prune.
-            let used = self.containers.all().iter().any(|c| c.record().networks.contains_key(&n.name));
+            let used = self
+                .containers
+                .all()
+                .iter()
+                .any(|c| c.record().networks.contains_key(&n.name));
             if used {
                 continue;
             }
@@ -376,6 +426,8 @@ impl NetworkBackend for Engine {
                 deleted.push(n.name.clone());
             }
         }
-        Ok(json!({ "NetworksDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) } }))
+        Ok(
+            json!({ "NetworksDeleted": if deleted.is_empty() { Value::Null } else { json!(deleted) } }),
+        )
     }
 }

@@ -101,11 +101,25 @@ pub struct Networks {
     upstreams: Vec<std::net::SocketAddr>,
     state: Mutex<State>,
     /// Runs the DNS resolvers, apart from the API's runtime.
-    rt: tokio::runtime::Runtime,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Networks {
+    fn drop(&mut self) {
+        // The engine may be dropped inside the API's runtime, where a
+        // runtime cannot be dropped by blocking on its threads.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 fn new_id() -> String {
-    format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>())
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
 }
 
 fn now() -> String {
@@ -116,7 +130,9 @@ pub(crate) fn net_err(e: NetError) -> ContainerError {
     use berth_core::{ErrorKind, HasKind};
     match e.kind() {
         ErrorKind::InvalidArgument => ContainerError::InvalidArgument(e.to_string()),
-        ErrorKind::Conflict | ErrorKind::FailedPrecondition => ContainerError::Conflict(e.to_string()),
+        ErrorKind::Conflict | ErrorKind::FailedPrecondition => {
+            ContainerError::Conflict(e.to_string())
+        }
         _ => ContainerError::Runtime(e.to_string()),
     }
 }
@@ -199,18 +215,23 @@ impl Networks {
             table,
             upstreams: berth_net::dns::upstreams_from(&resolv),
             state: Mutex::new(State::default()),
-            rt,
+            rt: Some(rt),
         };
         let mut records = BTreeMap::new();
         if let Ok(rd) = std::fs::read_dir(&nets.dir) {
             for e in rd.flatten() {
                 let p = e.path();
                 if p.extension().is_some_and(|x| x == "json") {
-                    match std::fs::read(&p).ok().and_then(|b| serde_json::from_slice::<NetworkRecord>(&b).ok()) {
+                    match std::fs::read(&p)
+                        .ok()
+                        .and_then(|b| serde_json::from_slice::<NetworkRecord>(&b).ok())
+                    {
                         Some(r) => {
                             records.insert(r.id.clone(), r);
                         }
-                        None => tracing::warn!(file = %p.display(), "unreadable network record skipped"),
+                        None => {
+                            tracing::warn!(file = %p.display(), "unreadable network record skipped")
+                        }
                     }
                 }
             }
@@ -242,21 +263,36 @@ impl Networks {
         let (subnet, gateway) = match bip {
             Some(b) => {
                 let n: Ipv4Net = b.parse().map_err(|_| {
-                    NetError::InvalidArgument(format!("invalid --bip {b:?}: want an address with a prefix, e.g. 172.17.0.1/16"))
+                    NetError::InvalidArgument(format!(
+                        "invalid --bip {b:?}: want an address with a prefix, e.g. 172.17.0.1/16"
+                    ))
                 })?;
                 (n.trunc(), n.addr())
             }
             None => {
-                let existing = records.values().find(|r| r.name == BRIDGE && r.bridge == bridge);
+                let existing = records
+                    .values()
+                    .find(|r| r.name == BRIDGE && r.bridge == bridge);
                 match existing.and_then(|r| Some((r.subnet_net()?, r.gateway_ip()?))) {
                     Some(x) => x,
                     None => {
                         let mut taken = berth_net::link::host_routes();
-                        taken.retain(|t| !(t.prefix_len() > 0 && t.network() == Ipv4Addr::new(0, 0, 0, 0)));
-                        taken.extend(records.values().filter(|r| r.name != BRIDGE).filter_map(|r| r.subnet_net()));
-                        let s = ipam::pick_subnet(&ipam::default_candidates(), &taken).ok_or_else(|| {
-                            NetError::Exhausted("no free subnet for the default bridge: set --bip".into())
-                        })?;
+                        taken.retain(|t| {
+                            !(t.prefix_len() > 0 && t.network() == Ipv4Addr::new(0, 0, 0, 0))
+                        });
+                        taken.extend(
+                            records
+                                .values()
+                                .filter(|r| r.name != BRIDGE)
+                                .filter_map(|r| r.subnet_net()),
+                        );
+                        let s = ipam::pick_subnet(&ipam::default_candidates(), &taken).ok_or_else(
+                            || {
+                                NetError::Exhausted(
+                                    "no free subnet for the default bridge: set --bip".into(),
+                                )
+                            },
+                        )?;
                         (s, ipam::first_host(s))
                     }
                 }
@@ -272,8 +308,14 @@ impl Networks {
             attachable: false,
             labels: Default::default(),
             options: [
-                ("com.docker.network.bridge.default_bridge".to_string(), "true".to_string()),
-                ("com.docker.network.bridge.name".to_string(), bridge.to_string()),
+                (
+                    "com.docker.network.bridge.default_bridge".to_string(),
+                    "true".to_string(),
+                ),
+                (
+                    "com.docker.network.bridge.name".to_string(),
+                    bridge.to_string(),
+                ),
             ]
             .into(),
             subnet: Some(subnet.to_string()),
@@ -298,19 +340,27 @@ impl Networks {
     }
 
     fn bring_up(&self, r: &NetworkRecord) -> Result<Live, NetError> {
-        let subnet = r
-            .subnet_net()
-            .ok_or_else(|| NetError::InvalidArgument(format!("network {} has no subnet", r.name)))?;
-        let gw = r
-            .gateway_ip()
-            .ok_or_else(|| NetError::InvalidArgument(format!("network {} has no gateway", r.name)))?;
+        let subnet = r.subnet_net().ok_or_else(|| {
+            NetError::InvalidArgument(format!("network {} has no subnet", r.name))
+        })?;
+        let gw = r.gateway_ip().ok_or_else(|| {
+            NetError::InvalidArgument(format!("network {} has no gateway", r.name))
+        })?;
         let range = r.ip_range.as_deref().and_then(|s| s.parse().ok());
         let pool = Pool::new(subnet, range, gw)?;
         berth_net::link::ensure_bridge(&r.bridge, gw, subnet.prefix_len())?;
         // Every bridge network gets a resolver: user networks for their
         // names, the default bridge as the forwarder that replaces host
         // resolvers a container cannot reach (loopback ones).
-        let dns = match DnsServer::start(self.rt.handle(), SocketAddrV4::new(gw, 53), self.upstreams.clone()) {
+        let rt = self
+            .rt
+            .as_ref()
+            .expect("DNS runtime lives as long as the networks");
+        let dns = match DnsServer::start(
+            rt.handle(),
+            SocketAddrV4::new(gw, 53),
+            self.upstreams.clone(),
+        ) {
             Ok(d) => Some(d),
             Err(e) => {
                 tracing::warn!(network = %r.name, error = %e, "embedded DNS resolver not started");
@@ -321,7 +371,13 @@ impl Networks {
     }
 
     pub fn list(&self) -> Vec<NetworkRecord> {
-        self.state.lock().expect("net state").records.values().cloned().collect()
+        self.state
+            .lock()
+            .expect("net state")
+            .records
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// By exact name, full ID, or unique ID prefix.
@@ -333,7 +389,11 @@ impl Networks {
         if let Some(r) = st.records.get(key) {
             return Some(r.clone());
         }
-        let matches: Vec<_> = st.records.values().filter(|r| !key.is_empty() && r.id.starts_with(key)).collect();
+        let matches: Vec<_> = st
+            .records
+            .values()
+            .filter(|r| !key.is_empty() && r.id.starts_with(key))
+            .collect();
         (matches.len() == 1).then(|| matches[0].clone())
     }
 
@@ -342,7 +402,11 @@ impl Networks {
         if name.is_empty() {
             return Err(NetError::InvalidArgument("network name is required".into()));
         }
-        let driver = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        let driver = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
         if driver != "bridge" {
             return Err(NetError::InvalidArgument(format!(
                 "plugin \"{driver}\" not found: berth supports the bridge driver"
@@ -354,21 +418,33 @@ impl Networks {
             )));
         }
         if req.enable_ipv6 == Some(true) {
-            return Err(NetError::InvalidArgument("berth networks are IPv4 only: IPv6 cannot be enabled".into()));
+            return Err(NetError::InvalidArgument(
+                "berth networks are IPv4 only: IPv6 cannot be enabled".into(),
+            ));
         }
         if let Some(d) = req.ipam.as_ref().and_then(|i| i.driver.as_deref()) {
             if d != "default" && !d.is_empty() {
-                return Err(NetError::InvalidArgument(format!("IPAM driver {d:?} is not supported: use default")));
+                return Err(NetError::InvalidArgument(format!(
+                    "IPAM driver {d:?} is not supported: use default"
+                )));
             }
         }
-        let configs = req.ipam.as_ref().and_then(|i| i.config.clone()).unwrap_or_default();
+        let configs = req
+            .ipam
+            .as_ref()
+            .and_then(|i| i.config.clone())
+            .unwrap_or_default();
         if configs.len() > 1 {
-            return Err(NetError::InvalidArgument("berth supports one IPv4 subnet per network".into()));
+            return Err(NetError::InvalidArgument(
+                "berth supports one IPv4 subnet per network".into(),
+            ));
         }
         let cfg = configs.into_iter().next().unwrap_or_default();
         let mut st = self.state.lock().expect("net state");
         if st.records.values().any(|r| r.name == name) {
-            return Err(NetError::Conflict(format!("network with name {name} already exists")));
+            return Err(NetError::Conflict(format!(
+                "network with name {name} already exists"
+            )));
         }
         let others: Vec<Ipv4Net> = st.records.values().filter_map(|r| r.subnet_net()).collect();
         let subnet: Ipv4Net = match &cfg.subnet {
@@ -382,7 +458,10 @@ impl Networks {
                         n.trunc()
                     )));
                 }
-                if let Some(o) = others.iter().find(|o| o.contains(&n.network()) || n.contains(&o.network())) {
+                if let Some(o) = others
+                    .iter()
+                    .find(|o| o.contains(&n.network()) || n.contains(&o.network()))
+                {
                     return Err(NetError::Conflict(format!(
                         "invalid pool request: Pool overlaps with other one on this address space ({o})"
                     )));
@@ -391,7 +470,9 @@ impl Networks {
             }
             None => {
                 if cfg.gateway.is_some() || cfg.ip_range.is_some() {
-                    return Err(NetError::InvalidArgument("gateway and ip-range need a subnet".into()));
+                    return Err(NetError::InvalidArgument(
+                        "gateway and ip-range need a subnet".into(),
+                    ));
                 }
                 let mut taken = berth_net::link::host_routes();
                 taken.extend(others.iter().copied());
@@ -419,7 +500,9 @@ impl Networks {
             .cloned()
             .unwrap_or_else(|| format!("br-{}", &id[..12]));
         if bridge.len() > 15 {
-            return Err(NetError::InvalidArgument(format!("bridge name {bridge:?} is longer than 15 bytes")));
+            return Err(NetError::InvalidArgument(format!(
+                "bridge name {bridge:?} is longer than 15 bytes"
+            )));
         }
         let rec = NetworkRecord {
             id: id.clone(),
@@ -436,7 +519,11 @@ impl Networks {
             bridge,
         };
         // Validates gateway and range against the subnet before anything is made.
-        Pool::new(subnet, rec.ip_range.as_deref().and_then(|s| s.parse().ok()), gateway)?;
+        Pool::new(
+            subnet,
+            rec.ip_range.as_deref().and_then(|s| s.parse().ok()),
+            gateway,
+        )?;
         let live = self.bring_up(&rec)?;
         if let Err(e) = rec.save(&self.dir) {
             let _ = berth_net::link::delete_link(&rec.bridge);
@@ -482,7 +569,11 @@ impl Networks {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(NetError::Firewall(format!("removing network {}: {}", rec.name, failures.join("; "))))
+            Err(NetError::Firewall(format!(
+                "removing network {}: {}",
+                rec.name,
+                failures.join("; ")
+            )))
         }
     }
 
@@ -517,10 +608,9 @@ impl Networks {
     /// endpoint), else the pool's next.
     pub fn allocate(&self, net_id: &str, want: Option<Ipv4Addr>) -> Result<Ipv4Addr, NetError> {
         let mut st = self.state.lock().expect("net state");
-        let live = st
-            .live
-            .get_mut(net_id)
-            .ok_or_else(|| NetError::InvalidArgument(format!("network {net_id} is not a bridge network")))?;
+        let live = st.live.get_mut(net_id).ok_or_else(|| {
+            NetError::InvalidArgument(format!("network {net_id} is not a bridge network"))
+        })?;
         match want {
             Some(ip) => live.pool.reserve(ip).map(|_| ip),
             None => live.pool.allocate(),
@@ -534,7 +624,14 @@ impl Networks {
     }
 
     pub fn dns_add(&self, net_id: &str, names: &[String], ip: Ipv4Addr) {
-        if let Some(d) = self.state.lock().expect("net state").live.get(net_id).and_then(|l| l.dns.as_ref()) {
+        if let Some(d) = self
+            .state
+            .lock()
+            .expect("net state")
+            .live
+            .get(net_id)
+            .and_then(|l| l.dns.as_ref())
+        {
             for n in names {
                 d.add(n, ip);
             }
@@ -542,7 +639,14 @@ impl Networks {
     }
 
     pub fn dns_remove(&self, net_id: &str, names: &[String], ip: Ipv4Addr) {
-        if let Some(d) = self.state.lock().expect("net state").live.get(net_id).and_then(|l| l.dns.as_ref()) {
+        if let Some(d) = self
+            .state
+            .lock()
+            .expect("net state")
+            .live
+            .get(net_id)
+            .and_then(|l| l.dns.as_ref())
+        {
             for n in names {
                 d.remove(n, ip);
             }

@@ -22,7 +22,11 @@ fn extra_strings(h: &HostConfig, key: &str) -> Vec<String> {
     h.extra
         .get(key)
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -86,18 +90,25 @@ impl Engine {
             .unwrap_or(Value::Null);
         let aliases: Vec<String> = cfg["Aliases"]
             .as_array()
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
-        let ip = cfg["IPAMConfig"]["IPv4Address"].as_str().unwrap_or("").to_string();
+        let ip = cfg["IPAMConfig"]["IPv4Address"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         if !ip.is_empty() {
             if net.is_builtin() {
                 return Err(ContainerError::InvalidArgument(
                     "user specified IP address is supported on user defined networks only".into(),
                 ));
             }
-            let a: Ipv4Addr = ip
-                .parse()
-                .map_err(|_| ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}")))?;
+            let a: Ipv4Addr = ip.parse().map_err(|_| {
+                ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}"))
+            })?;
             if !net.subnet_net().is_some_and(|s| s.contains(&a)) {
                 return Err(ContainerError::InvalidArgument(format!(
                     "no configured subnet or ip-range contain the IP address {ip}"
@@ -106,7 +117,8 @@ impl Engine {
         }
         if !aliases.is_empty() && net.is_builtin() {
             return Err(ContainerError::InvalidArgument(
-                "network-scoped alias is supported only for containers in user defined networks".into(),
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
             ));
         }
         out.insert(
@@ -131,8 +143,18 @@ impl Engine {
         eps
     }
 
-    fn write_files(&self, c: &Container, hosts: &str, resolv: &str, hostname: &str) -> Result<(), ContainerError> {
-        for (f, text) in [("hosts", hosts), ("resolv.conf", resolv), ("hostname", hostname)] {
+    fn write_files(
+        &self,
+        c: &Container,
+        hosts: &str,
+        resolv: &str,
+        hostname: &str,
+    ) -> Result<(), ContainerError> {
+        for (f, text) in [
+            ("hosts", hosts),
+            ("resolv.conf", resolv),
+            ("hostname", hostname),
+        ] {
             let p = c.dir.join(f);
             std::fs::write(&p, text).map_err(io(format!("writing {}", p.display())))?;
         }
@@ -149,9 +171,15 @@ impl Engine {
             .into_iter()
             .map(|e| {
                 let (name, ip) = e.split_once(':').ok_or_else(|| {
-                    ContainerError::InvalidArgument(format!("invalid extra host {e:?}: want NAME:IP"))
+                    ContainerError::InvalidArgument(format!(
+                        "invalid extra host {e:?}: want NAME:IP"
+                    ))
                 })?;
-                let ip = if ip == "host-gateway" { gw.clone() } else { ip.to_string() };
+                let ip = if ip == "host-gateway" {
+                    gw.clone()
+                } else {
+                    ip.to_string()
+                };
                 Ok((name.to_string(), ip))
             })
             .collect()
@@ -236,16 +264,22 @@ impl Engine {
 
     /// Connects every endpoint and publishes the ports. Returns the
     /// primary address and the resolver to use (user networks).
-    fn attach_all(&self, c: &Container, ns: &Path) -> Result<(Option<Ipv4Addr>, Option<Ipv4Addr>), ContainerError> {
+    fn attach_all(
+        &self,
+        c: &Container,
+        ns: &Path,
+    ) -> Result<(Option<Ipv4Addr>, Option<Ipv4Addr>), ContainerError> {
         let mut own = None;
         let mut resolver = None;
         let mut default_route_set = false;
-        let bridged = self
-            .ordered_endpoints(c)
-            .into_iter()
-            .filter(|(_, ep)| self.networks.find(&ep.network_id).is_some_and(|n| n.is_bridge()));
+        let bridged = self.ordered_endpoints(c).into_iter().filter(|(_, ep)| {
+            self.networks
+                .find(&ep.network_id)
+                .is_some_and(|n| n.is_bridge())
+        });
         for (i, (name, _)) in bridged.enumerate() {
-            let (ip, gw, dns) = self.attach_one(c, ns, &name, &format!("eth{i}"), &mut default_route_set)?;
+            let (ip, gw, dns) =
+                self.attach_one(c, ns, &name, &format!("eth{i}"), &mut default_route_set)?;
             if i == 0 {
                 own = Some(ip);
                 if dns {
@@ -262,9 +296,10 @@ impl Engine {
         if resolver.is_none() && own.is_some() {
             let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             let dns = extra_strings(&c.record().host_config, "Dns");
-            let reachable = files::host_nameservers(&host)
-                .iter()
-                .any(|n| n.parse::<std::net::IpAddr>().is_ok_and(|a| !a.is_loopback()));
+            let reachable = files::host_nameservers(&host).iter().any(|n| {
+                n.parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| !a.is_loopback())
+            });
             if dns.is_empty() && !reachable {
                 let first = self.ordered_endpoints(c).into_iter().next();
                 if let Some((_, ep)) = first {
@@ -298,12 +333,18 @@ impl Engine {
                 "container cannot be connected to network {name}: it is not a bridge network"
             )));
         }
-        let subnet = net.subnet_net().ok_or_else(|| ContainerError::Runtime(format!("network {name} has no subnet")))?;
-        let gw = net.gateway_ip().ok_or_else(|| ContainerError::Runtime(format!("network {name} has no gateway")))?;
+        let subnet = net
+            .subnet_net()
+            .ok_or_else(|| ContainerError::Runtime(format!("network {name} has no subnet")))?;
+        let gw = net
+            .gateway_ip()
+            .ok_or_else(|| ContainerError::Runtime(format!("network {name} has no gateway")))?;
         let want = if ep.ipam_ipv4.is_empty() {
             None
         } else {
-            Some(ep.ipam_ipv4.parse().map_err(|_| ContainerError::InvalidArgument(format!("invalid IPv4 address: {}", ep.ipam_ipv4)))?)
+            Some(ep.ipam_ipv4.parse().map_err(|_| {
+                ContainerError::InvalidArgument(format!("invalid IPv4 address: {}", ep.ipam_ipv4))
+            })?)
         };
         let ip = self.networks.allocate(&net.id, want).map_err(net_err)?;
         let suffix = format!("{:07x}", rand::random::<u32>() & 0x0fff_ffff);
@@ -334,7 +375,11 @@ impl Engine {
             e.mac = ipam::mac_string(mac);
             e.host_veth = host_veth.clone();
             e.ifname = ifname.to_string();
-            e.endpoint_id = format!("{:032x}{:032x}", rand::random::<u128>(), rand::random::<u128>());
+            e.endpoint_id = format!(
+                "{:032x}{:032x}",
+                rand::random::<u128>(),
+                rand::random::<u128>()
+            );
         })?;
         berth_net::link::attach(ns, &att).map_err(net_err)?;
         let dns = !net.is_builtin() && self.networks.has_dns(&net.id);
@@ -359,12 +404,23 @@ impl Engine {
                 let host_ip: Ipv4Addr = if host_ip.is_empty() {
                     Ipv4Addr::UNSPECIFIED
                 } else {
-                    host_ip.parse().map_err(|_| ContainerError::InvalidArgument(format!("invalid host IP {host_ip:?}")))?
+                    host_ip.parse().map_err(|_| {
+                        ContainerError::InvalidArgument(format!("invalid host IP {host_ip:?}"))
+                    })?
                 };
-                wanted.push((port, proto, host_ip, b["HostPort"].as_str().unwrap_or("").to_string()));
+                wanted.push((
+                    port,
+                    proto,
+                    host_ip,
+                    b["HostPort"].as_str().unwrap_or("").to_string(),
+                ));
             }
         }
-        let publish_all = h.extra.get("PublishAllPorts").and_then(Value::as_bool).unwrap_or(false);
+        let publish_all = h
+            .extra
+            .get("PublishAllPorts")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
         if publish_all {
             for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
                 let (port, proto) = port_key(key)?;
@@ -386,7 +442,9 @@ impl Engine {
                 None => (host_port.parse().ok(), host_port.parse().ok()),
             };
             let (Some(lo), Some(hi)) = (lo, hi) else {
-                return Err(ContainerError::InvalidArgument(format!("invalid host port {host_port:?}")));
+                return Err(ContainerError::InvalidArgument(format!(
+                    "invalid host port {host_port:?}"
+                )));
             };
             let mut last_err = None;
             let mut got = None;
@@ -421,7 +479,9 @@ impl Engine {
             });
             reservations.push(res);
         }
-        self.networks.publish(&r.id, reservations, forwards).map_err(net_err)?;
+        self.networks
+            .publish(&r.id, reservations, forwards)
+            .map_err(net_err)?;
         c.update(|r| r.ports = published)?;
         Ok(())
     }
@@ -442,8 +502,13 @@ impl Engine {
             .find(|n| !used.contains(n))
             .expect("a free interface name");
         // A default route exists already unless every network so far is internal.
-        let mut route_set = r.networks.values().any(|e| !e.ip.is_empty()
-            && self.networks.find(&e.network_id).is_some_and(|n| !n.internal));
+        let mut route_set = r.networks.values().any(|e| {
+            !e.ip.is_empty()
+                && self
+                    .networks
+                    .find(&e.network_id)
+                    .is_some_and(|n| !n.internal)
+        });
         match self.attach_one(c, &ns, name, &ifname, &mut route_set) {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -458,11 +523,13 @@ impl Engine {
     pub(crate) fn disconnect_live(&self, c: &Container, name: &str, ep: &Endpoint) {
         let r = c.record();
         if let Ok(ip) = ep.ip.parse::<Ipv4Addr>() {
-            self.networks.dns_remove(&ep.network_id, &dns_names(&r, name), ip);
+            self.networks
+                .dns_remove(&ep.network_id, &dns_names(&r, name), ip);
             self.networks.release(&ep.network_id, ip);
         }
         if !ep.ifname.is_empty() {
-            if let Err(e) = berth_net::link::detach_in(&self.networks.netns_path(&r.id), &ep.ifname) {
+            if let Err(e) = berth_net::link::detach_in(&self.networks.netns_path(&r.id), &ep.ifname)
+            {
                 tracing::warn!(container = %r.id, error = %e, "removing interface");
             }
         }
@@ -479,7 +546,8 @@ impl Engine {
         }
         for (name, ep) in &r.networks {
             if let Ok(ip) = ep.ip.parse::<Ipv4Addr>() {
-                self.networks.dns_remove(&ep.network_id, &dns_names(&r, name), ip);
+                self.networks
+                    .dns_remove(&ep.network_id, &dns_names(&r, name), ip);
                 self.networks.release(&ep.network_id, ip);
             }
             if !ep.host_veth.is_empty() {
@@ -510,12 +578,19 @@ impl Engine {
     pub(crate) fn network_restore(&self, c: &Container) {
         let r = c.record();
         for (name, ep) in &r.networks {
-            let Ok(ip) = ep.ip.parse::<Ipv4Addr>() else { continue };
+            let Ok(ip) = ep.ip.parse::<Ipv4Addr>() else {
+                continue;
+            };
             if let Err(e) = self.networks.allocate(&ep.network_id, Some(ip)) {
                 tracing::warn!(container = %r.id, error = %e, "re-reserving address");
             }
-            if self.networks.find(&ep.network_id).is_some_and(|n| !n.is_builtin()) {
-                self.networks.dns_add(&ep.network_id, &dns_names(&r, name), ip);
+            if self
+                .networks
+                .find(&ep.network_id)
+                .is_some_and(|n| !n.is_builtin())
+            {
+                self.networks
+                    .dns_add(&ep.network_id, &dns_names(&r, name), ip);
             }
         }
         if r.ports.is_empty() {
@@ -531,12 +606,16 @@ impl Engine {
         let mut reservations = Vec::new();
         let mut forwards = Vec::new();
         for p in &r.ports {
-            let (Ok(proto), Ok(host_ip)) = (p.proto.parse::<Proto>(), p.host_ip.parse::<Ipv4Addr>()) else {
+            let (Ok(proto), Ok(host_ip)) =
+                (p.proto.parse::<Proto>(), p.host_ip.parse::<Ipv4Addr>())
+            else {
                 continue;
             };
             match ports::reserve(proto, host_ip, p.host_port) {
                 Ok(res) => reservations.push(res),
-                Err(e) => tracing::warn!(container = %r.id, error = %e, "re-reserving a published port"),
+                Err(e) => {
+                    tracing::warn!(container = %r.id, error = %e, "re-reserving a published port")
+                }
             }
             forwards.push(PortForward {
                 proto,
@@ -564,7 +643,10 @@ impl Engine {
             .collect();
         let removed = netns::sweep(&self.networks.netns_dir, |n| running.contains(n));
         if !removed.is_empty() {
-            tracing::info!(count = removed.len(), "removed network namespaces of containers that are gone");
+            tracing::info!(
+                count = removed.len(),
+                "removed network namespaces of containers that are gone"
+            );
         }
         if let Err(e) = self.networks.apply_firewall() {
             tracing::error!(error = %e, "applying the firewall");

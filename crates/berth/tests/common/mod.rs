@@ -65,7 +65,27 @@ pub struct TestDaemon {
     pub exec_root: PathBuf,
     pub socket: PathBuf,
     pub log_path: PathBuf,
+    /// This daemon's default bridge (`--bridge`) and its subnet (`--bip`),
+    /// unique per test so daemons run in parallel.
+    pub bridge: String,
+    pub bip: String,
     child: Option<Child>,
+}
+
+/// A /24 no other test daemon of this run uses: 10.X.Y.0/24 with X from the
+/// process id and Y from a counter.
+pub fn unique_subnet_octets() -> (u8, u8) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let x = 160 + (std::process::id() % 80) as u8;
+    (x, (n % 250) as u8 + 1)
+}
+
+/// A free /24 for a user network of a test (`network create --subnet`).
+pub fn unique_subnet() -> String {
+    let (x, y) = unique_subnet_octets();
+    format!("10.{x}.{y}.0/24")
 }
 
 impl TestDaemon {
@@ -99,8 +119,21 @@ impl TestDaemon {
         let exec_root = base.join("exec");
         fs::create_dir_all(&data_root).unwrap();
         fs::create_dir_all(&exec_root).unwrap();
+        let (x, y) = unique_subnet_octets();
+        let tag: String = base
+            .file_name()
+            .map(|n| {
+                n.to_string_lossy()
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tag = &tag[tag.len().saturating_sub(8)..];
         let mut d = TestDaemon {
             dir: Some(dir),
+            bridge: format!("bt{tag}"),
+            bip: format!("10.{x}.{y}.1/24"),
             socket: exec_root.join("berth.sock"),
             log_path: base.join("daemon.log"),
             data_root,
@@ -128,6 +161,10 @@ impl TestDaemon {
             self.host(),
             "--log-level".into(),
             "debug".into(),
+            "--bridge".into(),
+            self.bridge.clone(),
+            "--bip".into(),
+            self.bip.clone(),
         ]
     }
 
@@ -398,6 +435,7 @@ impl Drop for TestDaemon {
             }
         }
         problems.extend(self.unmount_all());
+        problems.extend(self.remove_networks());
         let panicking = thread::panicking();
         if panicking || !problems.is_empty() {
             eprintln!(
@@ -420,6 +458,61 @@ impl Drop for TestDaemon {
                 panic!("{msg}");
             }
         }
+    }
+}
+
+impl TestDaemon {
+    /// The Linux bridges of this daemon's networks (default and user).
+    pub fn bridges(&self) -> Vec<String> {
+        let mut out = vec![self.bridge.clone()];
+        if let Ok(rd) = fs::read_dir(self.data_root.join("networks")) {
+            for e in rd.flatten() {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&fs::read(e.path()).unwrap_or_default())
+                        .unwrap_or_default();
+                if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
+                    if !out.iter().any(|o| o == b) {
+                        out.push(b.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The daemon's nftables table.
+    pub fn nft_table(&self) -> String {
+        format!("berth_{}", self.bridge.replace('-', "_"))
+    }
+
+    /// Deletes the bridges and the nftables table the daemon made (a real
+    /// daemon keeps them across restarts, as dockerd keeps docker0).
+    fn remove_networks(&self) -> Vec<String> {
+        let mut problems = vec![];
+        for b in self.bridges() {
+            let _ = Command::new("ip")
+                .args(["link", "del", &b])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &self.nft_table()])
+            .stderr(Stdio::null())
+            .status();
+        let left = Command::new("ip")
+            .args(["-br", "link"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default();
+        for b in self.bridges() {
+            if left
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(b.as_str()))
+            {
+                problems.push(format!("bridge {b} could not be removed"));
+            }
+        }
+        problems
     }
 }
 
