@@ -100,14 +100,16 @@ scrub() {
 }
 
 # --- berth daemon -------------------------------------------------------------------------
-# start_berth DATA_ROOT EXEC_ROOT: fresh daemon; sets BERTH_PID and BH (the -H argument).
+# start_berth DATA_ROOT EXEC_ROOT [DAEMON ARGS...]: fresh daemon; sets BERTH_PID and BH (the
+# -H argument). Extra arguments go to `berth daemon` (e.g. --bridge NAME --bip CIDR).
 BERTH_PID=
 start_berth() {
     local data=$1 exec=$2
+    shift 2
     scrub "$data"; scrub "$exec"
     mkdir -p "$data" "$exec"
     BH="unix://$exec/berth.sock"
-    "$BERTH" daemon --data-root "$data" --exec-root "$exec" -H "$BH" \
+    "$BERTH" daemon --data-root "$data" --exec-root "$exec" -H "$BH" "$@" \
         >"$data.daemon.log" 2>&1 </dev/null &
     BERTH_PID=$!
     on_exit "stop_berth '$data' '$exec'"
@@ -148,17 +150,21 @@ stop_berth() {
 }
 
 # --- dockerd (own data-root, exec-root, socket; no bridge, no iptables) -------------------
-# start_dockerd DATA_ROOT EXEC_ROOT: sets DOCKERD_PID and DH (the -H argument).
+# start_dockerd DATA_ROOT EXEC_ROOT [NETWORK ARGS...]: sets DOCKERD_PID and DH (the -H
+# argument). NETWORK ARGS, when given, replace the default `--bridge none --iptables=false
+# --ip-forward=false --ip-masq=false` (e.g. bench/ports.sh: --bip CIDR with iptables on).
 DOCKERD_PID=
 start_dockerd() {
     local data=$1 exec=$2
+    shift 2
+    local net=("$@")
+    [ ${#net[@]} -gt 0 ] || net=(--bridge none --iptables=false --ip-forward=false --ip-masq=false)
     save_net_state
     scrub "$data"; scrub "$exec"
     mkdir -p "$data" "$exec"
     DH="unix://$exec/docker.sock"
     setsid dockerd --data-root "$data" --exec-root "$exec" -H "$DH" --pidfile "$exec/dockerd.pid" \
-        --bridge none --iptables=false --ip-forward=false --ip-masq=false \
-        >"$data.dockerd.log" 2>&1 </dev/null &
+        "${net[@]}" >"$data.dockerd.log" 2>&1 </dev/null &
     DOCKERD_PID=$!
     on_exit "stop_dockerd '$data' '$exec'"
     for _ in $(seq 1 120); do

@@ -28,7 +28,14 @@ fn status_text(r: &crate::containers::ContainerRecord) -> String {
     use berth_core::units::human_duration as h;
     match r.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", h(secs_since(&r.state.started_at))),
+        Status::Running => {
+            let up = format!("Up {}", h(secs_since(&r.state.started_at)));
+            match r.state.health.as_ref().and_then(|x| x["Status"].as_str()) {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(s) => format!("{up} ({s})"),
+                None => up,
+            }
+        }
         Status::Paused => format!("Up {} (Paused)", h(secs_since(&r.state.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -250,7 +257,7 @@ impl ContainerBackend for Engine {
                 error: r.state.error.clone(),
                 started_at: zero_time(&r.state.started_at),
                 finished_at: zero_time(&r.state.finished_at),
-                health: None,
+                health: r.state.health.clone(),
             },
             image: r.image_id.clone(),
             resolv_conf_path: c.dir.join("resolv.conf").display().to_string(),

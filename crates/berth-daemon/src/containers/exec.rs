@@ -88,6 +88,11 @@ impl Execs {
             .ok_or_else(|| ContainerError::NotFoundOther(format!("No such exec instance: {id}")))
     }
 
+    /// Forgets one exec (health probes do not pile up).
+    pub fn remove(&self, id: &str) {
+        self.map.write().expect("execs lock").remove(id);
+    }
+
     fn insert(&self, r: Arc<ExecRecord>) {
         self.map
             .write()

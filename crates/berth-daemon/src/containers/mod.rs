@@ -10,7 +10,9 @@
 
 pub(crate) mod archive;
 mod create;
+mod devices;
 pub mod exec;
+mod health;
 pub mod logs;
 mod names;
 pub(crate) mod ops;

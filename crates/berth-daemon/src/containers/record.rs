@@ -52,6 +52,10 @@ pub struct State {
     /// Set by an explicit stop, so `unless-stopped`/`always` do not restart.
     #[serde(default)]
     pub stopped_by_user: bool,
+    /// Docker's `State.Health` (Status, FailingStreak, Log) when the
+    /// container has a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -285,13 +285,18 @@ impl Engine {
                 cpu_period: (h.cpu_period > 0).then_some(h.cpu_period as u64),
                 nano_cpus: (h.nano_cpus > 0).then_some(h.nano_cpus),
                 pids_limit: h.pids_limit.filter(|p| *p > 0),
-                ..Default::default()
             },
             ulimits,
             sysctls: h.sysctls.clone().unwrap_or_default(),
             shm_size: (h.shm_size > 0).then_some(h.shm_size as u64),
             cgroups_path: format!("/berth/{}", r.id),
             oom_score_adj: (h.oom_score_adj != 0).then_some(h.oom_score_adj as i32),
+            devices: super::devices::from_mappings(h.devices.as_deref().unwrap_or(&[]))?,
+            host_devices: if h.privileged {
+                super::devices::host_devices()
+            } else {
+                vec![]
+            },
             ..Default::default()
         })
     }
@@ -446,9 +451,11 @@ impl Engine {
             r.state.exit_code = 0;
             r.state.oom_killed = false;
             r.state.stopped_by_user = false;
+            r.state.health = None;
         })?;
         self.events.container("start", &r.id, &r.name, &r.image);
         self.monitor(c.clone());
+        self.start_health(c);
         Ok(())
     }
 
@@ -807,6 +814,7 @@ impl Engine {
                     };
                     let _ = c.update(|r| r.state.status = status);
                     self.network_restore(&c);
+                    self.start_health(&c);
                     tracing::info!(container = %r.id, "re-attached to running container");
                     self.monitor(c.clone());
                 }

@@ -312,7 +312,7 @@ fn matches_filters(n: &NetworkRecord, f: &Filters) -> bool {
     let name_ok =
         f.get("name").is_empty() || f.get("name").iter().any(|x| n.name.contains(x.as_str()));
     let id_ok = f.get("id").is_empty() || f.get("id").iter().any(|x| n.id.starts_with(x.as_str()));
-    let driver_ok = f.get("driver").is_empty() || f.get("driver").iter().any(|x| *x == n.driver);
+    let driver_ok = f.get("driver").is_empty() || f.get("driver").contains(&n.driver);
     let type_ok = f.get("type").iter().all(|t| match t.as_str() {
         "builtin" => n.is_builtin(),
         "custom" => !n.is_builtin(),
