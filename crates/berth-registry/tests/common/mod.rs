@@ -125,15 +125,21 @@ pub fn make_image(dir: &Path, tag: &str, content: &[u8]) -> TestImage {
     h.set_mtime(0);
     h.set_cksum();
     b.append_data(&mut h, "hello.txt", content).unwrap();
-    let layer = b.into_inner().unwrap();
+    let tar = b.into_inner().unwrap();
+    let diff_id = Digest::sha256_of(&tar);
+    // Already gzip'd, so skopeo pushes the blobs as they are (it would
+    // compress an uncompressed layer and rewrite the manifest).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).unwrap();
+    let layer = gz.finish().unwrap();
     let ld = Digest::sha256_of(&layer);
     let config = format!(
-        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/hello"]}},"rootfs":{{"type":"layers","diff_ids":["{ld}"]}}}}"#
+        r#"{{"architecture":"amd64","os":"linux","config":{{"Cmd":["/hello"]}},"rootfs":{{"type":"layers","diff_ids":["{diff_id}"]}}}}"#
     )
     .into_bytes();
     let cd = Digest::sha256_of(&config);
     let manifest = format!(
-        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"{ld}","size":{}}}]}}"#,
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{cd}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{ld}","size":{}}}]}}"#,
         config.len(),
         layer.len()
     )
