@@ -16,10 +16,7 @@ type Page = (Vec<String>, Option<(usize, String)>);
 /// Sorted `items` after `last` (exclusive), at most `n`; the second value
 /// is the `last` of the next page when more remain (spec "Listing Tags":
 /// n=0 is an empty list without a Link).
-fn paginate(
-    items: Vec<String>,
-    q: &[(String, String)],
-) -> Result<Page, RegistryError> {
+fn paginate(items: Vec<String>, q: &[(String, String)]) -> Result<Page, RegistryError> {
     let n = match query_get(q, "n") {
         Some(v) => Some(
             v.parse::<usize>()
