@@ -1,0 +1,32 @@
+//! berth's OCI distribution server (`berth registry serve`).
+//!
+//! Implements the OCI distribution spec's Pull, Push, Content Discovery
+//! and Content Management categories over HTTP/1.1 (optionally TLS), with
+//! file-system storage ([`storage`]), three auth modes ([`auth`]), an access
+//! log, and offline garbage collection ([`gc()`]).
+//!
+//! Lifecycle: [`serve`] opens the storage root, binds, and returns a
+//! [`ServerHandle`] whose accept loop runs on the caller's tokio runtime
+//! until [`ServerHandle::shutdown`]. Everything written is verified against
+//! its digest and made visible by an atomic rename, so a crash or restart
+//! leaves either the old state or the new one; upload sessions resume after
+//! a restart.
+//!
+//! Not implemented: pull-through proxying (`--proxy-remote`), schema 1
+//! manifests, digests other than sha256 for new content, and referrers
+//! pagination (all referrers come in one response).
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod gc;
+pub mod manifest;
+pub mod names;
+mod routes;
+mod server;
+pub mod storage;
+
+pub use config::{AuthConfig, Config, TlsConfig, DEFAULT_ADDR, DEFAULT_ROOT, TOKEN_SERVICE};
+pub use error::{ConfigError, RegistryError};
+pub use gc::{gc, GcReport};
+pub use server::{router, serve, ServerHandle};
