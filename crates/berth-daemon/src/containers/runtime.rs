@@ -123,6 +123,19 @@ fn docker_start_error(msg: &str, argv0: &str) -> String {
     }
 }
 
+/// The `--init` binary: Docker's own if installed, else a static tini.
+fn init_binary() -> Option<PathBuf> {
+    [
+        "/usr/bin/docker-init",
+        "/usr/libexec/docker/docker-init",
+        "/usr/bin/tini-static",
+        "/usr/sbin/tini-static",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
 pub(crate) fn unmount(c: &Container) {
     unmount_rootfs(c)
 }
@@ -397,6 +410,25 @@ impl Engine {
         let mut input = self.spec_input(c)?;
         input.network = sandbox.network;
         input.mounts.extend(sandbox.mounts);
+        if c.record().host_config.init == Some(true) {
+            // `--init`: Docker's docker-init is tini; Debian's static build
+            // runs in any image, libc or not.
+            let init = init_binary().ok_or_else(|| {
+                ContainerError::InvalidArgument(
+                    "--init needs an init binary: none of /usr/bin/docker-init, /usr/libexec/docker/docker-init, /usr/bin/tini-static found (apt-get install tini)".into(),
+                )
+            })?;
+            input.mounts.push(MountSpec {
+                source: init.display().to_string(),
+                destination: "/sbin/docker-init".into(),
+                kind: MountKind::Bind,
+                readonly: true,
+                options: vec![],
+            });
+            let mut args = vec!["/sbin/docker-init".to_string(), "--".to_string()];
+            args.append(&mut input.args);
+            input.args = args;
+        }
         let spec = berth_oci::build_spec(&input)
             .map_err(|e| ContainerError::InvalidArgument(e.to_string()))?;
         let json = berth_oci::to_config_json(&spec)
