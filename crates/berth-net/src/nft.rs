@@ -200,6 +200,33 @@ pub fn apply(table: &str, st: &FirewallState) -> Result<(), NetError> {
     nft(&script)
 }
 
+/// Chains of other tables that drop forwarded traffic by policy (such as
+/// iptables' `FORWARD` after `iptables -P FORWARD DROP`), as
+/// `family table chain`. A drop verdict in any base chain is final in
+/// nftables, so an accept in berth's table cannot override it: containers
+/// then reach the outside only if that chain accepts their traffic.
+pub fn forward_drop_chains(table: &str) -> Vec<String> {
+    let Ok(out) = Command::new("nft").args(["list", "chains"]).output() else {
+        return vec![];
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut found = Vec::new();
+    let (mut cur_table, mut cur_chain) = (String::new(), String::new());
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("table ") {
+            cur_table = rest.trim_end_matches(" {").to_string();
+        } else if let Some(rest) = line.strip_prefix("chain ") {
+            cur_chain = rest.trim_end_matches(" {").to_string();
+        } else if line.contains("hook forward")
+            && line.contains("policy drop")
+            && !cur_table.ends_with(&format!(" {table}"))
+        {
+            found.push(format!("{cur_table} {cur_chain}"));
+        }
+    }
+    found
+}
+
 /// Removes berth's table (no error if it is absent).
 pub fn remove(table: &str) -> Result<(), NetError> {
     nft(&format!("add table ip {table}\ndelete table ip {table}\n"))

@@ -209,6 +209,12 @@ impl Networks {
         } else {
             format!("berth_{}", bridge.replace('-', "_"))
         };
+        for chain in nft::forward_drop_chains(&table) {
+            tracing::warn!(
+                chain = %chain,
+                "this forward chain drops by policy: containers reach other hosts only if it accepts traffic from berth's bridges"
+            );
+        }
         let nets = Networks {
             netns_dir: exec_root.join("netns"),
             dir,
