@@ -445,3 +445,77 @@ fn image_config_and_history_match_the_classic_builder() {
     assert_eq!(out, "/srv/app\n");
     assert_clean(&d);
 }
+
+#[test]
+fn add_tar_chown_chmod_and_onbuild() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN echo 'app:x:1234:1234::/:/bin/sh' >> /etc/passwd && echo 'grp:x:555:' >> /etc/group\n\
+             ADD bundle.tar /opt/\n\
+             COPY --chown=app:grp --chmod=0700 tool.sh /usr/local/bin/\n\
+             COPY --chown=42 tool.sh /numeric\n\
+             ONBUILD RUN echo triggered > /trig\n",
+        ),
+        ("tool.sh", "#!/bin/sh\necho tool\n"),
+    ]);
+    let tar = common::tarball::build(&[
+        common::tarball::Entry::dir("pkg"),
+        common::tarball::Entry::file("pkg/readme", b"from the tar\n"),
+    ]);
+    fs::write(ctx.path().join("bundle.tar"), tar).unwrap();
+    let (st, out, err) = d.berth(&["build", "-t", "base-ob", path(&ctx)]);
+    assert_eq!(code(st), 0, "stdout: {out}\nstderr: {err}");
+    let run = |args: &[&str]| {
+        let mut v = vec!["run", "--rm", "--network", "none"];
+        v.extend_from_slice(args);
+        d.berth_ok(&v)
+    };
+    assert_eq!(
+        run(&["base-ob", "cat", "/opt/pkg/readme"]),
+        "from the tar\n"
+    );
+    assert_eq!(
+        run(&[
+            "base-ob",
+            "stat",
+            "-c",
+            "%u:%g %a",
+            "/usr/local/bin/tool.sh",
+            "/numeric"
+        ]),
+        "1234:555 700\n42:42 644\n"
+    );
+    assert_eq!(
+        run(&["--user", "app", "base-ob", "sh", "/usr/local/bin/tool.sh"]),
+        "tool\n"
+    );
+    // The trigger did not run in the base, and runs in a child.
+    let (st, _, _) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "base-ob",
+        "test",
+        "-e",
+        "/trig",
+    ]);
+    assert_ne!(code(st), 0);
+    let child = context(&[("Dockerfile", "FROM base-ob\nCMD [\"cat\", \"/trig\"]\n")]);
+    let out = d.berth_ok(&["build", "-t", "child-ob", path(&child)]);
+    assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert_eq!(run(&["child-ob"]), "triggered\n");
+    let ob = d.berth_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .Config.OnBuild}}",
+        "child-ob",
+    ]);
+    assert!(!ob.contains("triggered"), "{ob}");
+    assert_clean(&d);
+}
