@@ -18,6 +18,7 @@ pub trait Backend:
     + ExecBackend
     + VolumeBackend
     + NetworkBackend
+    + BuildBackend
     + Send
     + Sync
     + 'static
@@ -30,6 +31,7 @@ impl<
             + ExecBackend
             + VolumeBackend
             + NetworkBackend
+            + BuildBackend
             + Send
             + Sync
             + 'static,
@@ -299,4 +301,56 @@ pub trait NetworkBackend {
     /// Body: `{"Container", "Force"}`.
     fn disconnect_network(&self, name: &str, body: serde_json::Value) -> ApiResult<()>;
     fn prune_networks(&self, filters: &Filters) -> ApiResult<serde_json::Value>;
+}
+
+/// `POST /build` query parameters (the classic builder's options).
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// `t`: names to tag the result with.
+    pub tags: Vec<String>,
+    /// Path of the Dockerfile inside the context (default `Dockerfile`).
+    pub dockerfile: String,
+    /// `buildargs`; a `None` value means "from the client's environment",
+    /// which the client has already resolved, so it is left unset.
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub pull: bool,
+    /// `q`: only the image ID is printed.
+    pub quiet: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub network_mode: String,
+    /// `rm` (default true): remove intermediate containers after a success.
+    pub rm: bool,
+    /// `forcerm`: remove them also after a failure.
+    pub force_rm: bool,
+}
+
+/// One message of a build's progress stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BuildMessage {
+    /// Text for the user (`{"stream": …}`).
+    Stream(String),
+    /// The ID of a built stage or image (`{"aux": {"ID": …}}`).
+    ImageId(String),
+}
+
+/// A build failure after the stream started: Docker reports it in the
+/// stream (`{"errorDetail": {"code", "message"}, "error"}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildFailure {
+    pub message: String,
+    /// A failed `RUN`'s exit code (the docker CLI exits with it).
+    pub code: Option<i64>,
+}
+
+pub trait BuildBackend {
+    /// Builds from the tar `context`, reporting progress through
+    /// `progress`; returns the image ID.
+    fn build(
+        &self,
+        context: Box<dyn Read + Send>,
+        req: BuildRequest,
+        progress: &mut dyn FnMut(BuildMessage),
+    ) -> Result<String, BuildFailure>;
 }

@@ -6,6 +6,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod build;
+pub use build::*;
 pub mod container;
 pub use container::*;
 pub mod network;
@@ -113,6 +115,8 @@ pub enum Command {
     Load(LoadArgs),
     /// Show the history of an image
     History(HistoryArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Manage the engine
     #[command(subcommand)]
     System(SystemCommand),

@@ -5,6 +5,7 @@
 //!
 //! Everything is wired explicitly here; nothing registers itself.
 
+mod build;
 pub mod config;
 mod container_api;
 mod containers;

@@ -15,6 +15,7 @@
 //! either the whole image or nothing.
 
 pub mod changes;
+mod child;
 mod commit;
 pub mod config;
 mod import;
@@ -24,6 +25,7 @@ pub mod meta;
 mod save;
 mod store;
 
+pub use child::ChildOptions;
 pub use commit::CommitOptions;
 pub use import::ImportOptions;
 pub use load::Loaded;

@@ -10,14 +10,44 @@ use common::TestDaemon;
 fn init_is_pid_one_and_forwards_stop_signals() {
     let d = TestDaemon::start_short();
     busybox(&d);
-    let (st, out, err) = d.berth(&["run", "--rm", "--network", "none", "--init", "busybox", "cat", "/proc/1/cmdline"]);
+    let (st, out, err) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--init",
+        "busybox",
+        "cat",
+        "/proc/1/cmdline",
+    ]);
     assert_eq!(code(st), 0, "{err}");
     assert!(out.starts_with("/sbin/docker-init\0--\0cat\0"), "{out:?}");
 
     // `sleep` as PID 1 ignores SIGTERM, so stop has to kill it (137); under
     // --init the signal reaches it and it ends by SIGTERM (143).
-    d.berth_ok(&["run", "-d", "--name", "plain", "--network", "none", "busybox", "sleep", "100"]);
-    d.berth_ok(&["run", "-d", "--name", "inited", "--network", "none", "--init", "busybox", "sleep", "100"]);
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.berth_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "inited",
+        "--network",
+        "none",
+        "--init",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
     d.berth_ok(&["stop", "-t", "2", "plain", "inited"]);
     let plain = d.berth_ok(&["inspect", "-f", "{{.State.ExitCode}}", "plain"]);
     let inited = d.berth_ok(&["inspect", "-f", "{{.State.ExitCode}}", "inited"]);

@@ -1,6 +1,7 @@
 //! Route table. One module per resource; handlers parse, call the backend
 //! on the blocking pool, and shape the response.
 
+mod build;
 mod containers;
 mod exec;
 mod images;
@@ -24,6 +25,7 @@ pub fn router(backend: Shared) -> Router {
         .route("/info", get(system::info))
         .route("/events", get(system::events))
         .route("/system/df", get(system::disk_usage))
+        .route("/build", post(build::build))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -13,6 +13,7 @@ use crate::cli::{Command, ContainerCommand, ImageCommand, SystemCommand, VolumeC
 use crate::conn::Engine;
 use crate::Globals;
 
+pub mod build;
 pub mod container;
 pub mod cp;
 pub mod create;
@@ -107,6 +108,7 @@ async fn dispatch(e: &Engine, command: Command) -> Result<()> {
         Command::Save(a) => image::save(e, a).await,
         Command::Load(a) => image::load(e, a).await,
         Command::History(a) => image::history(e, a).await,
+        Command::Build(a) => build::build(e, a).await,
         Command::Image(c) => match c {
             ImageCommand::Ls(a) => image::list(e, a).await,
             ImageCommand::Inspect(a) => image::inspect(e, a).await,

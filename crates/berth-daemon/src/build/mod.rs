@@ -1,0 +1,486 @@
+//! The builder: executes a Dockerfile in the engine, as Docker's classic
+//! builder (`DOCKER_BUILDKIT=0`) does, on top of the pure front end in
+//! `berth-build`.
+//!
+//! Lifecycle of one build:
+//! 1. the context tar is unpacked into `<data-root>/tmp/build-<id>/context`
+//!    ([`context`]), `.dockerignore` applied, the Dockerfile read and
+//!    planned (`berth_build::plan`: stages, their order for `--target`);
+//! 2. each needed stage runs from its base (`FROM image|scratch|stage`,
+//!    then the base's `ONBUILD` triggers), one step per instruction. Every
+//!    step makes an image: metadata instructions an `empty_layer` one
+//!    ([`steps`]), `RUN` commits the writable layer of a temporary
+//!    container ([`run`]), `COPY`/`ADD`/`WORKDIR` a layer built as a plain
+//!    directory without a container ([`copy`]);
+//! 3. before executing, each step looks up its key in the [`cache`]; a hit
+//!    reuses the image ("Using cache");
+//! 4. the target stage's image is tagged; the work directory is removed.
+//!
+//! Progress goes out as the classic builder's text lines (`Step 1/5 : …`,
+//! ` ---> …`) and `aux` image IDs; history entries and configs follow what
+//! the classic builder writes ([`history`]).
+
+mod cache;
+mod context;
+mod copy;
+mod history;
+mod run;
+mod steps;
+mod view;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use berth_api::backend::{BuildBackend, BuildFailure, BuildMessage, BuildRequest};
+use berth_build::{
+    plan, ArgScope, Base, BuildOptions, BuildPlan, Dockerfile, Env, Instruction, Lexer, Located,
+};
+use berth_core::{Digest, Reference};
+use berth_image::config::ContainerConfig;
+
+use crate::Engine;
+use cache::BuildCache;
+
+/// A build failure as the stream reports it.
+#[derive(Debug)]
+pub(crate) struct BuildError {
+    pub message: String,
+    /// Exit code of a failed `RUN`.
+    pub code: Option<i64>,
+}
+
+impl BuildError {
+    pub fn new(message: impl Into<String>) -> BuildError {
+        BuildError {
+            message: message.into(),
+            code: None,
+        }
+    }
+}
+
+pub(crate) fn err(context: &str, e: impl std::fmt::Display) -> BuildError {
+    BuildError::new(format!("{context}: {e}"))
+}
+
+type Result<T> = std::result::Result<T, BuildError>;
+
+/// Docker's default `PATH` for stages whose image has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl BuildBackend for Engine {
+    fn build(
+        &self,
+        context: Box<dyn std::io::Read + Send>,
+        req: BuildRequest,
+        progress: &mut dyn FnMut(BuildMessage),
+    ) -> std::result::Result<String, BuildFailure> {
+        let work = WorkDir::new(&self.config.data_root.join("tmp")).map_err(|e| BuildFailure {
+            message: e.message,
+            code: None,
+        })?;
+        let mut b = Builder {
+            engine: self,
+            req: &req,
+            out: progress,
+            work: work.0.clone(),
+            context: work.0.join("context"),
+            lexer: Lexer::new('\\'),
+            file: "Dockerfile".into(),
+            step_of: HashMap::new(),
+            total: 0,
+            cache: BuildCache::open(&self.config.data_root),
+            results: Vec::new(),
+            seq: 0,
+            containers: Vec::new(),
+        };
+        let result = b.build(context);
+        b.cleanup_containers();
+        drop(work);
+        result.map_err(|e| BuildFailure {
+            message: e.message,
+            code: e.code,
+        })
+    }
+}
+
+/// The build's private directory, removed on drop.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn new(tmp: &Path) -> Result<WorkDir> {
+        let p = tmp.join(format!("build-{:016x}", rand::random::<u64>()));
+        std::fs::create_dir_all(p.join("context")).map_err(|e| err("creating the build dir", e))?;
+        Ok(WorkDir(p))
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "removing the build dir");
+        }
+    }
+}
+
+/// What a finished stage leaves for the stages after it.
+#[derive(Clone)]
+pub(crate) struct StageResult {
+    pub image: Option<Digest>,
+    pub scope: ArgScope,
+}
+
+/// The state of the stage being built.
+pub(crate) struct StageState {
+    /// `None` until something was built on `scratch`.
+    pub image: Option<Digest>,
+    pub config: ContainerConfig,
+    pub scope: ArgScope,
+    /// `CMD` was set in this stage (a later `ENTRYPOINT` keeps it).
+    pub cmd_set: bool,
+}
+
+impl StageState {
+    pub fn shell(&self) -> Vec<String> {
+        self.config
+            .shell
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+    }
+
+    /// The environment words are expanded with: declared args, then the
+    /// image's env (ENV wins over ARG, as the reference says).
+    pub fn expand_env(&self) -> Env {
+        let mut env = self.scope.values().clone();
+        for e in self.config.env.iter().flatten() {
+            let (k, v) = e.split_once('=').unwrap_or((e, ""));
+            env.set(k, v);
+        }
+        env
+    }
+
+    pub fn env_keys(&self) -> Vec<String> {
+        self.config
+            .env
+            .iter()
+            .flatten()
+            .map(|e| e.split('=').next().unwrap_or(e).to_string())
+            .collect()
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        let env = self.config.env.get_or_insert_with(Vec::new);
+        let entry = format!("{key}={value}");
+        match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
+            Some(e) => *e = entry,
+            None => env.push(entry),
+        }
+    }
+
+    pub fn parent_key(&self) -> String {
+        self.image
+            .as_ref()
+            .map_or_else(|| "scratch".to_string(), |d| d.to_string())
+    }
+}
+
+pub(crate) struct Builder<'a> {
+    pub engine: &'a Engine,
+    pub req: &'a BuildRequest,
+    out: &'a mut dyn FnMut(BuildMessage),
+    pub work: PathBuf,
+    pub context: PathBuf,
+    pub lexer: Lexer,
+    pub file: String,
+    /// Step number by the instruction's first line.
+    step_of: HashMap<usize, usize>,
+    total: usize,
+    pub cache: BuildCache,
+    results: Vec<Option<StageResult>>,
+    seq: usize,
+    /// Intermediate containers kept after a failure without `forcerm`
+    /// are left; these are the ones still to remove.
+    pub containers: Vec<String>,
+}
+
+impl Builder<'_> {
+    /// Progress text (suppressed with `q`).
+    pub fn say(&mut self, text: impl Into<String>) {
+        if !self.req.quiet {
+            (self.out)(BuildMessage::Stream(text.into()));
+        }
+    }
+
+    /// A fresh path under the work dir.
+    pub fn scratch(&mut self, what: &str) -> PathBuf {
+        self.seq += 1;
+        self.work.join(format!("{what}-{}", self.seq))
+    }
+
+    fn cleanup_containers(&mut self) {
+        for id in std::mem::take(&mut self.containers) {
+            if let Ok(c) = self.engine.containers.get(&id) {
+                let _ = self.engine.container_remove_v(&c, true, true);
+            }
+        }
+    }
+
+    fn announce(&mut self, l: &Located) {
+        let n = self
+            .step_of
+            .get(&l.start_line)
+            .copied()
+            .unwrap_or(self.total);
+        let total = self.total;
+        self.say(format!("Step {n}/{total} : {}\n", l.original));
+    }
+
+    fn show_id(&mut self, st: &StageState) {
+        if let Some(id) = &st.image {
+            let short = id.hex()[..12].to_string();
+            self.say(format!(" ---> {short}\n"));
+        }
+    }
+
+    /// Looks `key` up unless `--no-cache`; on a hit the state moves to the
+    /// cached image.
+    pub fn cached(&mut self, st: &mut StageState, key: &str) -> Result<bool> {
+        if self.req.no_cache {
+            return Ok(false);
+        }
+        let Some(id) = self
+            .cache
+            .get(key)
+            .filter(|id| self.engine.images.exists(id))
+        else {
+            return Ok(false);
+        };
+        st.config = self.image_config(&id)?;
+        st.image = Some(id);
+        self.say(" ---> Using cache\n");
+        Ok(true)
+    }
+
+    /// Moves the state to a newly built image and remembers it.
+    pub fn record(&mut self, st: &mut StageState, key: &str, id: Digest) {
+        if let Err(e) = self.cache.put(key, &id) {
+            tracing::warn!(error = %e, "writing the build cache");
+        }
+        st.image = Some(id);
+    }
+
+    pub fn image_config(&self, id: &Digest) -> Result<ContainerConfig> {
+        Ok(self
+            .engine
+            .images
+            .config(id)
+            .map_err(|e| BuildError::new(e.to_string()))?
+            .config
+            .unwrap_or_default())
+    }
+
+    /// Resolves an image that must exist locally (no pulls yet).
+    pub fn local_image(&self, name: &str) -> Result<Digest> {
+        self.engine.images.resolve(name).map_err(|e| match berth_core::HasKind::kind(&e) {
+            berth_core::ErrorKind::NotFound => BuildError::new(format!(
+                "pull access denied for {name}: image not found locally (pulling from a registry is not supported yet)"
+            )),
+            _ => BuildError::new(e.to_string()),
+        })
+    }
+
+    /// The image a finished stage produced, by name or index.
+    pub fn stage_image(&self, plan: &BuildPlan, reference: &str) -> Option<Option<Digest>> {
+        let lower = reference.to_ascii_lowercase();
+        let idx = plan
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+            .or_else(|| {
+                reference
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < plan.stages.len())
+            })?;
+        self.results
+            .get(idx)
+            .and_then(|r| r.as_ref())
+            .map(|r| r.image.clone())
+    }
+
+    fn build(&mut self, input: Box<dyn std::io::Read + Send>) -> Result<String> {
+        context::unpack(input, &self.context)?;
+        let df_rel = self.req.dockerfile.trim_start_matches("./").to_string();
+        let df_path = crate::containers::archive::resolve_in_root(&self.context, &df_rel, true)
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        let text = std::fs::read_to_string(&df_path).map_err(|_| {
+            BuildError::new(format!(
+                "Cannot locate specified Dockerfile: {}",
+                self.req.dockerfile
+            ))
+        })?;
+        context::apply_dockerignore(&self.context, &[df_rel.as_str(), ".dockerignore"])?;
+        self.file = Path::new(&df_rel)
+            .file_name()
+            .map_or_else(|| "Dockerfile".into(), |n| n.to_string_lossy().to_string());
+        let df =
+            Dockerfile::parse(&self.file, &text).map_err(|e| BuildError::new(e.to_string()))?;
+        self.lexer = Lexer::new(df.directives.escape);
+        let build_args: BTreeMap<String, String> = self
+            .req
+            .build_args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let opts = BuildOptions {
+            build_args,
+            target: self.req.target.clone(),
+            ..Default::default()
+        };
+        let mut plan = plan(&df, &opts).map_err(|e| BuildError::new(e.to_string()))?;
+        for (i, l) in df.instructions.iter().enumerate() {
+            self.step_of.insert(l.start_line, i + 1);
+        }
+        self.total = df.instructions.len();
+        if !self.req.labels.is_empty() {
+            // `--label`s become one more LABEL step of the target stage.
+            let line = history::label_line(&self.req.labels);
+            let parsed =
+                Dockerfile::parse(&self.file, &line).map_err(|e| BuildError::new(e.to_string()))?;
+            let mut l = parsed.instructions[0].clone();
+            l.start_line = usize::MAX;
+            self.total += 1;
+            self.step_of.insert(usize::MAX, self.total);
+            plan.stages[plan.target].instructions.push(l);
+        }
+        for l in df
+            .instructions
+            .iter()
+            .take_while(|l| !matches!(l.instruction, Instruction::From(_)))
+        {
+            self.announce(l);
+        }
+        self.results = vec![None; plan.stages.len()];
+        for idx in plan.order.clone() {
+            self.stage(&plan, idx, &opts.build_args)?;
+        }
+        if !plan.unused_build_args.is_empty() {
+            self.say(format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                plan.unused_build_args.join(" ")
+            ));
+        }
+        let image = self.results[plan.target]
+            .as_ref()
+            .and_then(|r| r.image.clone())
+            .ok_or_else(|| BuildError::new("No image was generated. Is your Dockerfile empty?"))?;
+        self.say(format!("Successfully built {}\n", &image.hex()[..12]));
+        for t in &self.req.tags {
+            let r = Reference::parse_normalized(t)
+                .map_err(|e| BuildError::new(format!("invalid tag {t:?}: {e}")))?;
+            self.engine
+                .images
+                .tag(&image.to_string(), &r)
+                .map_err(|e| BuildError::new(e.to_string()))?;
+            self.engine
+                .events
+                .image("tag", &image.to_string(), Some(&r.familiar()));
+            self.say(format!("Successfully tagged {}\n", r.familiar()));
+        }
+        if self.req.quiet {
+            (self.out)(BuildMessage::Stream(format!("{image}\n")));
+        }
+        Ok(image.to_string())
+    }
+
+    fn stage(
+        &mut self,
+        plan: &BuildPlan,
+        idx: usize,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let stage = &plan.stages[idx];
+        self.announce(&stage.from);
+        let globals = &plan.global_args;
+        let mut st = match &stage.base {
+            Base::Scratch => StageState {
+                image: None,
+                config: ContainerConfig::default(),
+                scope: ArgScope::new(build_args, globals, None),
+                cmd_set: false,
+            },
+            Base::Stage(i) => {
+                let r = self.results[*i]
+                    .clone()
+                    .ok_or_else(|| BuildError::new(format!("stage {i} was not built")))?;
+                let config = match &r.image {
+                    Some(id) => self.image_config(id)?,
+                    None => ContainerConfig::default(),
+                };
+                StageState {
+                    image: r.image.clone(),
+                    config,
+                    scope: ArgScope::new(build_args, globals, Some(&r.scope)),
+                    cmd_set: false,
+                }
+            }
+            Base::Image(name) => {
+                let id = self.local_image(name)?;
+                StageState {
+                    config: self.image_config(&id)?,
+                    image: Some(id),
+                    scope: ArgScope::new(build_args, globals, None),
+                    cmd_set: false,
+                }
+            }
+        };
+        if !st.env_keys().iter().any(|k| k == "PATH") {
+            st.set_env("PATH", DEFAULT_PATH);
+        }
+        self.show_id(&st);
+        let triggers = st.config.on_build.take().unwrap_or_default();
+        if !triggers.is_empty() {
+            let s = if triggers.len() == 1 { "" } else { "s" };
+            self.say(format!("# Executing {} build trigger{s}\n", triggers.len()));
+            for t in &triggers {
+                let parsed = Dockerfile::parse(&self.file, t)
+                    .map_err(|e| BuildError::new(format!("ONBUILD trigger {t:?}: {e}")))?;
+                for l in &parsed.instructions {
+                    self.instruction(plan, &mut st, l)?;
+                }
+            }
+        }
+        for l in &stage.instructions {
+            self.announce(l);
+            self.instruction(plan, &mut st, l)?;
+            self.show_id(&st);
+        }
+        if let Some(id) = &st.image {
+            (self.out)(BuildMessage::ImageId(id.to_string()));
+        }
+        self.results[idx] = Some(StageResult {
+            image: st.image.clone(),
+            scope: st.scope.clone(),
+        });
+        Ok(())
+    }
+
+    fn instruction(&mut self, plan: &BuildPlan, st: &mut StageState, l: &Located) -> Result<()> {
+        let env = st.expand_env();
+        let expanded = l
+            .expand(&self.file, &self.lexer, &env)
+            .map_err(|e| BuildError::new(e.to_string()))?;
+        match expanded {
+            Instruction::Run(r) => self.run(st, &r),
+            Instruction::Copy(c) => {
+                self.copy_step(plan, st, &c.op, c.from.as_deref(), false, c.parents)
+            }
+            Instruction::Add(a) => {
+                self.copy_step(plan, st, &a.op, None, a.unpack != Some(false), false)
+            }
+            Instruction::Workdir(w) => self.workdir(st, &w),
+            Instruction::From(_) => Err(BuildError::new("FROM inside a stage")),
+            other => self.metadata(st, other),
+        }
+    }
+}
