@@ -14,6 +14,8 @@ cache=/var/cache/berth-test
 mkdir -p "$cache"
 [ -f "$cache/busybox-rootfs.tar" ] || scripts/make-busybox-rootfs.sh "$cache/busybox-rootfs.tar"
 [ -f "$cache/large-rootfs-512m.tar" ] || scripts/make-large-rootfs.sh "$cache/large-rootfs-512m.tar" 512
+# The python:3 base of the Flask example, from Debian packages (debootstrap; made once per machine).
+scripts/make-python-image.sh --tar-only >/dev/null
 
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 exec cargo test --workspace --no-fail-fast "$@"

@@ -6,7 +6,6 @@ mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use common::containers::{busybox, code};
 use common::TestDaemon;
@@ -255,22 +254,8 @@ fn dockerignore_excludes_files() {
 
 /// The docker CLI's legacy builder (`DOCKER_BUILDKIT=0`) against berth.
 fn docker_build(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
-    let cfg = d.exec_root.join("docker-config");
-    fs::create_dir_all(&cfg).unwrap();
-    let o = Command::new(common::DOCKER)
-        .args(args)
-        .env("DOCKER_HOST", d.host())
-        .env("DOCKER_CONFIG", cfg)
-        .env("DOCKER_BUILDKIT", "0")
-        .env_remove("DOCKER_CONTEXT")
-        .env_remove("DOCKER_API_VERSION")
-        .output()
-        .unwrap();
-    (
-        code(o.status),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
+    let o = d.docker_out_env(args, None, &[("DOCKER_BUILDKIT", "0")]);
+    (code(o.status), o.stdout_str(), o.stderr)
 }
 
 #[test]

@@ -302,6 +302,16 @@ impl TestDaemon {
     }
 
     pub fn docker_out(&self, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+        self.docker_out_env(args, stdin, &[])
+    }
+
+    /// The docker CLI with extra environment (e.g. `DOCKER_BUILDKIT=0`).
+    pub fn docker_out_env(
+        &self,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+        env: &[(&str, &str)],
+    ) -> Output {
         assert!(
             Path::new(DOCKER).exists(),
             "{DOCKER} (docker CLI 28) is required for this test; install docker-ce-cli 28"
@@ -315,6 +325,7 @@ impl TestDaemon {
         cmd.env("DOCKER_CONFIG", cfg);
         cmd.env_remove("DOCKER_CONTEXT");
         cmd.env_remove("DOCKER_API_VERSION");
+        cmd.envs(env.iter().copied());
         run(cmd, stdin, COMMAND_TIMEOUT)
     }
 
