@@ -445,6 +445,7 @@ impl Drop for TestDaemon {
                 problems.push(format!("daemon exited with {status} after SIGTERM"));
             }
         }
+        self.kill_leftover_containers();
         problems.extend(self.unmount_all());
         problems.extend(self.remove_networks());
         let panicking = thread::panicking();
@@ -489,6 +490,67 @@ impl TestDaemon {
             }
         }
         out
+    }
+
+    /// Containers outlive their daemon (live restore), so a test that ends
+    /// early (a failed assertion) would leave them running: kill the shims
+    /// started for this daemon's exec-root, their containers' processes,
+    /// and their cgroups.
+    fn kill_leftover_containers(&self) {
+        let marker = format!("--state-dir {}/", self.exec_root.display());
+        let mut ids = vec![];
+        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(" shim start ") && cmd.contains(&marker) {
+                if let Some(id) = cmd.split(" --id ").nth(1).and_then(|r| r.split(' ').next()) {
+                    ids.push(id.to_string());
+                }
+                // SAFETY: kill(2) on a pid we just found; no memory is shared.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+        for id in &ids {
+            let dirs: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|h| h.path().join("berth").join(id))
+                .chain(std::iter::once(Path::new("/sys/fs/cgroup/berth").join(id)))
+                .filter(|d| d.is_dir())
+                .collect();
+            for _ in 0..50 {
+                let mut any = false;
+                for d in &dirs {
+                    for pid in fs::read_to_string(d.join("cgroup.procs"))
+                        .unwrap_or_default()
+                        .lines()
+                    {
+                        if let Ok(pid) = pid.trim().parse::<i32>() {
+                            any = true;
+                            // SAFETY: as above.
+                            unsafe { libc::kill(pid, libc::SIGKILL) };
+                        }
+                    }
+                }
+                if !any {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+            for d in &dirs {
+                let _ = fs::remove_dir(d);
+            }
+        }
+        if !ids.is_empty() {
+            eprintln!(
+                "test daemon teardown: killed {} container(s) left running",
+                ids.len()
+            );
+        }
     }
 
     /// The daemon's nftables table.
