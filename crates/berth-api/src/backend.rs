@@ -324,6 +324,9 @@ pub struct BuildRequest {
     pub rm: bool,
     /// `forcerm`: remove them also after a failure.
     pub force_rm: bool,
+    /// `trusthostca` (a berth extension): RUN steps trust the host's CA
+    /// bundle, mounted read-only, never stored in a layer or the config.
+    pub trust_host_ca: bool,
 }
 
 /// One message of a build's progress stream.

@@ -40,6 +40,7 @@ struct FileConfig {
     log_level: Option<String>,
     bridge: Option<String>,
     bip: Option<String>,
+    build_trust_host_ca: Option<bool>,
     debug: Option<bool>,
     live_restore: Option<bool>,
     #[serde(default)]
@@ -59,6 +60,8 @@ pub struct DaemonConfig {
     pub log_level: String,
     pub bridge: String,
     pub bip: Option<String>,
+    /// `build-trust-host-ca`: every build's RUN steps trust the host's CAs.
+    pub build_trust_host_ca: bool,
     pub live_restore: bool,
     pub registry_mirrors: Vec<String>,
     pub insecure_registries: Vec<String>,
@@ -152,6 +155,7 @@ impl DaemonConfig {
                 b
             },
             bip: flags.bip.or(file.bip),
+            build_trust_host_ca: file.build_trust_host_ca.unwrap_or(false),
             live_restore: file.live_restore.unwrap_or(true),
             registry_mirrors: file.registry_mirrors,
             insecure_registries: file.insecure_registries,

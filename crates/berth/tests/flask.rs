@@ -139,3 +139,57 @@ fn flask_example_builds_runs_and_answers_hello_world() {
     assert_eq!(answer.as_deref(), Some("Hello, World!"));
     d.docker_ok(&["stop", "hello2"]);
 }
+
+/// Builds behind a TLS-intercepting proxy (this project's CI machines):
+/// without `--trust-host-ca` pip cannot verify PyPI's re-signed
+/// certificate; with it the step succeeds, and the CA bundle is in no layer
+/// and not in the image config.
+#[test]
+fn trust_host_ca_lets_run_steps_verify_through_the_hosts_ca() {
+    let d = TestDaemon::start_short();
+    let tar = python_tar();
+    d.berth_ok(&["import", &tar.display().to_string(), "python:3"]);
+    let ctx = common::scratch();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM python:3\nRUN pip download --no-deps --no-cache-dir -d /tmp/dl six && ls /tmp/dl\n",
+    )
+    .unwrap();
+    let dir = ctx.path().display().to_string();
+    let (st, out, err) = d.berth(&["build", "--no-cache", "-t", "noca", &dir]);
+    assert_ne!(
+        code(st),
+        0,
+        "expected a certificate failure without --trust-host-ca:\n{out}"
+    );
+    assert!(
+        format!("{out}{err}").contains("CERTIFICATE_VERIFY_FAILED"),
+        "{out}\n{err}"
+    );
+
+    let (st, out, err) = d.berth(&["build", "--trust-host-ca", "-t", "withca", &dir]);
+    assert_eq!(code(st), 0, "{out}\n{err}");
+    assert!(out.contains("six-"), "{out}");
+    let (_, ls, _) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "withca",
+        "sh",
+        "-c",
+        "ls /etc/ssl/certs/berth-host-ca.pem 2>&1; env",
+    ]);
+    assert!(ls.contains("No such file"), "{ls}");
+    assert!(
+        !ls.contains("SSL_CERT_FILE") && !ls.contains("PIP_CERT"),
+        "{ls}"
+    );
+    let saved = d.berth_out(&["save", "withca"], None);
+    assert!(saved.status.success());
+    let needle = b"berth-host-ca";
+    assert!(
+        !saved.stdout.windows(needle.len()).any(|w| w == needle),
+        "the CA bundle's mount point reached a layer"
+    );
+}

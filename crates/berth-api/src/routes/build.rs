@@ -65,6 +65,7 @@ pub(crate) fn parse_request(raw: Option<&str>) -> Result<BuildRequest, ApiError>
         network_mode: q.get("networkmode").unwrap_or("").to_string(),
         rm: q.get("rm").is_none() || q.bool("rm")?,
         force_rm: q.bool("forcerm")?,
+        trust_host_ca: q.bool("trusthostca")?,
     })
 }
 

@@ -31,6 +31,10 @@ pub struct BuildArgs {
     /// Set the networking mode for the RUN instructions during build
     #[arg(long, value_name = "MODE", default_value = "default")]
     pub network: String,
+    /// RUN steps trust the host's CA bundle (for builds behind a
+    /// TLS-intercepting proxy); it is never written into the image
+    #[arg(long)]
+    pub trust_host_ca: bool,
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<String>,

@@ -132,6 +132,7 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
         ("pull", a.pull),
         ("q", a.quiet),
         ("forcerm", a.force_rm),
+        ("trusthostca", a.trust_host_ca),
     ] {
         if on {
             q.push((k, "1".into()));

@@ -18,6 +18,45 @@ use super::history::run_created_by;
 use super::{err, BuildError, Builder, Result, StageState};
 use crate::containers::{Container, Status};
 
+/// Where RUN steps see the host's CA bundle with `--trust-host-ca`.
+const HOST_CA_IN_RUN: &str = "/etc/ssl/certs/berth-host-ca.pem";
+const HOST_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
+    "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+    "/etc/ssl/cert.pem",                  // Alpine, Arch
+];
+
+fn host_ca_bundle() -> Option<&'static str> {
+    HOST_CA_BUNDLES
+        .iter()
+        .copied()
+        .find(|p| Path::new(p).is_file())
+}
+
+/// Removes `rel` from the upper dir when no lower layer has it (an empty
+/// mount point the runtime created), then its parent directories that
+/// became empty and that no lower layer has either.
+fn drop_mount_point(upper: &Path, lower: &[std::path::PathBuf], rel: &Path) {
+    let in_lower = |p: &Path| lower.iter().any(|l| l.join(p).symlink_metadata().is_ok());
+    let mut cur = rel.to_path_buf();
+    let target = upper.join(&cur);
+    match target.symlink_metadata() {
+        Ok(m) if m.is_file() && m.len() == 0 && !in_lower(&cur) => {
+            let _ = std::fs::remove_file(&target);
+        }
+        _ => return,
+    }
+    while let Some(parent) = cur.parent().map(Path::to_path_buf) {
+        if parent.as_os_str().is_empty() || in_lower(&parent) {
+            break;
+        }
+        if std::fs::remove_dir(upper.join(&parent)).is_err() {
+            break;
+        }
+        cur = parent;
+    }
+}
+
 impl Builder<'_> {
     pub(super) fn run(&mut self, st: &mut StageState, r: &Run) -> Result<()> {
         if !r.mounts.is_empty() {
@@ -75,6 +114,28 @@ impl Builder<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         env.extend(st.config.env.clone().unwrap_or_default());
+        let trust = self.req.trust_host_ca || self.engine.config.build_trust_host_ca;
+        let mut binds = vec![];
+        if trust {
+            let bundle = host_ca_bundle().ok_or_else(|| {
+                BuildError::new(format!(
+                    "--trust-host-ca: no CA bundle on the host (looked for {})",
+                    HOST_CA_BUNDLES.join(", ")
+                ))
+            })?;
+            binds.push(format!("{bundle}:{HOST_CA_IN_RUN}:ro"));
+            // Set for RUN only: the variables the usual clients read.
+            for var in [
+                "SSL_CERT_FILE",
+                "REQUESTS_CA_BUNDLE",
+                "PIP_CERT",
+                "NODE_EXTRA_CA_CERTS",
+                "CURL_CA_BUNDLE",
+                "GIT_SSL_CAINFO",
+            ] {
+                env.push(format!("{var}={HOST_CA_IN_RUN}"));
+            }
+        }
         let Some(image) = st.image.clone() else {
             return Err(BuildError::new(
                 "RUN needs a root file system: the stage has no image (FROM scratch with nothing added)",
@@ -93,6 +154,7 @@ impl Builder<'_> {
             },
             host_config: HostConfig {
                 network_mode: self.req.network_mode.clone(),
+                binds: (!binds.is_empty()).then_some(binds),
                 ..Default::default()
             },
             networking_config: None,
@@ -188,6 +250,21 @@ impl Builder<'_> {
         c: &Arc<Container>,
         created_by: String,
     ) -> Result<berth_core::Digest> {
+        // Mount points the engine made for the step (name-resolution files,
+        // the host CA bundle) are not the step's output: drop those that
+        // the image did not have, so they reach no layer.
+        let lower = match &st.image {
+            Some(id) => self.engine.images.layer_dirs(id).unwrap_or_default(),
+            None => vec![],
+        };
+        for p in [
+            "etc/hosts",
+            "etc/resolv.conf",
+            "etc/hostname",
+            HOST_CA_IN_RUN.trim_start_matches('/'),
+        ] {
+            drop_mount_point(&c.upper_dir(), &lower, Path::new(p));
+        }
         self.commit_dir(st, &c.upper_dir(), created_by)
     }
 
