@@ -8,12 +8,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::containers::{code, wait_until};
-use common::TestDaemon;
+use common::{free_port, TestDaemon};
 
 fn python_tar() -> PathBuf {
     let p = Path::new("/var/cache/berth-test/python3-bookworm-rootfs.tar");
@@ -39,14 +39,6 @@ fn get(port: u16) -> Option<String> {
     let mut b = String::new();
     s.read_to_string(&mut b).ok()?;
     b.split_once("\r\n\r\n").map(|(_, body)| body.to_string())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

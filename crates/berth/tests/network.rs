@@ -13,16 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::containers::{busybox, code, wait_until};
-use common::{unique_subnet, TestDaemon};
-
-/// A free TCP port on the host (bound then released).
-fn free_port() -> u16 {
-    TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::{free_port, unique_subnet, TestDaemon};
 
 /// The host's main IPv4 address (the one of the default route's interface).
 fn host_address() -> String {

@@ -1,8 +1,6 @@
 //! The `/networks` endpoints and the network parts of container inspect
 //! and list, in Docker's JSON shapes.
 
-use std::net::Ipv4Addr;
-
 use berth_api::backend::NetworkBackend;
 use berth_api::error::ApiResult;
 use berth_api::filters::Filters;
@@ -162,39 +160,9 @@ impl Engine {
                 r.name, n.name
             )));
         }
-        let cfg = &body["EndpointConfig"];
-        let aliases: Vec<String> = cfg["Aliases"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ip = cfg["IPAMConfig"]["IPv4Address"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if !ip.is_empty() {
-            if n.is_builtin() {
-                return Err(ContainerError::InvalidArgument(
-                    "user specified IP address is supported on user defined networks only".into(),
-                ));
-            }
-            ip.parse::<Ipv4Addr>().map_err(|_| {
-                ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}"))
-            })?;
-        }
+        let ep = super::sandbox::requested_endpoint(n, &body["EndpointConfig"])?;
         c.update(|r| {
-            r.networks.insert(
-                n.name.clone(),
-                Endpoint {
-                    network_id: n.id.clone(),
-                    aliases,
-                    ipam_ipv4: ip,
-                    ..Default::default()
-                },
-            );
+            r.networks.insert(n.name.clone(), ep);
         })?;
         if r.state.status.is_running() {
             if let Err(e) = self.connect_live(&c, &n.name) {

@@ -65,6 +65,52 @@ fn port_key(key: &str) -> Result<(u16, Proto), ContainerError> {
     Ok((port, proto.parse().map_err(net_err)?))
 }
 
+/// The endpoint a client asks for on `net` (`EndpointConfig`: aliases and
+/// `--ip`), checked as dockerd checks it.
+pub(crate) fn requested_endpoint(
+    net: &super::NetworkRecord,
+    cfg: &Value,
+) -> Result<Endpoint, ContainerError> {
+    let aliases: Vec<String> = cfg["Aliases"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let ip = cfg["IPAMConfig"]["IPv4Address"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if !ip.is_empty() {
+        if net.is_builtin() {
+            return Err(ContainerError::InvalidArgument(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        let a: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}")))?;
+        if !net.subnet_net().is_some_and(|s| s.contains(&a)) {
+            return Err(ContainerError::InvalidArgument(format!(
+                "no configured subnet or ip-range contain the IP address {ip}"
+            )));
+        }
+    }
+    if !aliases.is_empty() && net.is_builtin() {
+        return Err(ContainerError::InvalidArgument(
+            "network-scoped alias is supported only for containers in user defined networks".into(),
+        ));
+    }
+    Ok(Endpoint {
+        network_id: net.id.clone(),
+        aliases,
+        ipam_ipv4: ip,
+        ..Default::default()
+    })
+}
+
 impl Engine {
     /// At create: the networks the container joins, from `NetworkMode` and
     /// `NetworkingConfig.EndpointsConfig` (aliases, `--ip`).
@@ -88,48 +134,7 @@ impl Engine {
             .and_then(|e| e.get(&net.name).or_else(|| e.get(&mode)))
             .cloned()
             .unwrap_or(Value::Null);
-        let aliases: Vec<String> = cfg["Aliases"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let ip = cfg["IPAMConfig"]["IPv4Address"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        if !ip.is_empty() {
-            if net.is_builtin() {
-                return Err(ContainerError::InvalidArgument(
-                    "user specified IP address is supported on user defined networks only".into(),
-                ));
-            }
-            let a: Ipv4Addr = ip.parse().map_err(|_| {
-                ContainerError::InvalidArgument(format!("invalid IPv4 address: {ip}"))
-            })?;
-            if !net.subnet_net().is_some_and(|s| s.contains(&a)) {
-                return Err(ContainerError::InvalidArgument(format!(
-                    "no configured subnet or ip-range contain the IP address {ip}"
-                )));
-            }
-        }
-        if !aliases.is_empty() && net.is_builtin() {
-            return Err(ContainerError::InvalidArgument(
-                "network-scoped alias is supported only for containers in user defined networks"
-                    .into(),
-            ));
-        }
-        out.insert(
-            net.name.clone(),
-            Endpoint {
-                network_id: net.id.clone(),
-                aliases,
-                ipam_ipv4: ip,
-                ..Default::default()
-            },
-        );
+        out.insert(net.name.clone(), requested_endpoint(&net, &cfg)?);
         Ok(out)
     }
 

@@ -82,6 +82,15 @@ pub fn unique_subnet_octets() -> (u8, u8) {
     (x, (n % 250) as u8 + 1)
 }
 
+/// A free TCP port on the host (bound, then released for the test to use).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A free /24 for a user network of a test (`network create --subnet`).
 pub fn unique_subnet() -> String {
     let (x, y) = unique_subnet_octets();
