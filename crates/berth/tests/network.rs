@@ -696,3 +696,56 @@ fn docker_cli_network_commands_work_against_berth() {
     assert_ne!(code(st), 0);
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn container_mode_shares_the_namespace_and_prune_removes_unused_networks() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    d.berth_ok(&["run", "-d", "--name", "base", "busybox", "sleep", "100"]);
+    let ip = d.berth_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "base"]);
+    let (st, out, err) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "ip",
+        "-o",
+        "-4",
+        "addr",
+        "show",
+        "eth0",
+    ]);
+    assert_eq!(code(st), 0, "{err}");
+    assert!(out.contains(&format!("{}/", ip.trim())), "{out}");
+    d.berth_ok(&["rm", "-f", "base"]);
+    let (st, _, err) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:base",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(code(st), 0);
+    assert!(err.contains("base"), "{err}");
+
+    let (a, b) = (unique_subnet(), unique_subnet());
+    d.berth_ok(&["network", "create", "--subnet", &a, "keep"]);
+    d.berth_ok(&["network", "create", "--subnet", &b, "drop-me"]);
+    d.berth_ok(&[
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "keep",
+        "busybox",
+        "true",
+    ]);
+    let out = d.berth_ok(&["network", "prune", "-f"]);
+    assert!(out.contains("drop-me") && !out.contains("keep"), "{out}");
+    let ls = d.berth_ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(ls.contains("keep") && !ls.contains("drop-me"), "{ls}");
+    d.berth_ok(&["rm", "user"]);
+    d.berth_ok(&["network", "rm", "keep"]);
+}
