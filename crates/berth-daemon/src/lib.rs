@@ -6,6 +6,7 @@
 //! Everything is wired explicitly here; nothing registers itself.
 
 pub mod config;
+mod distribution;
 mod container_api;
 mod containers;
 mod events;

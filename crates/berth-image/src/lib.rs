@@ -19,6 +19,7 @@ mod commit;
 pub mod config;
 mod import;
 mod load;
+mod pulled;
 pub mod manifest;
 pub mod meta;
 mod save;
@@ -27,6 +28,7 @@ mod store;
 pub use commit::CommitOptions;
 pub use import::ImportOptions;
 pub use load::Loaded;
+pub use pulled::{PulledLayer, ScratchDir};
 pub use save::SaveFormat;
 pub use store::{ImageInfo, ImageStore, Removed};
 

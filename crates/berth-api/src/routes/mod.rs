@@ -2,6 +2,7 @@
 //! on the blocking pool, and shape the response.
 
 mod containers;
+mod distribution;
 mod exec;
 mod images;
 mod networks;
@@ -24,6 +25,7 @@ pub fn router(backend: Shared) -> Router {
         .route("/info", get(system::info))
         .route("/events", get(system::events))
         .route("/system/df", get(system::disk_usage))
+        .route("/auth", post(distribution::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))
