@@ -85,6 +85,57 @@ pub trait ImageBackend {
     fn load_images(&self, body: Box<dyn Read + Send>) -> ApiResult<Vec<String>>;
     /// Resolves names now; the job streams the archive later.
     fn save_images(&self, names: &[String], format: Option<&str>) -> ApiResult<SaveJob>;
+    /// `POST /images/create?fromImage=`: pulls, sending Docker's progress
+    /// messages (JSON objects) to `progress` as it goes.
+    fn pull_image(&self, req: PullRequest, progress: ProgressFn) -> ApiResult<()> {
+        let _ = (req, progress);
+        Err(crate::ApiError::new(
+            berth_core::ErrorKind::NotImplemented,
+            "pulling images is not implemented",
+        ))
+    }
+    /// `POST /images/{name}/push`.
+    fn push_image(&self, req: PushRequest, progress: ProgressFn) -> ApiResult<()> {
+        let _ = (req, progress);
+        Err(crate::ApiError::new(
+            berth_core::ErrorKind::NotImplemented,
+            "pushing images is not implemented",
+        ))
+    }
+    /// `POST /auth`: checks credentials against the registry.
+    fn registry_login(&self, auth: RegistryAuth) -> ApiResult<()> {
+        let _ = auth;
+        Err(crate::ApiError::new(
+            berth_core::ErrorKind::NotImplemented,
+            "registry login is not implemented",
+        ))
+    }
+}
+
+/// Receives progress messages of a pull or push.
+pub type ProgressFn = std::sync::Arc<dyn Fn(serde_json::Value) + Send + Sync>;
+
+/// Docker's `AuthConfig`: the `X-Registry-Auth` header (base64url JSON) and
+/// the body of `POST /auth`. Kept raw; the engine decodes it.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryAuth {
+    /// The header value, or the JSON body of `/auth`.
+    pub raw: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PullRequest {
+    pub from_image: String,
+    pub tag: Option<String>,
+    pub platform: Option<String>,
+    pub auth: Option<RegistryAuth>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PushRequest {
+    pub name: String,
+    pub tag: Option<String>,
+    pub auth: Option<RegistryAuth>,
 }
 
 pub use crate::container_types::*;

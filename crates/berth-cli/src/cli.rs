@@ -14,6 +14,8 @@ pub mod network;
 pub use network::*;
 pub mod volume;
 pub use volume::*;
+pub mod registry;
+pub use registry::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -130,6 +132,14 @@ pub enum Command {
     Version(VersionArgs),
     /// Display system-wide information
     Info(InfoArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Log in to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
 }
 
 #[derive(Debug, Subcommand)]

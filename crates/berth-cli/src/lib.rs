@@ -17,6 +17,7 @@ pub mod attach;
 pub mod cli;
 pub mod cmd;
 pub mod conn;
+pub mod credentials;
 pub mod error;
 pub mod format;
 pub mod opts;

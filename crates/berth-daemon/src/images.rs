@@ -45,7 +45,7 @@ fn summary(info: &ImageInfo) -> ImageSummary {
             .map(|p| p.to_string())
             .unwrap_or_default(),
         repo_tags: info.tags.iter().map(|t| t.familiar()).collect(),
-        repo_digests: vec![],
+        repo_digests: info.repo_digests.iter().map(|t| t.familiar()).collect(),
         created: info.config.created_unix(),
         size: info.record.size() as i64,
         shared_size: -1,
@@ -200,7 +200,7 @@ impl ImageBackend for Engine {
         Ok(ImageInspect {
             id: info.id().to_string(),
             repo_tags: info.tags.iter().map(|t| t.familiar()).collect(),
-            repo_digests: vec![],
+            repo_digests: info.repo_digests.iter().map(|t| t.familiar()).collect(),
             parent: info
                 .record
                 .parent
@@ -400,6 +400,26 @@ impl ImageBackend for Engine {
             }
         }
         Ok(lines)
+    }
+
+    fn pull_image(
+        &self,
+        req: berth_api::backend::PullRequest,
+        progress: berth_api::backend::ProgressFn,
+    ) -> ApiResult<()> {
+        self.do_pull(req, progress)
+    }
+
+    fn push_image(
+        &self,
+        req: berth_api::backend::PushRequest,
+        progress: berth_api::backend::ProgressFn,
+    ) -> ApiResult<()> {
+        self.do_push(req, progress)
+    }
+
+    fn registry_login(&self, auth: berth_api::backend::RegistryAuth) -> ApiResult<()> {
+        self.do_login(auth)
     }
 
     fn save_images(&self, names: &[String], format: Option<&str>) -> ApiResult<SaveJob> {

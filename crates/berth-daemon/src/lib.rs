@@ -7,6 +7,7 @@
 
 mod build;
 pub mod config;
+mod distribution;
 mod container_api;
 mod containers;
 mod events;

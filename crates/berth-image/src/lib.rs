@@ -20,6 +20,7 @@ mod commit;
 pub mod config;
 mod import;
 mod load;
+mod pulled;
 pub mod manifest;
 pub mod meta;
 mod save;
@@ -29,6 +30,7 @@ pub use child::ChildOptions;
 pub use commit::CommitOptions;
 pub use import::ImportOptions;
 pub use load::Loaded;
+pub use pulled::{PulledLayer, ScratchDir};
 pub use save::SaveFormat;
 pub use store::{ImageInfo, ImageStore, Removed};
 

@@ -17,6 +17,8 @@ use crate::ImageError;
 
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
+/// Push cache: layer diff ID → `digest size` of its gzip-compressed blob.
+const COMPRESSED: TableDefinition<&str, &str> = TableDefinition::new("compressed");
 
 /// What berth records about an image besides its config blob.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,10 +59,21 @@ pub struct State {
 }
 
 impl State {
+    /// The tags (`name:tag`) naming `id`; digest references are not tags.
     pub fn tags_of(&self, id: &Digest) -> Vec<String> {
         self.tags
             .iter()
-            .filter(|(_, v)| *v == id)
+            .filter(|(k, v)| *v == id && !k.contains('@'))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// The repository digests (`name@sha256:…`) recorded for `id` by a
+    /// pull or push: kept in the tag table so they resolve like tags.
+    pub fn digests_of(&self, id: &Digest) -> Vec<String> {
+        self.tags
+            .iter()
+            .filter(|(k, v)| *v == id && k.contains('@'))
             .map(|(k, _)| k.clone())
             .collect()
     }
@@ -127,6 +140,11 @@ impl MetaStore {
     /// Applies a change durably, then to the in-memory state.
     pub fn apply(&self, change: Change) -> Result<(), ImageError> {
         let mut state = self.state.write().expect("meta lock");
+        // A deleted image takes its repository digests with it.
+        let mut change = change;
+        for id in &change.delete_images {
+            change.remove_tags.extend(state.digests_of(id));
+        }
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut images = tx.open_table(IMAGES).map_err(db_err)?;
@@ -162,6 +180,26 @@ impl MetaStore {
             state.tags.insert(name, id);
         }
         Ok(())
+    }
+
+    /// The compressed blob (digest, size) recorded for a layer by a push.
+    pub fn compressed_of(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
+        let tx = self.db.begin_read().ok()?;
+        let table = tx.open_table(COMPRESSED).ok()?;
+        let v = table.get(diff_id.to_string().as_str()).ok()??;
+        let (d, n) = v.value().split_once(' ')?;
+        Some((d.parse().ok()?, n.parse().ok()?))
+    }
+
+    pub fn set_compressed(&self, diff_id: &Digest, blob: &Digest, size: u64) -> Result<(), ImageError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(COMPRESSED).map_err(db_err)?;
+            table
+                .insert(diff_id.to_string().as_str(), format!("{blob} {size}").as_str())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
     }
 
     /// Reads back from disk, bypassing the in-memory copy (used by tests).

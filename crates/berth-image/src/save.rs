@@ -75,6 +75,7 @@ impl ImageStore {
                 let in_repo: Vec<(Reference, Digest)> = state
                     .tags
                     .iter()
+                    .filter(|(k, _)| !k.contains('@'))
                     .filter_map(|(k, v)| {
                         Reference::parse_normalized(k)
                             .ok()

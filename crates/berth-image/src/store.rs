@@ -22,6 +22,8 @@ pub struct ImageInfo {
     pub config: ImageConfig,
     /// Full reference strings, sorted.
     pub tags: Vec<Reference>,
+    /// `name@sha256:…` of the manifests this image was pulled or pushed as.
+    pub repo_digests: Vec<Reference>,
 }
 
 impl ImageInfo {
@@ -153,10 +155,17 @@ impl ImageStore {
             .filter_map(|t| Reference::parse_normalized(t).ok())
             .collect();
         tags.sort();
+        let mut repo_digests: Vec<Reference> = state
+            .digests_of(id)
+            .iter()
+            .filter_map(|t| Reference::parse_normalized(t).ok())
+            .collect();
+        repo_digests.sort();
         Ok(ImageInfo {
             record,
             config,
             tags,
+            repo_digests,
         })
     }
 

@@ -5,7 +5,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use berth_core::ErrorKind;
 use serde_json::json;
 
 use super::{blocking, Shared};
@@ -41,14 +40,12 @@ pub async fn list(
 pub async fn create(
     State(b): State<Shared>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::parse(q.as_deref())?;
     if q.get("fromImage").is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "pulling images from a registry is not implemented yet",
-        ));
+        return super::distribution::pull(b, &q, &headers).await;
     }
     let src = q.get("fromSrc").unwrap_or("").to_string();
     if src != "-" {
@@ -156,6 +153,7 @@ pub async fn post_named(
     State(b): State<Shared>,
     Path(rest): Path<String>,
     RawQuery(q): RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let (name, op) = split_op(&rest);
     let name = name.to_string();
@@ -172,10 +170,7 @@ pub async fn post_named(
             blocking(move || b.tag_image(&name, &repo, tag.as_deref())).await?;
             Ok(StatusCode::CREATED.into_response())
         }
-        "push" => Err(ApiError::new(
-            ErrorKind::NotImplemented,
-            "pushing images to a registry is not implemented yet",
-        )),
+        "push" => super::distribution::push(b, name, &q, &headers).await,
         _ => Err(ApiError::not_found("page not found")),
     }
 }

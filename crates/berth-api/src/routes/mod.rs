@@ -3,6 +3,7 @@
 
 mod build;
 mod containers;
+mod distribution;
 mod exec;
 mod images;
 mod networks;
@@ -26,6 +27,7 @@ pub fn router(backend: Shared) -> Router {
         .route("/events", get(system::events))
         .route("/system/df", get(system::disk_usage))
         .route("/build", post(build::build))
+        .route("/auth", post(distribution::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/images/load", post(images::load))

@@ -422,7 +422,8 @@ async fn pull(e: &Engine, image: &str, platform: Option<&str>, quiet: bool) -> R
         q.push(("platform", p.to_string()));
     }
     let path = format!("/images/create?{}", serde_urlencoded::to_string(&q)?);
-    let resp = e.raw(Method::POST, &path, empty_body(), &[]).await?;
+    let auth = super::registry::auth_headers(image);
+    let resp = e.raw(Method::POST, &path, empty_body(), &auth).await?;
     let mut body = resp.into_body();
     let mut msgs = crate::stream::JsonMessages::default();
     while let Some(frame) = body.frame().await {

@@ -22,6 +22,7 @@ pub mod image;
 pub mod logs;
 pub mod network;
 pub mod ps;
+pub mod registry;
 pub mod run;
 pub mod stats;
 pub mod system;
@@ -133,6 +134,10 @@ async fn dispatch(e: &Engine, command: Command) -> Result<()> {
             VolumeCommand::Rm(a) => volume::remove(e, a).await,
         },
         Command::Info(a) => system::info(e, a).await,
+        Command::Pull(a) => registry::pull(e, a).await,
+        Command::Push(a) => registry::push(e, a).await,
+        Command::Login(a) => registry::login(e, a).await,
+        Command::Logout(a) => registry::logout(a),
         Command::Version(_) => unreachable!("handled before connecting"),
     }
 }

@@ -1,0 +1,354 @@
+//! `pull`: reference → manifest (platform picked from an index) → config →
+//! layers downloaded three at a time, each verified against its digest as
+//! it streams to a scratch file, unpacked, and registered in one step.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use berth_content::ContentStore;
+use berth_core::{Digest, Reference};
+use berth_image::config::{host_architecture, ImageConfig};
+use berth_image::manifest::{parse_manifest_or_index, Descriptor, Manifest, ManifestKind};
+use berth_image::{ImageStore, PulledLayer};
+use tokio::runtime::Handle;
+
+use crate::client::Session;
+use crate::{Credentials, DistributionError, Progress, ProgressSink, RegistryOptions};
+
+/// Parallel blob downloads, as dockerd's default `max-concurrent-downloads`… of 3.
+const PARALLEL: usize = 3;
+const ATTEMPTS: usize = 3;
+
+pub struct PullRequest {
+    pub reference: Reference,
+    /// `os/arch[/variant]`; the host's by default.
+    pub platform: Option<String>,
+    pub creds: Option<Credentials>,
+}
+
+pub struct Pulled {
+    pub id: Digest,
+    pub digest: Digest,
+    pub up_to_date: bool,
+}
+
+fn short(d: &Digest) -> String {
+    d.hex()[..12].to_string()
+}
+
+fn parse_platform(p: Option<&str>) -> Result<(String, String, Option<String>), DistributionError> {
+    let Some(p) = p.filter(|p| !p.is_empty()) else {
+        return Ok(("linux".into(), host_architecture().into(), None));
+    };
+    let parts: Vec<&str> = p.split('/').collect();
+    match parts.as_slice() {
+        [os, arch] => Ok((os.to_string(), arch.to_string(), None)),
+        [os, arch, v] => Ok((os.to_string(), arch.to_string(), Some(v.to_string()))),
+        [arch] if !arch.is_empty() => Ok(("linux".into(), arch.to_string(), None)),
+        _ => Err(DistributionError::InvalidArgument(format!(
+            "invalid platform {p:?}: use os/arch[/variant]"
+        ))),
+    }
+}
+
+/// Picks the manifest for `platform` from an index.
+pub fn pick_platform<'a>(
+    manifests: &'a [Descriptor],
+    platform: &(String, String, Option<String>),
+) -> Option<&'a Descriptor> {
+    let (os, arch, variant) = platform;
+    let matching = manifests.iter().filter(|d| {
+        d.platform
+            .as_ref()
+            .is_some_and(|p| &p.os == os && &p.architecture == arch)
+    });
+    let all: Vec<&Descriptor> = matching.collect();
+    if let Some(v) = variant {
+        if let Some(d) = all
+            .iter()
+            .find(|d| d.platform.as_ref().and_then(|p| p.variant.as_ref()) == Some(v))
+        {
+            return Some(d);
+        }
+    }
+    all.first().copied()
+}
+
+/// Pulls `req.reference` into `store`. Runs on a blocking thread; network
+/// I/O runs on `handle`'s runtime.
+pub fn pull(
+    handle: &Handle,
+    store: &ImageStore,
+    opts: &RegistryOptions,
+    req: PullRequest,
+    progress: ProgressSink,
+) -> Result<Pulled, DistributionError> {
+    let r = &req.reference;
+    let platform = parse_platform(req.platform.as_deref())?;
+    let reference = match (r.digest(), r.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, Some(t)) => t.to_string(),
+        (None, None) => "latest".to_string(),
+    };
+    let tagged = if r.digest().is_none() {
+        Some(r.with_tag(&reference).map_err(|e| DistributionError::InvalidArgument(e.to_string()))?)
+    } else {
+        None
+    };
+    let shown = tagged.as_ref().unwrap_or(r).familiar();
+    let not_found = |e: DistributionError| match e {
+        DistributionError::NotFound(m) => {
+            DistributionError::NotFound(format!("manifest for {shown} not found: {m}"))
+        }
+        e => e,
+    };
+
+    // The manifest, from the first endpoint that has it.
+    let mut found = None;
+    let endpoints = opts.endpoints(r.domain());
+    let mut last_err = None;
+    for ep in &endpoints {
+        let attempt = handle.block_on(async {
+            let s = Session::connect(ep, r.path(), "pull", req.creds.clone()).await?;
+            let m = s.get_manifest(&reference).await?;
+            Ok::<_, DistributionError>((s, m))
+        });
+        match attempt {
+            Ok(v) => {
+                found = Some(v);
+                break;
+            }
+            Err(e) if ep.mirror => {
+                tracing::info!(mirror = ?ep.urls, error = %e, "mirror failed; trying the next endpoint");
+                last_err = Some(e);
+            }
+            Err(e) => return Err(not_found(e)),
+        }
+    }
+    let (session, (bytes, _media_type)) = found.ok_or_else(|| {
+        last_err.unwrap_or_else(|| DistributionError::Protocol("no endpoint".into()))
+    })?;
+    let top_digest = Digest::sha256_of(&bytes);
+    if let Some(d) = r.digest() {
+        if d != &top_digest {
+            return Err(DistributionError::Protocol(format!(
+                "manifest {d} has digest {top_digest}: the registry sent the wrong content"
+            )));
+        }
+    }
+    progress(Progress::status(format!("{reference}: Pulling from {}", r.path())));
+    let manifest = resolve(handle, &session, &bytes, &platform, 0)?;
+
+    // The config: small, verified, and the source of truth for diff IDs.
+    let config_bytes = handle.block_on(session.get_small_blob(&manifest.config.digest))?;
+    let config = ImageConfig::parse(&config_bytes).map_err(|e| {
+        DistributionError::Protocol(format!("image config {} is not valid: {e}", manifest.config.digest))
+    })?;
+    let diff_ids = config.rootfs.diff_ids.clone();
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(DistributionError::Protocol(format!(
+            "the manifest lists {} layers but the image config has {} diff ids",
+            manifest.layers.len(),
+            diff_ids.len()
+        )));
+    }
+    let mut todo = Vec::new();
+    for (i, l) in manifest.layers.iter().enumerate() {
+        if l.media_type.contains("foreign") || l.media_type.contains("nondistributable") {
+            return Err(DistributionError::Protocol(format!(
+                "layer {} is a foreign layer ({}), which berth does not fetch",
+                l.digest, l.media_type
+            )));
+        }
+        if store.has_layer(&diff_ids, i) {
+            progress(Progress::layer(&short(&l.digest), "Already exists"));
+        } else {
+            progress(Progress::layer(&short(&l.digest), "Pulling fs layer"));
+            todo.push(i);
+        }
+    }
+
+    let scratch = store.scratch_dir("pull")?;
+    let staging = ContentStore::open(scratch.path())?;
+    let results: Mutex<Vec<Option<PulledLayer>>> =
+        Mutex::new((0..manifest.layers.len()).map(|_| None).collect());
+    let queue = Mutex::new(todo.into_iter());
+    let failure: Mutex<Option<DistributionError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..PARALLEL {
+            scope.spawn(|| loop {
+                if failure.lock().expect("lock").is_some() {
+                    return;
+                }
+                let Some(i) = queue.lock().expect("lock").next() else {
+                    return;
+                };
+                let desc = &manifest.layers[i];
+                match fetch_layer(handle, &session, store, &staging, desc, &progress) {
+                    Ok(l) => results.lock().expect("lock")[i] = Some(l),
+                    Err(e) => {
+                        failure.lock().expect("lock").get_or_insert(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("lock") {
+        return Err(e);
+    }
+    let layers = results.into_inner().expect("lock");
+    let repo_digest = r.with_digest(top_digest.clone());
+    let (id, up_to_date) =
+        store.register_pulled(&config_bytes, layers, tagged.as_ref(), Some(&repo_digest))?;
+    progress(Progress::status(format!("Digest: {top_digest}")));
+    progress(Progress::status(if up_to_date {
+        format!("Status: Image is up to date for {shown}")
+    } else {
+        format!("Status: Downloaded newer image for {shown}")
+    }));
+    Ok(Pulled {
+        id,
+        digest: top_digest,
+        up_to_date,
+    })
+}
+
+/// Follows an index to the platform's image manifest, verifying digests.
+fn resolve(
+    handle: &Handle,
+    session: &Session,
+    bytes: &[u8],
+    platform: &(String, String, Option<String>),
+    depth: u32,
+) -> Result<Manifest, DistributionError> {
+    if depth > 2 {
+        return Err(DistributionError::Protocol("image indexes nest too deeply".into()));
+    }
+    match parse_manifest_or_index(bytes)
+        .map_err(|e| DistributionError::Protocol(format!("invalid manifest: {e}")))?
+    {
+        ManifestKind::Image(m) => Ok(m),
+        ManifestKind::Index(idx) => {
+            let pick = pick_platform(&idx.manifests, platform).ok_or_else(|| {
+                let (os, arch, v) = platform;
+                DistributionError::NotFound(format!(
+                    "no matching manifest for {os}/{arch}{} in the manifest list entries",
+                    v.as_ref().map(|v| format!("/{v}")).unwrap_or_default()
+                ))
+            })?;
+            let (inner, _) = handle.block_on(session.get_manifest(&pick.digest.to_string()))?;
+            let actual = Digest::sha256_of(&inner);
+            if actual != pick.digest {
+                return Err(DistributionError::Protocol(format!(
+                    "manifest {} has digest {actual}: the registry sent the wrong content",
+                    pick.digest
+                )));
+            }
+            resolve(handle, session, &inner, platform, depth + 1)
+        }
+    }
+}
+
+/// Downloads one layer blob (retrying a broken transfer), then unpacks it.
+fn fetch_layer(
+    handle: &Handle,
+    session: &Session,
+    store: &ImageStore,
+    staging: &ContentStore,
+    desc: &Descriptor,
+    progress: &ProgressSink,
+) -> Result<PulledLayer, DistributionError> {
+    let id = short(&desc.digest);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match download(handle, session, staging, desc, &id, progress) {
+            Ok(()) => break,
+            Err(e) if attempt < ATTEMPTS && e.retryable() => {
+                tracing::warn!(digest = %desc.digest, attempt, error = %e, "layer download failed; retrying");
+                progress(Progress::layer(&id, format!("Retrying in {attempt} second{}", if attempt == 1 { "" } else { "s" })));
+                std::thread::sleep(std::time::Duration::from_secs(attempt as u64));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    progress(Progress::layer(&id, "Download complete"));
+    progress(Progress::layer(&id, "Extracting"));
+    let f = staging.open_blob(&desc.digest)?;
+    let staged = store.stage_pulled_layer(std::io::BufReader::with_capacity(1 << 20, f))?;
+    let _ = staging.delete(&desc.digest);
+    progress(Progress::layer(&id, "Pull complete"));
+    Ok(staged)
+}
+
+fn download(
+    handle: &Handle,
+    session: &Session,
+    staging: &ContentStore,
+    desc: &Descriptor,
+    id: &str,
+    progress: &ProgressSink,
+) -> Result<(), DistributionError> {
+    let mut resp = handle.block_on(session.get_blob(&desc.digest))?;
+    let mut w = staging.writer()?;
+    let mut done: u64 = 0;
+    let mut reported: u64 = 0;
+    while let Some(chunk) = handle
+        .block_on(resp.chunk())
+        .map_err(DistributionError::http(format!("downloading {}", desc.digest)))?
+    {
+        w.write_all(&chunk)
+            .map_err(DistributionError::io(format!("writing {}", desc.digest)))?;
+        done += chunk.len() as u64;
+        if done - reported >= 512 << 10 || done == desc.size {
+            reported = done;
+            progress(Progress {
+                id: Some(id.to_string()),
+                status: "Downloading".into(),
+                detail: Some((done, desc.size)),
+                aux: None,
+            });
+        }
+    }
+    progress(Progress::layer(id, "Verifying Checksum"));
+    w.commit(Some((&desc.digest, desc.size))).map_err(|e| match e {
+        // A short transfer is worth another try; wrong bytes are not.
+        berth_content::ContentError::SizeMismatch { .. } => DistributionError::Io {
+            context: format!("downloading {}", desc.digest),
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
+        },
+        e => DistributionError::Protocol(format!("layer {}: {e}", desc.digest)),
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_image::manifest::Platform;
+
+    fn desc(arch: &str, variant: Option<&str>, n: u8) -> Descriptor {
+        Descriptor {
+            media_type: "x".into(),
+            digest: Digest::sha256_of(&[n]),
+            size: 1,
+            platform: Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.map(str::to_string),
+            }),
+            annotations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn picks_the_platform() {
+        let m = vec![desc("arm", Some("v6"), 1), desc("arm", Some("v7"), 2), desc("amd64", None, 3)];
+        let p = |s| parse_platform(Some(s)).unwrap();
+        assert_eq!(pick_platform(&m, &p("linux/amd64")).unwrap().digest, m[2].digest);
+        assert_eq!(pick_platform(&m, &p("linux/arm/v7")).unwrap().digest, m[1].digest);
+        assert!(pick_platform(&m, &p("linux/s390x")).is_none());
+        assert!(parse_platform(Some("a/b/c/d")).is_err());
+    }
+}

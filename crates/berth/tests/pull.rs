@@ -1,0 +1,319 @@
+//! The registry client end to end: a real daemon pushes to and pulls from
+//! registries on 127.0.0.1 — berth's own (`berth_registry::serve`, in this
+//! process, with no auth, htpasswd and token auth) and Debian's
+//! `docker-registry` (distribution 2.8) — checked with the berth CLI, the
+//! docker CLI and skopeo.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use berth_registry::{AuthConfig, Config, ServerHandle};
+use common::TestDaemon;
+
+/// A registry served in this process, on its own runtime.
+struct Registry {
+    rt: tokio::runtime::Runtime,
+    handle: Option<ServerHandle>,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start(auth: impl FnOnce(&Path) -> AuthConfig) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = Config::new("127.0.0.1:0", dir.path().join("storage"));
+        cfg.auth = auth(dir.path());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let handle = rt.block_on(berth_registry::serve(cfg)).unwrap();
+        Registry {
+            rt,
+            handle: Some(handle),
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`
+    fn host(&self) -> String {
+        self.handle.as_ref().unwrap().local_addr().to_string()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            self.rt.block_on(h.shutdown());
+        }
+    }
+}
+
+fn htpasswd(dir: &Path) -> PathBuf {
+    let h = bcrypt::hash("s3cret", 4).unwrap().replacen("$2b$", "$2y$", 1);
+    let p = dir.join("htpasswd");
+    std::fs::write(&p, format!("alice:{h}\n")).unwrap();
+    p
+}
+
+/// The berth CLI with a private docker config directory (credentials).
+fn berth_cfg(d: &TestDaemon, cfg: &Path, args: &[&str], stdin: Option<&str>) -> common::Output {
+    let mut cmd = Command::new(common::BERTH);
+    cmd.arg("-H").arg(d.host()).args(args);
+    cmd.env_remove("DOCKER_HOST");
+    cmd.env("DOCKER_CONFIG", cfg);
+    common::run(cmd, stdin.map(|s| s.as_bytes().to_vec()), Duration::from_secs(180))
+}
+
+fn ok(o: common::Output, what: &str) -> String {
+    assert!(
+        o.status.success(),
+        "{what} failed: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        o.status,
+        o.stdout_str(),
+        o.stderr
+    );
+    o.stdout_str()
+}
+
+/// `latest: digest: sha256:… size: N` → the digest.
+fn pushed_digest(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.contains(": digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in push output:\n{out}"));
+    let d = line.split(": digest: ").nth(1).unwrap();
+    d.split_whitespace().next().unwrap().to_string()
+}
+
+fn repo_digests(d: &TestDaemon, name: &str) -> Vec<String> {
+    let v = d.inspect(name);
+    v["RepoDigests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn push_then_pull_into_a_fresh_daemon() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TestDaemon::start();
+    let id = common::containers::busybox(&a);
+    let name = format!("{}/busybox:latest", reg.host());
+    a.berth_ok(&["tag", "busybox:latest", &name]);
+    let out = ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "push");
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = pushed_digest(&out);
+    assert!(
+        repo_digests(&a, &name).contains(&format!("{}/busybox@{digest}", reg.host())),
+        "{:?}",
+        repo_digests(&a, &name)
+    );
+    // A second push finds every blob there.
+    let out = ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "second push");
+    assert!(out.contains("Layer already exists"), "{out}");
+    assert_eq!(pushed_digest(&out), digest);
+
+    let b = TestDaemon::start_short();
+    let out = ok(berth_cfg(&b, cfg.path(), &["pull", &name], None), "pull");
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains("Status: Downloaded newer image for"), "{out}");
+    assert_eq!(b.inspect(&name)["Id"].as_str().unwrap(), id);
+    assert_eq!(
+        repo_digests(&b, &name),
+        vec![format!("{}/busybox@{digest}", reg.host())]
+    );
+    let out = ok(berth_cfg(&b, cfg.path(), &["pull", &name], None), "pull again");
+    assert!(out.contains("Status: Image is up to date for"), "{out}");
+    let out = b.berth_ok(&["run", "--rm", &name, "echo", "hello from the registry"]);
+    assert_eq!(out.trim(), "hello from the registry");
+
+    // By digest, into a third daemon: `run` pulls what is missing.
+    let c = TestDaemon::start_short();
+    let by_digest = format!("{}/busybox@{digest}", reg.host());
+    let o = berth_cfg(&c, cfg.path(), &["run", "--rm", &by_digest, "true"], None);
+    let err = o.stderr.clone();
+    ok(o, "run by digest");
+    assert!(err.contains("Unable to find image"), "{err}");
+    assert_eq!(c.inspect(&by_digest)["Id"].as_str().unwrap(), id);
+
+    // A tag the registry does not have.
+    let o = berth_cfg(&c, cfg.path(), &["pull", &format!("{}/busybox:nope", reg.host())], None);
+    assert!(!o.status.success());
+    assert!(
+        o.stderr.contains("manifest unknown") && o.stderr.contains("not found"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn htpasswd_registry_needs_login() {
+    let reg = Registry::start(|dir| AuthConfig::Htpasswd(htpasswd(dir)));
+    let cfg = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start();
+    common::containers::busybox(&d);
+    let name = format!("{}/alice/busybox:v1", reg.host());
+    d.berth_ok(&["tag", "busybox:latest", &name]);
+    let o = berth_cfg(&d, cfg.path(), &["push", &name], None);
+    assert!(!o.status.success(), "push without login succeeded");
+    assert!(o.stderr.contains("no basic auth credentials"), "{}", o.stderr);
+
+    let o = berth_cfg(&d, cfg.path(), &["login", "-u", "alice", "-p", "wrong", &reg.host()], None);
+    assert!(!o.status.success(), "login with a wrong password succeeded");
+    let out = ok(
+        berth_cfg(
+            &d,
+            cfg.path(),
+            &["login", "-u", "alice", "--password-stdin", &reg.host()],
+            Some("s3cret\n"),
+        ),
+        "login",
+    );
+    assert!(out.contains("Login Succeeded"), "{out}");
+    let conf = std::fs::read_to_string(cfg.path().join("config.json")).unwrap();
+    assert!(conf.contains(&reg.host()), "{conf}");
+    ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push after login");
+    d.berth_ok(&["rmi", &name]);
+    ok(berth_cfg(&d, cfg.path(), &["pull", &name], None), "pull after login");
+    let out = ok(berth_cfg(&d, cfg.path(), &["logout", &reg.host()], None), "logout");
+    assert!(out.contains("Removing login credentials"), "{out}");
+    d.berth_ok(&["rmi", &name]);
+    let o = berth_cfg(&d, cfg.path(), &["pull", &name], None);
+    assert!(!o.status.success(), "pull after logout succeeded");
+}
+
+#[test]
+fn token_registry_login_push_pull() {
+    let reg = Registry::start(|dir| AuthConfig::Token {
+        htpasswd: htpasswd(dir),
+        acl: None,
+    });
+    let cfg = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start();
+    let id = common::containers::busybox(&d);
+    let name = format!("{}/alice/busybox:latest", reg.host());
+    d.berth_ok(&["tag", "busybox:latest", &name]);
+    let o = berth_cfg(&d, cfg.path(), &["push", &name], None);
+    assert!(!o.status.success(), "anonymous push succeeded");
+    assert!(o.stderr.contains("unauthorized"), "{}", o.stderr);
+    ok(
+        berth_cfg(&d, cfg.path(), &["login", "-u", "alice", "-p", "s3cret", &reg.host()], None),
+        "login",
+    );
+    let out = ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push");
+    let digest = pushed_digest(&out);
+    let e = TestDaemon::start();
+    ok(berth_cfg(&e, cfg.path(), &["pull", &name], None), "pull");
+    assert_eq!(e.inspect(&name)["Id"].as_str().unwrap(), id);
+    assert_eq!(
+        repo_digests(&e, &name),
+        vec![format!("{}/alice/busybox@{digest}", reg.host())]
+    );
+}
+
+#[test]
+fn docker_cli_pushes_and_pulls_through_berth() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let d = TestDaemon::start();
+    let id = common::containers::busybox(&d);
+    let name = format!("{}/dockercli/busybox:latest", reg.host());
+    d.docker_ok(&["tag", "busybox:latest", &name]);
+    let out = d.docker_ok(&["push", &name]);
+    assert!(out.contains("digest: sha256:"), "{out}");
+    d.docker_ok(&["rmi", &name]);
+    let out = d.docker_ok(&["pull", &name]);
+    assert!(out.contains("Downloaded newer image") || out.contains("up to date"), "{out}");
+    assert_eq!(d.inspect(&name)["Id"].as_str().unwrap(), id);
+    let (st, _, err) = d.docker(&["pull", &format!("{}/dockercli/busybox:nope", reg.host())]);
+    assert!(!st.success());
+    assert!(err.contains("manifest unknown"), "{err}");
+}
+
+/// Debian's docker-registry on a free port, with temporary storage.
+struct DistributionRegistry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl DistributionRegistry {
+    fn start() -> DistributionRegistry {
+        let bin = "/usr/bin/docker-registry";
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} (distribution 2.8) is required: apt-get install docker-registry"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("config.yml");
+        std::fs::write(
+            &conf,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&conf)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        common::containers::wait_until("docker-registry answers", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        DistributionRegistry {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for DistributionRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn distribution_registry_round_trip_and_skopeo_agrees() {
+    let reg = DistributionRegistry::start();
+    let host = format!("127.0.0.1:{}", reg.port);
+    let cfg = tempfile::tempdir().unwrap();
+    let d = TestDaemon::start();
+    let id = common::containers::busybox(&d);
+    let name = format!("{host}/busybox:latest");
+    d.berth_ok(&["tag", "busybox:latest", &name]);
+    let out = ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push");
+    let digest = pushed_digest(&out);
+
+    assert!(Path::new("/usr/bin/skopeo").exists(), "skopeo is required: apt-get install skopeo");
+    let mut cmd = Command::new("/usr/bin/skopeo");
+    cmd.args(["inspect", "--tls-verify=false", &format!("docker://{name}")]);
+    let o = common::run(cmd, None, Duration::from_secs(60));
+    let v: serde_json::Value = serde_json::from_str(&ok(o, "skopeo inspect")).unwrap();
+    assert_eq!(v["Digest"].as_str().unwrap(), digest, "{v:#}");
+
+    let e = TestDaemon::start();
+    let out = ok(berth_cfg(&e, cfg.path(), &["pull", &name], None), "pull");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(e.inspect(&name)["Id"].as_str().unwrap(), id);
+    assert_eq!(repo_digests(&e, &name), vec![format!("{host}/busybox@{digest}")]);
+}
