@@ -15,7 +15,8 @@ pub fn config_path() -> PathBuf {
     let dir = std::env::var_os("DOCKER_CONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".docker")
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+                .join(".docker")
         });
     dir.join("config.json")
 }
@@ -79,7 +80,9 @@ pub fn lookup(key: &str) -> Option<(String, String)> {
             .map(|(_, v)| v)
     })?;
     let auth = entry.get("auth")?.as_str()?;
-    let raw = base64::engine::general_purpose::STANDARD.decode(auth).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .ok()?;
     let s = String::from_utf8(raw).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((u.to_string(), p.to_string()))

@@ -7,9 +7,9 @@
 
 mod build;
 pub mod config;
-mod distribution;
 mod container_api;
 mod containers;
+mod distribution;
 mod events;
 mod exec_api;
 mod images;

@@ -44,7 +44,9 @@ impl Credentials {
     }
 
     pub fn has_secret(&self) -> bool {
-        !self.username.is_empty() || !self.identitytoken.is_empty() || !self.registrytoken.is_empty()
+        !self.username.is_empty()
+            || !self.identitytoken.is_empty()
+            || !self.registrytoken.is_empty()
     }
 
     pub fn to_header(&self) -> String {
@@ -162,7 +164,10 @@ mod tests {
         assert_eq!(c.scheme, "bearer");
         assert_eq!(c.param("realm"), Some("https://auth.docker.io/token"));
         assert_eq!(c.param("service"), Some("registry.docker.io"));
-        assert_eq!(c.param("scope"), Some("repository:library/busybox:pull,push"));
+        assert_eq!(
+            c.param("scope"),
+            Some("repository:library/busybox:pull,push")
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use berth_core::Digest;
-use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{
+    HeaderMap, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 
 use crate::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
@@ -152,9 +154,9 @@ impl Session {
             .collect();
         let creds = self.creds.as_ref().filter(|c| c.has_secret());
         if let Some(c) = challenges.iter().find(|c| c.scheme == "bearer") {
-            let realm = c
-                .param("realm")
-                .ok_or_else(|| DistributionError::Protocol("bearer challenge without realm".into()))?;
+            let realm = c.param("realm").ok_or_else(|| {
+                DistributionError::Protocol("bearer challenge without realm".into())
+            })?;
             let mut query: Vec<(&str, String)> = Vec::new();
             if let Some(s) = c.param("service") {
                 query.push(("service", s.to_string()));

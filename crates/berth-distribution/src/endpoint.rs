@@ -141,11 +141,19 @@ mod ipnet_lite {
         pub fn contains(&self, ip: IpAddr) -> bool {
             match (self.addr, ip) {
                 (IpAddr::V4(n), IpAddr::V4(i)) if self.prefix <= 32 => {
-                    let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) };
+                    let mask = if self.prefix == 0 {
+                        0
+                    } else {
+                        u32::MAX << (32 - self.prefix)
+                    };
                     u32::from(n) & mask == u32::from(i) & mask
                 }
                 (IpAddr::V6(n), IpAddr::V6(i)) if self.prefix <= 128 => {
-                    let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - self.prefix) };
+                    let mask = if self.prefix == 0 {
+                        0
+                    } else {
+                        u128::MAX << (128 - self.prefix)
+                    };
                     u128::from(n) & mask == u128::from(i) & mask
                 }
                 _ => false,

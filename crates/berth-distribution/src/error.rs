@@ -43,7 +43,10 @@ impl DistributionError {
     }
     /// Worth another attempt (a broken connection, not a refusal).
     pub(crate) fn retryable(&self) -> bool {
-        matches!(self, DistributionError::Http { .. } | DistributionError::Io { .. })
+        matches!(
+            self,
+            DistributionError::Http { .. } | DistributionError::Io { .. }
+        )
     }
 }
 

@@ -91,7 +91,10 @@ pub fn pull(
         (None, None) => "latest".to_string(),
     };
     let tagged = if r.digest().is_none() {
-        Some(r.with_tag(&reference).map_err(|e| DistributionError::InvalidArgument(e.to_string()))?)
+        Some(
+            r.with_tag(&reference)
+                .map_err(|e| DistributionError::InvalidArgument(e.to_string()))?,
+        )
     } else {
         None
     };
@@ -136,13 +139,19 @@ pub fn pull(
             )));
         }
     }
-    progress(Progress::status(format!("{reference}: Pulling from {}", r.path())));
+    progress(Progress::status(format!(
+        "{reference}: Pulling from {}",
+        r.path()
+    )));
     let manifest = resolve(handle, &session, &bytes, &platform, 0)?;
 
     // The config: small, verified, and the source of truth for diff IDs.
     let config_bytes = handle.block_on(session.get_small_blob(&manifest.config.digest))?;
     let config = ImageConfig::parse(&config_bytes).map_err(|e| {
-        DistributionError::Protocol(format!("image config {} is not valid: {e}", manifest.config.digest))
+        DistributionError::Protocol(format!(
+            "image config {} is not valid: {e}",
+            manifest.config.digest
+        ))
     })?;
     let diff_ids = config.rootfs.diff_ids.clone();
     if diff_ids.len() != manifest.layers.len() {
@@ -223,7 +232,9 @@ fn resolve(
     depth: u32,
 ) -> Result<Manifest, DistributionError> {
     if depth > 2 {
-        return Err(DistributionError::Protocol("image indexes nest too deeply".into()));
+        return Err(DistributionError::Protocol(
+            "image indexes nest too deeply".into(),
+        ));
     }
     match parse_manifest_or_index(bytes)
         .map_err(|e| DistributionError::Protocol(format!("invalid manifest: {e}")))?
@@ -267,7 +278,13 @@ fn fetch_layer(
             Ok(()) => break,
             Err(e) if attempt < ATTEMPTS && e.retryable() => {
                 tracing::warn!(digest = %desc.digest, attempt, error = %e, "layer download failed; retrying");
-                progress(Progress::layer(&id, format!("Retrying in {attempt} second{}", if attempt == 1 { "" } else { "s" })));
+                progress(Progress::layer(
+                    &id,
+                    format!(
+                        "Retrying in {attempt} second{}",
+                        if attempt == 1 { "" } else { "s" }
+                    ),
+                ));
                 std::thread::sleep(std::time::Duration::from_secs(attempt as u64));
             }
             Err(e) => return Err(e),
@@ -296,7 +313,10 @@ fn download(
     let mut reported: u64 = 0;
     while let Some(chunk) = handle
         .block_on(resp.chunk())
-        .map_err(DistributionError::http(format!("downloading {}", desc.digest)))?
+        .map_err(DistributionError::http(format!(
+            "downloading {}",
+            desc.digest
+        )))?
     {
         w.write_all(&chunk)
             .map_err(DistributionError::io(format!("writing {}", desc.digest)))?;
@@ -312,14 +332,15 @@ fn download(
         }
     }
     progress(Progress::layer(id, "Verifying Checksum"));
-    w.commit(Some((&desc.digest, desc.size))).map_err(|e| match e {
-        // A short transfer is worth another try; wrong bytes are not.
-        berth_content::ContentError::SizeMismatch { .. } => DistributionError::Io {
-            context: format!("downloading {}", desc.digest),
-            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
-        },
-        e => DistributionError::Protocol(format!("layer {}: {e}", desc.digest)),
-    })?;
+    w.commit(Some((&desc.digest, desc.size)))
+        .map_err(|e| match e {
+            // A short transfer is worth another try; wrong bytes are not.
+            berth_content::ContentError::SizeMismatch { .. } => DistributionError::Io {
+                context: format!("downloading {}", desc.digest),
+                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
+            },
+            e => DistributionError::Protocol(format!("layer {}: {e}", desc.digest)),
+        })?;
     Ok(())
 }
 
@@ -344,10 +365,20 @@ mod tests {
 
     #[test]
     fn picks_the_platform() {
-        let m = vec![desc("arm", Some("v6"), 1), desc("arm", Some("v7"), 2), desc("amd64", None, 3)];
+        let m = vec![
+            desc("arm", Some("v6"), 1),
+            desc("arm", Some("v7"), 2),
+            desc("amd64", None, 3),
+        ];
         let p = |s| parse_platform(Some(s)).unwrap();
-        assert_eq!(pick_platform(&m, &p("linux/amd64")).unwrap().digest, m[2].digest);
-        assert_eq!(pick_platform(&m, &p("linux/arm/v7")).unwrap().digest, m[1].digest);
+        assert_eq!(
+            pick_platform(&m, &p("linux/amd64")).unwrap().digest,
+            m[2].digest
+        );
+        assert_eq!(
+            pick_platform(&m, &p("linux/arm/v7")).unwrap().digest,
+            m[1].digest
+        );
         assert!(pick_platform(&m, &p("linux/s390x")).is_none());
         assert!(parse_platform(Some("a/b/c/d")).is_err());
     }

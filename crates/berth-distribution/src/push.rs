@@ -10,7 +10,9 @@ use std::sync::Mutex;
 
 use berth_content::ContentStore;
 use berth_core::{Digest, Reference};
-use berth_image::manifest::{Descriptor, Manifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST};
+use berth_image::manifest::{
+    Descriptor, Manifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
+};
 use berth_image::{ImageError, ImageStore};
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
@@ -62,7 +64,12 @@ pub fn push(
         .into_iter()
         .find(|e| !e.mirror)
         .expect("the registry itself is always an endpoint");
-    let session = handle.block_on(Session::connect(&endpoint, r.path(), "pull,push", req.creds.clone()))?;
+    let session = handle.block_on(Session::connect(
+        &endpoint,
+        r.path(),
+        "pull,push",
+        req.creds.clone(),
+    ))?;
 
     let diff_ids = info.record.diff_ids();
     for d in diff_ids.iter().rev() {
@@ -138,7 +145,9 @@ pub fn push(
     let bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     let size = bytes.len() as u64;
     let digest = handle.block_on(session.put_manifest(&tag, DOCKER_MANIFEST, bytes))?;
-    progress(Progress::status(format!("{tag}: digest: {digest} size: {size}")));
+    progress(Progress::status(format!(
+        "{tag}: digest: {digest} size: {size}"
+    )));
     progress(Progress {
         id: None,
         status: String::new(),
@@ -159,10 +168,12 @@ fn compress(
     let mut src = store.open_layer(diff_id)?;
     let w = staging.writer()?;
     let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
-    std::io::copy(&mut src, &mut gz).map_err(DistributionError::io(format!("compressing layer {diff_id}")))?;
-    let mut w = gz
-        .finish()
-        .map_err(DistributionError::io(format!("compressing layer {diff_id}")))?;
+    std::io::copy(&mut src, &mut gz).map_err(DistributionError::io(format!(
+        "compressing layer {diff_id}"
+    )))?;
+    let mut w = gz.finish().map_err(DistributionError::io(format!(
+        "compressing layer {diff_id}"
+    )))?;
     w.flush().map_err(DistributionError::io("flushing"))?;
     Ok(w.commit(None)?)
 }

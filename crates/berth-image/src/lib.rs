@@ -20,9 +20,9 @@ mod commit;
 pub mod config;
 mod import;
 mod load;
-mod pulled;
 pub mod manifest;
 pub mod meta;
+mod pulled;
 mod save;
 mod store;
 

@@ -191,12 +191,20 @@ impl MetaStore {
         Some((d.parse().ok()?, n.parse().ok()?))
     }
 
-    pub fn set_compressed(&self, diff_id: &Digest, blob: &Digest, size: u64) -> Result<(), ImageError> {
+    pub fn set_compressed(
+        &self,
+        diff_id: &Digest,
+        blob: &Digest,
+        size: u64,
+    ) -> Result<(), ImageError> {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = tx.open_table(COMPRESSED).map_err(db_err)?;
             table
-                .insert(diff_id.to_string().as_str(), format!("{blob} {size}").as_str())
+                .insert(
+                    diff_id.to_string().as_str(),
+                    format!("{blob} {size}").as_str(),
+                )
                 .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)

@@ -98,9 +98,10 @@ impl ImageStore {
                 Some(PulledLayer(staged)) => {
                     self.publish_layer(staged, parent.as_ref(), Some(&diff_ids[i]))
                         .map_err(|e| match e {
-                            ImageError::Content(
-                                berth_content::ContentError::DigestMismatch { actual, .. },
-                            ) => ImageError::InvalidArgument(format!(
+                            ImageError::Content(berth_content::ContentError::DigestMismatch {
+                                actual,
+                                ..
+                            }) => ImageError::InvalidArgument(format!(
                                 "layer {} has diff id {actual}, but the image config says {}",
                                 i + 1,
                                 diff_ids[i]
@@ -131,7 +132,9 @@ impl ImageStore {
         let digest_key = repo_digest.map(|d| d.to_string());
         let known = state.images.contains_key(&id);
         let up_to_date = known
-            && tag_key.as_ref().is_none_or(|k| state.tags.get(k) == Some(&id))
+            && tag_key
+                .as_ref()
+                .is_none_or(|k| state.tags.get(k) == Some(&id))
             && digest_key
                 .as_ref()
                 .is_none_or(|k| state.tags.get(k) == Some(&id));

@@ -53,7 +53,9 @@ impl Drop for Registry {
 }
 
 fn htpasswd(dir: &Path) -> PathBuf {
-    let h = bcrypt::hash("s3cret", 4).unwrap().replacen("$2b$", "$2y$", 1);
+    let h = bcrypt::hash("s3cret", 4)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
     let p = dir.join("htpasswd");
     std::fs::write(&p, format!("alice:{h}\n")).unwrap();
     p
@@ -65,7 +67,11 @@ fn berth_cfg(d: &TestDaemon, cfg: &Path, args: &[&str], stdin: Option<&str>) -> 
     cmd.arg("-H").arg(d.host()).args(args);
     cmd.env_remove("DOCKER_HOST");
     cmd.env("DOCKER_CONFIG", cfg);
-    common::run(cmd, stdin.map(|s| s.as_bytes().to_vec()), Duration::from_secs(180))
+    common::run(
+        cmd,
+        stdin.map(|s| s.as_bytes().to_vec()),
+        Duration::from_secs(180),
+    )
 }
 
 fn ok(o: common::Output, what: &str) -> String {
@@ -116,7 +122,10 @@ fn push_then_pull_into_a_fresh_daemon() {
         repo_digests(&a, &name)
     );
     // A second push finds every blob there.
-    let out = ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "second push");
+    let out = ok(
+        berth_cfg(&a, cfg.path(), &["push", &name], None),
+        "second push",
+    );
     assert!(out.contains("Layer already exists"), "{out}");
     assert_eq!(pushed_digest(&out), digest);
 
@@ -130,7 +139,10 @@ fn push_then_pull_into_a_fresh_daemon() {
         repo_digests(&b, &name),
         vec![format!("{}/busybox@{digest}", reg.host())]
     );
-    let out = ok(berth_cfg(&b, cfg.path(), &["pull", &name], None), "pull again");
+    let out = ok(
+        berth_cfg(&b, cfg.path(), &["pull", &name], None),
+        "pull again",
+    );
     assert!(out.contains("Status: Image is up to date for"), "{out}");
     let out = b.berth_ok(&["run", "--rm", &name, "echo", "hello from the registry"]);
     assert_eq!(out.trim(), "hello from the registry");
@@ -145,7 +157,12 @@ fn push_then_pull_into_a_fresh_daemon() {
     assert_eq!(c.inspect(&by_digest)["Id"].as_str().unwrap(), id);
 
     // A tag the registry does not have.
-    let o = berth_cfg(&c, cfg.path(), &["pull", &format!("{}/busybox:nope", reg.host())], None);
+    let o = berth_cfg(
+        &c,
+        cfg.path(),
+        &["pull", &format!("{}/busybox:nope", reg.host())],
+        None,
+    );
     assert!(!o.status.success());
     assert!(
         o.stderr.contains("manifest unknown") && o.stderr.contains("not found"),
@@ -164,9 +181,18 @@ fn htpasswd_registry_needs_login() {
     d.berth_ok(&["tag", "busybox:latest", &name]);
     let o = berth_cfg(&d, cfg.path(), &["push", &name], None);
     assert!(!o.status.success(), "push without login succeeded");
-    assert!(o.stderr.contains("no basic auth credentials"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("no basic auth credentials"),
+        "{}",
+        o.stderr
+    );
 
-    let o = berth_cfg(&d, cfg.path(), &["login", "-u", "alice", "-p", "wrong", &reg.host()], None);
+    let o = berth_cfg(
+        &d,
+        cfg.path(),
+        &["login", "-u", "alice", "-p", "wrong", &reg.host()],
+        None,
+    );
     assert!(!o.status.success(), "login with a wrong password succeeded");
     let out = ok(
         berth_cfg(
@@ -180,10 +206,19 @@ fn htpasswd_registry_needs_login() {
     assert!(out.contains("Login Succeeded"), "{out}");
     let conf = std::fs::read_to_string(cfg.path().join("config.json")).unwrap();
     assert!(conf.contains(&reg.host()), "{conf}");
-    ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push after login");
+    ok(
+        berth_cfg(&d, cfg.path(), &["push", &name], None),
+        "push after login",
+    );
     d.berth_ok(&["rmi", &name]);
-    ok(berth_cfg(&d, cfg.path(), &["pull", &name], None), "pull after login");
-    let out = ok(berth_cfg(&d, cfg.path(), &["logout", &reg.host()], None), "logout");
+    ok(
+        berth_cfg(&d, cfg.path(), &["pull", &name], None),
+        "pull after login",
+    );
+    let out = ok(
+        berth_cfg(&d, cfg.path(), &["logout", &reg.host()], None),
+        "logout",
+    );
     assert!(out.contains("Removing login credentials"), "{out}");
     d.berth_ok(&["rmi", &name]);
     let o = berth_cfg(&d, cfg.path(), &["pull", &name], None);
@@ -205,7 +240,12 @@ fn token_registry_login_push_pull() {
     assert!(!o.status.success(), "anonymous push succeeded");
     assert!(o.stderr.contains("unauthorized"), "{}", o.stderr);
     ok(
-        berth_cfg(&d, cfg.path(), &["login", "-u", "alice", "-p", "s3cret", &reg.host()], None),
+        berth_cfg(
+            &d,
+            cfg.path(),
+            &["login", "-u", "alice", "-p", "s3cret", &reg.host()],
+            None,
+        ),
         "login",
     );
     let out = ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push");
@@ -230,7 +270,10 @@ fn docker_cli_pushes_and_pulls_through_berth() {
     assert!(out.contains("digest: sha256:"), "{out}");
     d.docker_ok(&["rmi", &name]);
     let out = d.docker_ok(&["pull", &name]);
-    assert!(out.contains("Downloaded newer image") || out.contains("up to date"), "{out}");
+    assert!(
+        out.contains("Downloaded newer image") || out.contains("up to date"),
+        "{out}"
+    );
     assert_eq!(d.inspect(&name)["Id"].as_str().unwrap(), id);
     let (st, _, err) = d.docker(&["pull", &format!("{}/dockercli/busybox:nope", reg.host())]);
     assert!(!st.success());
@@ -304,7 +347,10 @@ fn distribution_registry_round_trip_and_skopeo_agrees() {
     let out = ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push");
     let digest = pushed_digest(&out);
 
-    assert!(Path::new("/usr/bin/skopeo").exists(), "skopeo is required: apt-get install skopeo");
+    assert!(
+        Path::new("/usr/bin/skopeo").exists(),
+        "skopeo is required: apt-get install skopeo"
+    );
     let mut cmd = Command::new("/usr/bin/skopeo");
     cmd.args(["inspect", "--tls-verify=false", &format!("docker://{name}")]);
     let o = common::run(cmd, None, Duration::from_secs(60));
@@ -315,5 +361,53 @@ fn distribution_registry_round_trip_and_skopeo_agrees() {
     let out = ok(berth_cfg(&e, cfg.path(), &["pull", &name], None), "pull");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert_eq!(e.inspect(&name)["Id"].as_str().unwrap(), id);
-    assert_eq!(repo_digests(&e, &name), vec![format!("{host}/busybox@{digest}")]);
+    assert_eq!(
+        repo_digests(&e, &name),
+        vec![format!("{host}/busybox@{digest}")]
+    );
+}
+
+/// `registry-mirrors`: a daemon whose only source of Docker Hub images is
+/// a berth registry holding `library/python:3` builds `FROM python:3`
+/// (the base is pulled through the mirror; Docker Hub is never asked).
+#[test]
+fn from_python3_builds_through_a_registry_mirror() {
+    let tar = Path::new("/var/cache/berth-test/python3-bookworm-rootfs.tar");
+    assert!(
+        tar.is_file(),
+        "{} is missing: run scripts/test.sh first",
+        tar.display()
+    );
+    let reg = Registry::start(|_| AuthConfig::None);
+    let seed = TestDaemon::start_short();
+    seed.berth_ok(&["import", &tar.display().to_string(), "python:3"]);
+    let mirrored = format!("{}/library/python:3", reg.host());
+    seed.berth_ok(&["tag", "python:3", &mirrored]);
+    seed.berth_ok(&["push", &mirrored]);
+    let want = seed.image_id("python:3");
+    drop(seed);
+
+    let d = TestDaemon::start_short_with_config(serde_json::json!({
+        "registry-mirrors": [format!("http://{}", reg.host())],
+    }));
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM python:3\nRUN python -c 'print(6 * 7)'\n",
+    )
+    .unwrap();
+    let (st, out, err) = d.berth(&[
+        "build",
+        "-t",
+        "via-mirror",
+        &ctx.path().display().to_string(),
+    ]);
+    assert!(st.success(), "{out}\n{err}");
+    assert!(out.contains("42"), "{out}");
+    assert!(out.contains("Downloaded newer image for python:3"), "{out}");
+    assert_eq!(
+        d.image_id("python:3"),
+        want,
+        "the mirror's image, bit for bit"
+    );
 }

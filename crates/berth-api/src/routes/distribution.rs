@@ -90,7 +90,10 @@ pub async fn pull(b: Shared, q: &Query, headers: &HeaderMap) -> Result<Response,
     let req = PullRequest {
         from_image: q.get("fromImage").unwrap_or("").to_string(),
         tag: q.get("tag").filter(|s| !s.is_empty()).map(str::to_string),
-        platform: q.get("platform").filter(|s| !s.is_empty()).map(str::to_string),
+        platform: q
+            .get("platform")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
         auth: auth_header(headers),
     };
     progress_response(move |p| b.pull_image(req, p)).await

@@ -141,7 +141,15 @@ pub async fn pull(e: &Engine, a: PullArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
     let mut render = Renderer::new(stdout.lock(), tty);
-    stream_progress(e, Method::POST, &path, &auth_headers(&a.name), &mut render, a.quiet).await?;
+    stream_progress(
+        e,
+        Method::POST,
+        &path,
+        &auth_headers(&a.name),
+        &mut render,
+        a.quiet,
+    )
+    .await?;
     let shown = if r.tag().is_none() && r.digest().is_none() {
         r.with_tag("latest")?.to_string()
     } else {
@@ -171,7 +179,15 @@ pub async fn push(e: &Engine, a: PushArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
     let mut render = Renderer::new(stdout.lock(), tty);
-    stream_progress(e, Method::POST, &path, &auth_headers(&a.name), &mut render, a.quiet).await?;
+    stream_progress(
+        e,
+        Method::POST,
+        &path,
+        &auth_headers(&a.name),
+        &mut render,
+        a.quiet,
+    )
+    .await?;
     if a.quiet {
         println!("{}", r.with_tag(&tag)?.familiar());
     }
@@ -179,7 +195,10 @@ pub async fn push(e: &Engine, a: PushArgs) -> Result<()> {
 }
 
 pub async fn login(e: &Engine, a: LoginArgs) -> Result<()> {
-    let server = a.server.clone().unwrap_or_else(|| credentials::DOCKER_HUB_KEY.to_string());
+    let server = a
+        .server
+        .clone()
+        .unwrap_or_else(|| credentials::DOCKER_HUB_KEY.to_string());
     let key = credentials::key_for(&server);
     if a.password.is_some() && a.password_stdin {
         bail!("--password and --password-stdin are mutually exclusive");
@@ -241,7 +260,9 @@ fn prompt(what: &str) -> Result<String> {
 }
 
 pub fn logout(a: LogoutArgs) -> Result<()> {
-    let server = a.server.unwrap_or_else(|| credentials::DOCKER_HUB_KEY.to_string());
+    let server = a
+        .server
+        .unwrap_or_else(|| credentials::DOCKER_HUB_KEY.to_string());
     let key = credentials::key_for(&server);
     if credentials::erase(&key)? {
         println!("Removing login credentials for {key}");

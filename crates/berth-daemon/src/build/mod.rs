@@ -279,14 +279,51 @@ impl Builder<'_> {
             .unwrap_or_default())
     }
 
-    /// Resolves an image that must exist locally (no pulls yet).
-    pub fn local_image(&self, name: &str) -> Result<Digest> {
-        self.engine.images.resolve(name).map_err(|e| match berth_core::HasKind::kind(&e) {
-            berth_core::ErrorKind::NotFound => BuildError::new(format!(
-                "pull access denied for {name}: image not found locally (pulling from a registry is not supported yet)"
-            )),
-            _ => BuildError::new(e.to_string()),
-        })
+    /// Resolves a base image: the local one, pulled first when missing
+    /// (or always with `--pull`), through the engine's registry client —
+    /// mirrors and insecure registries as the daemon is configured.
+    pub fn local_image(&mut self, name: &str) -> Result<Digest> {
+        let local = self.engine.images.resolve(name);
+        let missing = matches!(&local, Err(e) if berth_core::HasKind::kind(e) == berth_core::ErrorKind::NotFound);
+        if missing || (self.req.pull && local.is_ok()) {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+            let sink = lines.clone();
+            let progress: berth_api::backend::ProgressFn =
+                std::sync::Arc::new(move |v: serde_json::Value| {
+                    // The per-layer lines stay out of the build log; the summary stays.
+                    if v.get("id").is_none() {
+                        if let Some(s) = v["status"].as_str() {
+                            sink.lock().expect("pull lines").push(format!("{s}\n"));
+                        }
+                    }
+                });
+            let pulled = self.engine.do_pull(
+                berth_api::backend::PullRequest {
+                    from_image: name.to_string(),
+                    ..Default::default()
+                },
+                progress,
+            );
+            for l in lines.lock().expect("pull lines").drain(..) {
+                self.say(l);
+            }
+            if let Err(e) = pulled {
+                if missing {
+                    return Err(BuildError::new(format!(
+                        "pull access denied for {name}: {}",
+                        e.message
+                    )));
+                }
+                self.say(format!(
+                    "[Warning] pulling {name} failed, using the local image: {}\n",
+                    e.message
+                ));
+            }
+        }
+        self.engine
+            .images
+            .resolve(name)
+            .map_err(|e| BuildError::new(e.to_string()))
     }
 
     /// The image a finished stage produced, by name or index.

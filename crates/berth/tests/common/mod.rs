@@ -69,6 +69,8 @@ pub struct TestDaemon {
     /// unique per test so daemons run in parallel.
     pub bridge: String,
     pub bip: String,
+    /// More `berth daemon` arguments (e.g. `--config-file`).
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -122,7 +124,28 @@ impl TestDaemon {
         TestDaemon::start_in(dir)
     }
 
+    /// Like [`TestDaemon::start_short`], with a daemon.json holding `config`
+    /// (Docker's keys, e.g. `registry-mirrors`).
+    pub fn start_short_with_config(config: serde_json::Value) -> TestDaemon {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("b")
+            .rand_bytes(4)
+            .tempdir_in("/tmp")
+            .expect("create test directory under /tmp");
+        let path = dir.path().join("daemon.json");
+        fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        TestDaemon::start_in_with(
+            dir,
+            vec!["--config-file".into(), path.display().to_string()],
+        )
+    }
+
     fn start_in(dir: tempfile::TempDir) -> TestDaemon {
+        TestDaemon::start_in_with(dir, vec![])
+    }
+
+    fn start_in_with(dir: tempfile::TempDir, extra_args: Vec<String>) -> TestDaemon {
         let base = dir.path().to_path_buf();
         let data_root = base.join("data");
         let exec_root = base.join("exec");
@@ -143,6 +166,7 @@ impl TestDaemon {
             dir: Some(dir),
             bridge: format!("bt{tag}"),
             bip: format!("10.{x}.{y}.1/24"),
+            extra_args,
             socket: exec_root.join("berth.sock"),
             log_path: base.join("daemon.log"),
             data_root,
@@ -175,6 +199,9 @@ impl TestDaemon {
             "--bip".into(),
             self.bip.clone(),
         ]
+        .into_iter()
+        .chain(self.extra_args.iter().cloned())
+        .collect()
     }
 
     fn spawn_and_wait(&mut self) {
