@@ -283,9 +283,6 @@ impl Networks {
                     Some(x) => x,
                     None => {
                         let mut taken = berth_net::link::host_routes();
-                        taken.retain(|t| {
-                            !(t.prefix_len() > 0 && t.network() == Ipv4Addr::new(0, 0, 0, 0))
-                        });
                         taken.extend(
                             records
                                 .values()

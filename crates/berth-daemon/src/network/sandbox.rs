@@ -38,6 +38,35 @@ pub(crate) fn mode_name(h: &HostConfig) -> String {
     }
 }
 
+/// The container's first (primary) network, as `attach_all` left it.
+#[derive(Default)]
+struct Primary {
+    ip: Option<Ipv4Addr>,
+    gateway: Option<Ipv4Addr>,
+    /// A user network: its gateway's resolver knows the containers' names.
+    resolves_names: bool,
+    /// A resolver runs on the gateway (at least forwarding to the host's).
+    forwarder: bool,
+}
+
+impl Primary {
+    /// The nameserver for resolv.conf: the network's resolver on user
+    /// networks; on the default bridge only when nothing else would work —
+    /// no `--dns` and the host's resolvers are all loopback ones.
+    fn resolver(&self, host_resolv: &str, dns: &[String]) -> Option<Ipv4Addr> {
+        if self.resolves_names {
+            return self.gateway;
+        }
+        let reachable = files::host_nameservers(host_resolv).iter().any(|n| {
+            n.parse::<std::net::IpAddr>()
+                .is_ok_and(|a| !a.is_loopback())
+        });
+        (self.forwarder && dns.is_empty() && !reachable)
+            .then_some(self.gateway)
+            .flatten()
+    }
+}
+
 /// What `start` needs from the sandbox.
 pub(crate) struct Sandbox {
     pub network: NetworkMode,
@@ -248,8 +277,9 @@ impl Engine {
         let _ = netns::remove(&ns);
         netns::create(&ns).map_err(net_err)?;
         match self.attach_all(c, &ns) {
-            Ok((own, resolver)) => {
-                let hosts = files::hosts(&r.config.hostname, &domain, own, &extra);
+            Ok(primary) => {
+                let hosts = files::hosts(&r.config.hostname, &domain, primary.ip, &extra);
+                let resolver = primary.resolver(&host_resolv, &dns);
                 let resolv = files::resolv_conf(&host_resolv, &dns, &search, &options, resolver);
                 if let Err(e) = self.write_files(c, &hosts, &resolv, &hostname) {
                     self.network_teardown(c);
@@ -269,56 +299,36 @@ impl Engine {
 
     /// Connects every endpoint and publishes the ports. Returns the
     /// primary address and the resolver to use (user networks).
-    fn attach_all(
-        &self,
-        c: &Container,
-        ns: &Path,
-    ) -> Result<(Option<Ipv4Addr>, Option<Ipv4Addr>), ContainerError> {
-        let mut own = None;
-        let mut resolver = None;
+    fn attach_all(&self, c: &Container, ns: &Path) -> Result<Primary, ContainerError> {
+        let mut primary = Primary::default();
         let mut default_route_set = false;
         let bridged = self.ordered_endpoints(c).into_iter().filter(|(_, ep)| {
             self.networks
                 .find(&ep.network_id)
                 .is_some_and(|n| n.is_bridge())
         });
-        for (i, (name, _)) in bridged.enumerate() {
-            let (ip, gw, dns) =
+        for (i, (name, ep)) in bridged.enumerate() {
+            let (ip, gw, names) =
                 self.attach_one(c, ns, &name, &format!("eth{i}"), &mut default_route_set)?;
             if i == 0 {
-                own = Some(ip);
-                if dns {
-                    resolver = Some(gw);
-                }
+                primary = Primary {
+                    ip: Some(ip),
+                    gateway: Some(gw),
+                    resolves_names: names,
+                    forwarder: self.networks.has_dns(&ep.network_id),
+                };
             }
         }
         // With `--network none` there is no interface and nothing to publish.
-        if let Some(ip) = own {
+        if let Some(ip) = primary.ip {
             self.publish_ports(c, ip)?;
         }
-        // The default bridge only forwards: use it when the host's own
-        // resolvers are loopback ones a container cannot reach.
-        if resolver.is_none() && own.is_some() {
-            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            let dns = extra_strings(&c.record().host_config, "Dns");
-            let reachable = files::host_nameservers(&host).iter().any(|n| {
-                n.parse::<std::net::IpAddr>()
-                    .is_ok_and(|a| !a.is_loopback())
-            });
-            if dns.is_empty() && !reachable {
-                let first = self.ordered_endpoints(c).into_iter().next();
-                if let Some((_, ep)) = first {
-                    if self.networks.has_dns(&ep.network_id) {
-                        resolver = ep.gateway.parse().ok();
-                    }
-                }
-            }
-        }
-        Ok((own, resolver))
+        Ok(primary)
     }
 
     /// One veth onto network `name`; records the endpoint. Returns the
-    /// address, the gateway, and whether the network resolves names.
+    /// address, the gateway, and whether the network's resolver answers
+    /// container names (user networks).
     fn attach_one(
         &self,
         c: &Container,
