@@ -103,6 +103,9 @@ pub(super) async fn put(
         }
         ManifestRef::Tag(t) => tags.push(t.clone()),
     }
+    // Held from the blob checks to the last link: gc's re-mark and sweep
+    // (crate::gc) either see this manifest or run before its checks.
+    let _lock = st.storage.writer_lock()?;
     // Spec "Push": a registry MAY refuse manifests whose descriptors name
     // content it does not have (MANIFEST_BLOB_UNKNOWN) — distribution does,
     // per repository. `subject` is exempt: referrers may come first.
