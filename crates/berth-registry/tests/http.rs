@@ -720,6 +720,51 @@ async fn gc_sweeps_unreferenced_blobs() {
     r.stop().await;
 }
 
+#[tokio::test]
+async fn oversized_manifest_is_refused() {
+    let r = Registry::start().await;
+    let c = Client::new();
+    let cap = berth_registry::manifest::MAX_MANIFEST_SIZE;
+    // distribution's 4 MiB cap.
+    assert_eq!(cap, 4 << 20);
+    let cfg = b"{}".to_vec();
+    let cd = push_blob(&c, &r, "big/m", &cfg).await;
+    let pad = format!(r#","annotations":{{"pad":"{}"}}"#, "x".repeat(cap));
+    let m = manifest_for(&cd, cfg.len(), &[], &pad);
+    assert!(m.len() > cap);
+    // With a Content-Length: refused before reading.
+    let resp = push_manifest(&c, &r, "big/m", "v1", &m).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
+    // Chunked, no Content-Length: cut off at the cap, same answer.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        m.chunks(64 << 10).map(|ch| Ok(ch.to_vec())).collect();
+    let resp = c
+        .put(r.url("/v2/big/m/manifests/v1"))
+        .header("content-type", OCI_MANIFEST)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
+    let resp = c
+        .head(r.url("/v2/big/m/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Just under the cap is fine.
+    let pad = format!(r#","annotations":{{"pad":"{}"}}"#, "x".repeat(cap - 1024));
+    let m = manifest_for(&cd, cfg.len(), &[], &pad);
+    assert!(m.len() <= cap);
+    let resp = push_manifest(&c, &r, "big/m", "v1", &m).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    r.stop().await;
+}
+
 fn age(path: &std::path::Path, secs: i64) {
     let t = filetime::FileTime::from_unix_time(chrono::Utc::now().timestamp() - secs, 0);
     filetime::set_file_mtime(path, t).unwrap();
