@@ -3,7 +3,7 @@
 //! Implements the OCI distribution spec's Pull, Push, Content Discovery
 //! and Content Management categories over HTTP/1.1 (optionally TLS), with
 //! file-system storage ([`storage`]), three auth modes ([`auth`]), an access
-//! log, and offline garbage collection ([`gc()`]).
+//! log, and garbage collection safe while serving ([`gc()`]).
 //!
 //! Lifecycle: [`serve`] opens the storage root, binds, and returns a
 //! [`ServerHandle`] whose accept loop runs on the caller's tokio runtime
@@ -28,5 +28,5 @@ pub mod storage;
 
 pub use config::{AuthConfig, Config, TlsConfig, DEFAULT_ADDR, DEFAULT_ROOT, TOKEN_SERVICE};
 pub use error::{ConfigError, RegistryError};
-pub use gc::{gc, GcReport};
+pub use gc::{gc, gc_with, parse_grace, GcOptions, GcReport, DEFAULT_GRACE};
 pub use server::{router, serve, ServerHandle};

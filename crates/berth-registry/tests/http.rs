@@ -675,7 +675,11 @@ async fn gc_sweeps_unreferenced_blobs() {
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let root = r.root();
     let r = r.restart(|c| c.read_only = true).await;
-    let report = berth_registry::gc(&root).unwrap();
+    // Grace 0: the old stop-the-world rule, everything unreferenced goes.
+    let opts = berth_registry::GcOptions {
+        grace: std::time::Duration::ZERO,
+    };
+    let report = berth_registry::gc_with(&root, &opts).unwrap();
     // gone's manifest, config and layer, plus the orphan.
     assert_eq!(report.deleted.len(), 4, "{report:?}");
     assert!(report.deleted.contains(&orphan) && report.deleted.contains(&gone));
@@ -713,6 +717,151 @@ async fn gc_sweeps_unreferenced_blobs() {
             .status(),
         StatusCode::OK
     );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_manifest_is_refused() {
+    let r = Registry::start().await;
+    let c = Client::new();
+    let cap = berth_registry::manifest::MAX_MANIFEST_SIZE;
+    // distribution's 4 MiB cap.
+    assert_eq!(cap, 4 << 20);
+    let cfg = b"{}".to_vec();
+    let cd = push_blob(&c, &r, "big/m", &cfg).await;
+    let pad = format!(r#","annotations":{{"pad":"{}"}}"#, "x".repeat(cap));
+    let m = manifest_for(&cd, cfg.len(), &[], &pad);
+    assert!(m.len() > cap);
+    // With a Content-Length: refused before reading.
+    let resp = push_manifest(&c, &r, "big/m", "v1", &m).await;
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
+    // Chunked, no Content-Length: cut off at the cap, same answer.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        m.chunks(64 << 10).map(|ch| Ok(ch.to_vec())).collect();
+    let resp = c
+        .put(r.url("/v2/big/m/manifests/v1"))
+        .header("content-type", OCI_MANIFEST)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(error_code(resp).await, "MANIFEST_INVALID");
+    let resp = c
+        .head(r.url("/v2/big/m/manifests/v1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    // Just under the cap is fine.
+    let pad = format!(r#","annotations":{{"pad":"{}"}}"#, "x".repeat(cap - 1024));
+    let m = manifest_for(&cd, cfg.len(), &[], &pad);
+    assert!(m.len() <= cap);
+    let resp = push_manifest(&c, &r, "big/m", "v1", &m).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    r.stop().await;
+}
+
+fn age(path: &std::path::Path, secs: i64) {
+    let t = filetime::FileTime::from_unix_time(chrono::Utc::now().timestamp() - secs, 0);
+    filetime::set_file_mtime(path, t).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_during_push_deletes_nothing_referenced() {
+    let r = Registry::start().await;
+    let c = Client::new();
+    let root = r.root();
+    let blob = |d: &Digest| root.join("blobs/sha256").join(d.hex());
+    // Ages a blob and its link in p/app (gc's grace looks at both).
+    let age_all = |d: &Digest| {
+        age(&blob(d), 7200);
+        let link = root.join("repositories/p/app/_blobs/sha256").join(d.hex());
+        if link.exists() {
+            age(&link, 7200);
+        }
+    };
+    // An old unreferenced blob: collected by the default (1h) grace.
+    let orphan = push_blob(&c, &r, "p/app", b"old orphan").await;
+    age_all(&orphan);
+    // A push in progress: config and layer uploaded, no manifest yet. The
+    // layer already existed as an old unreferenced copy; uploading it again
+    // makes it young.
+    let cfg = br#"{"architecture":"amd64","os":"linux"}"#.to_vec();
+    let layer = b"layer bytes of a push in progress".to_vec();
+    let ld = push_blob(&c, &r, "p/app", &layer).await;
+    age_all(&ld);
+    let ld2 = push_blob(&c, &r, "p/app", &layer).await;
+    assert_eq!(ld, ld2);
+    let cd = push_blob(&c, &r, "p/app", &cfg).await;
+
+    let gc_root = root.clone();
+    let report = tokio::task::spawn_blocking(move || berth_registry::gc(&gc_root))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.deleted, vec![orphan.clone()], "{report:?}");
+    assert_eq!(report.young, 2, "{report:?}");
+    assert!(!blob(&orphan).exists() && blob(&ld).exists() && blob(&cd).exists());
+    let resp = c
+        .head(r.url(&format!("/v2/p/app/blobs/{orphan}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    // gc running in a loop while the manifest goes in.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (gc_root, gc_stop) = (root.clone(), stop.clone());
+    let looper = tokio::task::spawn_blocking(move || {
+        let mut runs = 0;
+        while !gc_stop.load(std::sync::atomic::Ordering::SeqCst) || runs == 0 {
+            let rep = berth_registry::gc(&gc_root).unwrap();
+            assert!(rep.deleted.is_empty(), "{rep:?}");
+            runs += 1;
+        }
+        runs
+    });
+    let m = manifest_for(&cd, cfg.len(), &[(ld.clone(), layer.len())], "");
+    let resp = push_manifest(&c, &r, "p/app", "v1", &m).await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(looper.await.unwrap() >= 1);
+
+    // Everything referenced is kept even once it is old.
+    let md = Digest::sha256_of(&m);
+    for d in [&md, &ld, &cd] {
+        age_all(d);
+    }
+    let gc_root = root.clone();
+    let report = tokio::task::spawn_blocking(move || berth_registry::gc(&gc_root))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.deleted.is_empty(), "{report:?}");
+    assert_eq!(report.marked, 3);
+
+    // Pull it back intact.
+    let resp = c
+        .get(r.url("/v2/p/app/manifests/v1"))
+        .header("accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &m[..]);
+    for (d, want) in [(&cd, &cfg), (&ld, &layer)] {
+        let resp = c
+            .get(r.url(&format!("/v2/p/app/blobs/{d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), &want[..]);
+    }
     r.stop().await;
 }
 

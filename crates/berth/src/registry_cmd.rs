@@ -45,11 +45,17 @@ enum Cmd {
         #[arg(long)]
         read_only: bool,
     },
-    /// Delete blobs no manifest references (run with no writes in progress)
+    /// Delete blobs no manifest references; safe while the registry serves:
+    /// blobs (or links to them) modified within --grace are kept, and pushes
+    /// committing a manifest during the collection are seen
     Gc {
         /// Storage root
         #[arg(long, default_value = DEFAULT_ROOT, value_name = "DIR")]
         root: PathBuf,
+        /// Keep unreferenced blobs younger than this (0, 90s, 30m, 1h, 2d);
+        /// 0 deletes them all: only safe with no pushes in progress
+        #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = berth_registry::parse_grace)]
+        grace: std::time::Duration,
     },
 }
 
@@ -78,19 +84,22 @@ pub fn main() -> i32 {
         .with_writer(std::io::stderr)
         .init();
     match parsed.cmd {
-        Cmd::Gc { root } => match berth_registry::gc(&root) {
-            Ok(r) => {
-                println!(
-                    "kept {} blobs, deleted {} ({} bytes), removed {} links",
-                    r.marked,
+        Cmd::Gc { root, grace } => {
+            match berth_registry::gc_with(&root, &berth_registry::GcOptions { grace }) {
+                Ok(r) => {
+                    println!(
+                    "kept {} blobs ({} unreferenced but younger than the grace period), deleted {} ({} bytes), removed {} links",
+                    r.marked + r.young,
+                    r.young,
                     r.deleted.len(),
                     r.bytes_freed,
                     r.links_removed
                 );
-                0
+                    0
+                }
+                Err(e) => fail(&e),
             }
-            Err(e) => fail(&e),
-        },
+        }
         Cmd::Serve {
             addr,
             root,

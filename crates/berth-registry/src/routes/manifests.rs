@@ -76,7 +76,15 @@ pub(super) async fn put(
     }
     let bytes = axum::body::to_bytes(body, MAX_MANIFEST_SIZE)
         .await
-        .map_err(|e| RegistryError::ManifestInvalid(format!("reading manifest: {e}")))?;
+        .map_err(|e| {
+            let e = e.into_inner();
+            if e.is::<http_body_util::LengthLimitError>() {
+                // A chunked body (no Content-Length) past the cap: same 413.
+                RegistryError::ManifestTooLarge(MAX_MANIFEST_SIZE + 1)
+            } else {
+                RegistryError::ManifestInvalid(format!("reading manifest: {e}"))
+            }
+        })?;
     let content_type = h
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -103,6 +111,9 @@ pub(super) async fn put(
         }
         ManifestRef::Tag(t) => tags.push(t.clone()),
     }
+    // Held from the blob checks to the last link: gc's re-mark and sweep
+    // (crate::gc) either see this manifest or run before its checks.
+    let _lock = st.storage.writer_lock()?;
     // Spec "Push": a registry MAY refuse manifests whose descriptors name
     // content it does not have (MANIFEST_BLOB_UNKNOWN) — distribution does,
     // per repository. `subject` is exempt: referrers may come first.

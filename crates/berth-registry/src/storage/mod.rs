@@ -3,6 +3,7 @@
 //! ```text
 //! blobs/<alg>/<hex>                          every blob and manifest, once, by digest
 //! ingest/                                    temporary files being written
+//! gc.lock                                    writers share it, gc takes it alone
 //! uploads/<uuid>/{data,repo}                 upload sessions (survive restarts)
 //! repositories/<name>/_blobs/<alg>/<hex>     empty link: the repo may serve this blob
 //! repositories/<name>/_manifests/<alg>/<hex> link holding the manifest's media type
@@ -63,6 +64,17 @@ impl Storage {
         })
     }
 
+    /// Opens (creating) the layout without clearing `ingest/`: for tools
+    /// (gc) running beside a live server whose temp files are there.
+    pub fn attach(root: &Path) -> io::Result<Storage> {
+        for d in ["blobs/sha256", "ingest", "uploads", "repositories"] {
+            fs::create_dir_all(root.join(d))?;
+        }
+        Ok(Storage {
+            root: root.to_path_buf(),
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -79,7 +91,7 @@ impl Storage {
         self.root.join("repositories").join(repo.as_str())
     }
 
-    fn link_path(&self, repo: &RepoName, kind: &str, d: &Digest) -> PathBuf {
+    pub(crate) fn link_path(&self, repo: &RepoName, kind: &str, d: &Digest) -> PathBuf {
         self.repo_dir(repo)
             .join(kind)
             .join(alg_dir(d))
@@ -108,6 +120,47 @@ impl Storage {
         res.map_err(RegistryError::io(dest))
     }
 
+    // ---- the gc lock -------------------------------------------------------
+
+    fn open_lock(&self) -> Result<File> {
+        let p = self.root.join("gc.lock");
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&p)
+            .map_err(RegistryError::io(&p))
+    }
+
+    /// Shared lock (flock on `gc.lock`) held by every write that makes a blob
+    /// referenced: the manifest PUT from its blob checks to its last link,
+    /// publishing or mounting a blob. Dropping the file releases it.
+    pub fn writer_lock(&self) -> Result<File> {
+        let f = self.open_lock()?;
+        f.lock_shared()
+            .map_err(RegistryError::io(self.root.join("gc.lock")))?;
+        Ok(f)
+    }
+
+    /// Exclusive lock taken by gc for its re-mark and sweep (see [`crate::gc`]).
+    pub fn gc_lock(&self) -> Result<File> {
+        let f = self.open_lock()?;
+        f.lock()
+            .map_err(RegistryError::io(self.root.join("gc.lock")))?;
+        Ok(f)
+    }
+
+    /// Sets a blob's mtime to now: gc spares blobs younger than its grace
+    /// period, so a blob a push just (re)used is safe until its manifest comes.
+    pub(crate) fn touch_blob(&self, d: &Digest) -> Result<()> {
+        let p = self.blob_path(d);
+        match filetime::set_file_mtime(&p, filetime::FileTime::now()) {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(RegistryError::io(p)(e)),
+        }
+    }
+
     // ---- blobs -------------------------------------------------------------
 
     /// Size of a committed blob, if present at all (in any repository).
@@ -123,7 +176,9 @@ impl Storage {
     pub fn put_blob_bytes(&self, data: &[u8]) -> Result<Digest> {
         let d = Digest::sha256_of(data);
         let p = self.blob_path(&d);
-        if !p.is_file() {
+        if p.is_file() {
+            self.touch_blob(&d)?;
+        } else {
             self.write_atomic(&p, data)?;
         }
         Ok(d)
@@ -137,10 +192,15 @@ impl Storage {
         self.blob_size(d)
     }
 
+    /// Links `d` into `repo` (under the writer lock, freshening the blob's
+    /// mtime so gc's grace period covers the manifest that will follow).
     pub fn link_blob(&self, repo: &RepoName, d: &Digest) -> Result<()> {
+        let _lock = self.writer_lock()?;
+        self.touch_blob(d)?;
         let p = self.link_path(repo, "_blobs", d);
         if p.is_file() {
-            return Ok(());
+            return filetime::set_file_mtime(&p, filetime::FileTime::now())
+                .map_err(RegistryError::io(&p));
         }
         self.write_atomic(&p, b"")
     }
