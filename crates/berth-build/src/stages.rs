@@ -68,6 +68,10 @@ pub struct Stage {
     pub instructions: Vec<Located>,
     /// Stages this one needs (base, COPY --from, RUN --mount from=).
     pub deps: BTreeSet<usize>,
+    /// Images (not stages) that COPY --from / RUN --mount from= name, with
+    /// the instruction naming each, so they can be resolved before any
+    /// step runs.
+    pub images: Vec<(String, Located)>,
 }
 
 /// The stages of a Dockerfile and what to build for one target.
@@ -203,6 +207,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, StageErro
             None => Base::Image(f.image.clone()),
         };
         let mut deps = BTreeSet::new();
+        let mut images = Vec::new();
         // Args and ENV known at parse time, to resolve --from values.
         let (mut scope, mut env) = match base {
             Base::Stage(i) => {
@@ -251,8 +256,11 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, StageErro
                 _ => Vec::new(),
             };
             for r in refs {
-                if let Some(i) = lookup(&names, &r) {
-                    deps.insert(i);
+                match lookup(&names, &r) {
+                    Some(i) => {
+                        deps.insert(i);
+                    }
+                    None => images.push((r, l.clone())),
                 }
             }
         }
@@ -265,6 +273,7 @@ pub fn plan(df: &Dockerfile, opts: &BuildOptions) -> Result<BuildPlan, StageErro
             from: from_l,
             instructions: body,
             deps,
+            images,
         });
     }
 

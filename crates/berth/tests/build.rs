@@ -504,3 +504,67 @@ fn add_tar_chown_chmod_and_onbuild() {
     assert!(!ob.contains("triggered"), "{ob}");
     assert_clean(&d);
 }
+
+/// Bad Dockerfiles fail before anything runs, name the file and line, and
+/// leave no container, mount, build directory or image behind.
+#[test]
+fn bad_input_fails_before_running_anything_with_file_and_line() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let images_before = d.image_ids();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "unknown instruction",
+            "FROM busybox\nRUN echo ran > /ran\nFROBNICATE x\n",
+            "Dockerfile:3",
+        ),
+        ("missing FROM", "RUN echo ran > /ran\n", "Dockerfile:1"),
+        (
+            "COPY with one argument",
+            "FROM busybox\nRUN echo ran > /ran\nCOPY onlyone\n",
+            "Dockerfile:3",
+        ),
+        (
+            "unterminated heredoc",
+            "FROM busybox\nRUN echo ran > /ran\nRUN <<EOF\necho hi\n",
+            "Dockerfile:3",
+        ),
+        // A --from that names no stage is an image reference, as in Docker;
+        // it is resolved (pulled) before any step runs. A refusing loopback
+        // registry keeps the test off the internet.
+        (
+            "undefined stage",
+            "FROM busybox\nRUN echo ran > /ran\nCOPY --from=127.0.0.1:9/nowhere /x /y\n",
+            "Dockerfile:3",
+        ),
+    ];
+    for (what, dockerfile, want) in cases {
+        let ctx = context(&[("Dockerfile", dockerfile), ("a.txt", "a")]);
+        let (st, out, err) = d.berth(&["build", "-t", "bad", path(&ctx)]);
+        assert_ne!(code(st), 0, "{what}: built anyway\n{out}");
+        let all = format!("{out}{err}");
+        assert!(
+            all.contains(want),
+            "{what}: message does not name {want}:\n{all}"
+        );
+        assert!(
+            !all.contains("Running in"),
+            "{what}: a step ran before the error:\n{all}"
+        );
+        assert_clean(&d);
+        assert_eq!(d.image_ids(), images_before, "{what}: an image was left");
+    }
+    // COPY of a path outside the context: refused, nothing copied from the host.
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox\nCOPY ../../../../etc/hostname /h\n",
+    )]);
+    let (st, out, err) = d.berth(&["build", "-t", "escape", path(&ctx)]);
+    assert_ne!(code(st), 0, "{out}");
+    let all = format!("{out}{err}");
+    assert!(
+        all.contains("etc/hostname") || all.contains("outside"),
+        "{all}"
+    );
+    assert_clean(&d);
+}

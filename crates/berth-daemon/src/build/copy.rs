@@ -329,7 +329,7 @@ impl Builder<'_> {
             None => None,
             Some(f) => Some(match self.stage_image(plan, f) {
                 Some(image) => image,
-                None => Some(self.local_image(f)?),
+                None => Some(self.resolved_image(f)?),
             }),
         };
         let src_view_dir = self.scratch("from");

@@ -279,6 +279,14 @@ impl Builder<'_> {
             .unwrap_or_default())
     }
 
+    /// An image the build resolved (or pulled) before its first step.
+    pub fn resolved_image(&self, name: &str) -> Result<Digest> {
+        self.engine
+            .images
+            .resolve(name)
+            .map_err(|e| BuildError::new(e.to_string()))
+    }
+
     /// Resolves a base image: the local one, pulled first when missing
     /// (or always with `--pull`), through the engine's registry client —
     /// mirrors and insecure registries as the daemon is configured.
@@ -398,6 +406,27 @@ impl Builder<'_> {
             self.announce(l);
         }
         self.results = vec![None; plan.stages.len()];
+        // Every image the build needs is found (or pulled) before any step
+        // runs, so a bad name fails the build with nothing done.
+        for &idx in &plan.order {
+            let stage = &plan.stages[idx];
+            let mut wanted: Vec<(String, usize)> = stage
+                .images
+                .iter()
+                .map(|(n, l)| (n.clone(), l.start_line))
+                .collect();
+            if let Base::Image(name) = &stage.base {
+                wanted.insert(0, (name.clone(), stage.from.start_line));
+            }
+            for (name, line) in wanted {
+                if let Err(e) = self.local_image(&name) {
+                    return Err(BuildError::new(format!(
+                        "{}:{line}: {}",
+                        self.file, e.message
+                    )));
+                }
+            }
+        }
         for idx in plan.order.clone() {
             self.stage(&plan, idx, &opts.build_args)?;
         }
@@ -462,7 +491,7 @@ impl Builder<'_> {
                 }
             }
             Base::Image(name) => {
-                let id = self.local_image(name)?;
+                let id = self.resolved_image(name)?;
                 StageState {
                     config: self.image_config(&id)?,
                     image: Some(id),
