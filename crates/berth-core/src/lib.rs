@@ -7,6 +7,7 @@
 pub mod digest;
 pub mod error;
 pub mod reference;
+pub mod text;
 pub mod units;
 
 pub use digest::{Digest, DigestError, Sha256Writer};

@@ -4,26 +4,7 @@
 
 use std::collections::BTreeMap;
 
-/// Go's `strconv.Quote`, enough for what Dockerfiles hold.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub(crate) use berth_core::text::go_quote;
 
 /// Go's `fmt.Sprintf("%q", []string{…})`: `["a" "b"]`.
 pub(crate) fn go_quote_list(v: &[String]) -> String {
