@@ -14,8 +14,18 @@ cache=/var/cache/berth-test
 mkdir -p "$cache"
 [ -f "$cache/busybox-rootfs.tar" ] || scripts/make-busybox-rootfs.sh "$cache/busybox-rootfs.tar"
 [ -f "$cache/large-rootfs-512m.tar" ] || scripts/make-large-rootfs.sh "$cache/large-rootfs-512m.tar" 512
-# The python:3 base of the Flask example, from Debian packages (debootstrap; made once per machine).
-scripts/make-python-image.sh --tar-only >/dev/null
+# The python:3 base of the Flask example, from Debian packages (debootstrap; made once per
+# machine): built while the tests compile.
+py_log=$(mktemp)
+scripts/make-python-image.sh --tar-only >"$py_log" 2>&1 &
+py=$!
+cargo test --workspace --no-run "$@"
+if ! wait "$py"; then
+    cat "$py_log" >&2
+    echo "error: scripts/make-python-image.sh failed (needs debootstrap and the Debian mirror)" >&2
+    exit 1
+fi
+rm -f "$py_log"
 
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 exec cargo test --workspace --no-fail-fast "$@"
