@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::container::escape;
 use super::volume::{
-    api_at_least, filters_query, natural_cmp, parse_labels, parse_opts, read_json, render_inspect,
+    api_at_least, filters_query, natural_cmp, parse_labels, parse_opts, read_json,
 };
 use super::{emit, parse_filters, short_id};
 use crate::cli::{
@@ -353,20 +353,8 @@ pub async fn inspect(e: &Engine, a: NetworkInspectArgs) -> Result<()> {
         Some(f) if !f.is_empty() && f != "json" => Some(Template::parse(f)?),
         _ => None,
     };
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
-    for name in &a.names {
-        match e.get_bytes(&inspect_path(name, a.verbose)).await {
-            Ok(raw) => found.push(raw),
-            Err(err) => errors.push(format!("{err:#}")),
-        }
-    }
-    emit(&render_inspect(&found, template.as_ref())?)?;
-    if !errors.is_empty() {
-        eprintln!("{}", errors.join("\n"));
-        return Err(ExitStatus(1).into());
-    }
-    Ok(())
+    let paths: Vec<String> = a.names.iter().map(|n| inspect_path(n, a.verbose)).collect();
+    super::volume::inspect_each(e, &paths, template.as_ref()).await
 }
 
 // ---- rm ----
@@ -514,6 +502,7 @@ pub async fn prune(e: &Engine, a: NetworkPruneArgs) -> Result<()> {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+    use crate::cmd::volume::render_inspect;
     use bytes::Bytes;
     use clap::Parser;
 

@@ -290,15 +290,26 @@ pub async fn inspect(e: &Engine, a: VolumeInspectArgs) -> Result<()> {
         Some(f) if !f.is_empty() && f != "json" => Some(Template::parse(f)?),
         _ => None,
     };
+    let paths: Vec<String> = a
+        .names
+        .iter()
+        .map(|n| format!("/volumes/{}", escape(n)))
+        .collect();
+    inspect_each(e, &paths, template.as_ref()).await
+}
+
+/// `inspect` of several objects: prints those found (JSON array or one
+/// template line each), then the errors of the others and exit status 1.
+pub async fn inspect_each(e: &Engine, paths: &[String], template: Option<&Template>) -> Result<()> {
     let mut found = Vec::new();
     let mut errors = Vec::new();
-    for name in &a.names {
-        match e.get_bytes(&format!("/volumes/{}", escape(name))).await {
+    for path in paths {
+        match e.get_bytes(path).await {
             Ok(raw) => found.push(raw),
             Err(err) => errors.push(format!("{err:#}")),
         }
     }
-    emit(&render_inspect(&found, template.as_ref())?)?;
+    emit(&render_inspect(&found, template)?)?;
     if !errors.is_empty() {
         eprintln!("{}", errors.join("\n"));
         return Err(ExitStatus(1).into());
