@@ -32,6 +32,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 mod exec;
+mod exec_seccomp;
 
 pub use exec::{read_execs_file, EXECS_FILE};
 

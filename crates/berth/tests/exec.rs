@@ -201,3 +201,106 @@ fn api_exec_create_start_inspect_and_errors() {
     let (status, _) = d.api("GET", &format!("/v1.47/exec/{exec_id}/json"), None);
     assert_eq!(status, 404);
 }
+
+/// The `Seccomp:`, `NoNewPrivs:` and capability lines of a process's
+/// /proc/PID/status, as the process itself reads them.
+fn security_lines(status: &str) -> Vec<String> {
+    status
+        .lines()
+        .filter(|l| {
+            [
+                "Seccomp:",
+                "NoNewPrivs:",
+                "CapInh:",
+                "CapPrm:",
+                "CapEff:",
+                "CapBnd:",
+                "CapAmb:",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+/// An exec'd process is confined exactly like the container's own process:
+/// the container's seccomp filter (as runc applies it to `docker exec`), the
+/// same capability sets, and for another user no effective capabilities.
+#[test]
+fn exec_gets_the_containers_seccomp_filter_and_capabilities() {
+    let (d, _) = daemon_with_web();
+    let init = d.docker_ok(&["exec", "web", "cat", "/proc/1/status"]);
+    let own = d.docker_ok(&["exec", "web", "cat", "/proc/self/status"]);
+    let init_lines = security_lines(&init);
+    assert!(init_lines.contains(&"Seccomp: 2".to_string()), "{init}");
+    assert_eq!(
+        security_lines(&own),
+        init_lines,
+        "exec vs the container's process 1"
+    );
+    // Docker's default set: no CAP_SYS_ADMIN (bit 21) anywhere.
+    for l in &init_lines {
+        if let Some(hex) = l.strip_prefix("CapBnd: ") {
+            let mask = u64::from_str_radix(hex, 16).unwrap();
+            assert_eq!(
+                mask & (1 << 21),
+                0,
+                "CAP_SYS_ADMIN in the bounding set: {l}"
+            );
+        }
+    }
+    // The filter is the container's: a syscall only it denies is refused.
+    let (st, _, err) = d.docker(&["exec", "web", "unshare", "-U", "true"]);
+    assert_ne!(
+        code(st),
+        0,
+        "unshare of a user namespace allowed in exec: {err}"
+    );
+
+    let user = d.docker_ok(&["exec", "-u", "65534", "web", "cat", "/proc/self/status"]);
+    let user_lines = security_lines(&user);
+    assert!(user_lines.contains(&"Seccomp: 2".to_string()), "{user}");
+    assert!(
+        user_lines.contains(&"CapEff: 0000000000000000".to_string()),
+        "{user}"
+    );
+
+    // no-new-privileges: the filter loads without privilege, the flag shows.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "nnp",
+        "--network",
+        "none",
+        "--security-opt",
+        "no-new-privileges",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let nnp = security_lines(&d.docker_ok(&["exec", "nnp", "cat", "/proc/self/status"]));
+    assert!(nnp.contains(&"Seccomp: 2".to_string()), "{nnp:?}");
+    assert!(nnp.contains(&"NoNewPrivs: 1".to_string()), "{nnp:?}");
+
+    // seccomp=unconfined: no filter for the container, none for its execs.
+    d.docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "free",
+        "--network",
+        "none",
+        "--security-opt",
+        "seccomp=unconfined",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let free = security_lines(&d.docker_ok(&["exec", "free", "cat", "/proc/self/status"]));
+    assert!(free.contains(&"Seccomp: 0".to_string()), "{free:?}");
+    for name in ["web", "nnp", "free"] {
+        d.docker_ok(&["rm", "-f", name]);
+    }
+}

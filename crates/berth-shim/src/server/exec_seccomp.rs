@@ -1,0 +1,204 @@
+//! The container's seccomp filter for exec'd processes.
+//!
+//! libcontainer 0.7's tenant builder rebuilds the `linux` section of the
+//! spec for a joined process and leaves `seccomp` out, so its init never
+//! installs a filter for an exec. runc (and so docker exec) filters every
+//! process of the container with the container's profile; this executor
+//! does that from the workload hook, the last step before `execve`.
+//!
+//! By then libcontainer has already dropped to the exec's capabilities,
+//! and loading a filter needs either no-new-privileges or CAP_SYS_ADMIN.
+//! Setting no-new-privileges ourselves would change what setuid programs
+//! do inside the container, so (as runc does when no-new-privileges is
+//! off) the filter is loaded while still privileged: the process is
+//! started with CAP_SYS_ADMIN and CAP_SETPCAP added ([`widen`]), the
+//! executor loads the filter and then drops to the exact capability sets
+//! the exec was meant to have before calling the default executor. A
+//! profile that denies `capset` or `prctl` therefore fails the exec, as it
+//! fails runc's.
+
+use std::collections::HashMap;
+
+use libcontainer::capabilities::drop_privileges;
+use libcontainer::oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp, Spec};
+use libcontainer::syscall::syscall::create_syscall;
+use libcontainer::workload::default::DefaultExecutor;
+use libcontainer::workload::{
+    Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
+};
+use serde_json::{json, Value};
+
+/// Capabilities the process needs between libcontainer's capability drop
+/// and the filter load: SYS_ADMIN to load a filter without
+/// no-new-privileges, SETPCAP to shrink the bounding set afterwards.
+const LOAD_CAPS: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
+const WIDENED_SETS: [&str; 3] = ["bounding", "effective", "permitted"];
+
+#[derive(Clone)]
+pub(super) struct SeccompExecutor {
+    seccomp: LinuxSeccomp,
+    /// The exec's real capability sets, restored after the filter is
+    /// loaded; `None` when no-new-privileges is set (then libcontainer has
+    /// set it already and the filter loads unprivileged) or the process
+    /// keeps the shim's capabilities anyway.
+    restore: Option<LinuxCapabilities>,
+}
+
+impl SeccompExecutor {
+    /// The executor for an exec into a container with `spec` (its
+    /// config.json), whose exec `process` is about to be written. Returns
+    /// `Ok(None)` when the container runs unconfined; widens the process's
+    /// capabilities when the filter must be loaded privileged.
+    pub(super) fn prepare(spec: &Value, process: &mut Value) -> Result<Option<Self>, String> {
+        let Some(raw) = spec.pointer("/linux/seccomp").filter(|v| !v.is_null()) else {
+            return Ok(None);
+        };
+        let seccomp: LinuxSeccomp = serde_json::from_value(raw.clone())
+            .map_err(|e| format!("the container's seccomp profile cannot be read: {e}"))?;
+        if process.get("noNewPrivileges") == Some(&json!(true)) {
+            return Ok(Some(Self {
+                seccomp,
+                restore: None,
+            }));
+        }
+        let caps = process
+            .get("capabilities")
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        if WIDENED_SETS
+            .iter()
+            .any(|set| !caps.get(*set).is_some_and(Value::is_array))
+        {
+            // A set left out keeps what the shim holds (all of root's
+            // capabilities, CAP_SYS_ADMIN included): nothing to widen, and
+            // nothing exact to restore.
+            return Ok(Some(Self {
+                seccomp,
+                restore: None,
+            }));
+        }
+        let restore: LinuxCapabilities = serde_json::from_value(caps.clone())
+            .map_err(|e| format!("the exec's capabilities cannot be read: {e}"))?;
+        process["capabilities"] = widen(caps);
+        Ok(Some(Self {
+            seccomp,
+            restore: Some(restore),
+        }))
+    }
+}
+
+/// `caps` with [`LOAD_CAPS`] added to the bounding, effective and
+/// permitted sets (never to inheritable or ambient, so nothing can leak
+/// into an `execve`).
+fn widen(mut caps: Value) -> Value {
+    for set in WIDENED_SETS {
+        let mut names: Vec<Value> = caps
+            .get(set)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for cap in LOAD_CAPS {
+            if !names.iter().any(|n| n == cap) {
+                names.push(json!(cap));
+            }
+        }
+        caps[set] = Value::Array(names);
+    }
+    caps
+}
+
+impl Executor for SeccompExecutor {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        match libcontainer::seccomp::initialize_seccomp(&self.seccomp) {
+            Ok(None) => {}
+            Ok(Some(fd)) => {
+                let _ = nix::unistd::close(fd);
+                return Err(ExecutorError::Other(
+                    "seccomp notify profiles are not supported for exec".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(ExecutorError::Other(format!(
+                    "loading the container's seccomp profile: {e}"
+                )))
+            }
+        }
+        if let Some(caps) = &self.restore {
+            drop_privileges(caps, &*create_syscall()).map_err(|e| {
+                ExecutorError::Other(format!("dropping capabilities after seccomp: {e}"))
+            })?;
+        }
+        DefaultExecutor {}.exec(spec)
+    }
+
+    fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
+        DefaultExecutor {}.validate(spec)
+    }
+
+    fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {
+        DefaultExecutor {}.setup_envs(envs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with_seccomp() -> Value {
+        json!({
+            "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"}
+            ]}}
+        })
+    }
+
+    #[test]
+    fn unconfined_container_needs_no_executor() {
+        let mut p = json!({"capabilities": {"bounding": ["CAP_CHOWN"]}});
+        let before = p.clone();
+        assert!(SeccompExecutor::prepare(&json!({"linux": {}}), &mut p)
+            .unwrap()
+            .is_none());
+        assert_eq!(p, before, "process untouched");
+    }
+
+    #[test]
+    fn filter_loaded_privileged_then_exact_caps_restored() {
+        let mut p = json!({"capabilities": {
+            "bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"],
+            "permitted": ["CAP_CHOWN"], "inheritable": []
+        }});
+        let ex = SeccompExecutor::prepare(&spec_with_seccomp(), &mut p)
+            .unwrap()
+            .expect("an executor");
+        for set in WIDENED_SETS {
+            assert_eq!(
+                p["capabilities"][set],
+                json!(["CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_SETPCAP"]),
+                "{set}"
+            );
+        }
+        assert_eq!(p["capabilities"]["inheritable"], json!([]));
+        let restore = ex.restore.expect("caps to restore");
+        let bounding = restore.bounding().clone().unwrap();
+        assert_eq!(bounding.len(), 1);
+    }
+
+    #[test]
+    fn no_new_privileges_loads_unprivileged() {
+        let mut p = json!({"noNewPrivileges": true, "capabilities": {"bounding": []}});
+        let before = p.clone();
+        let ex = SeccompExecutor::prepare(&spec_with_seccomp(), &mut p)
+            .unwrap()
+            .expect("an executor");
+        assert!(ex.restore.is_none());
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn a_cap_already_held_is_not_duplicated() {
+        let w = widen(json!({"bounding": ["CAP_SYS_ADMIN"]}));
+        assert_eq!(w["bounding"], json!(["CAP_SYS_ADMIN", "CAP_SETPCAP"]));
+    }
+}
