@@ -32,7 +32,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 mod exec;
-mod exec_seccomp;
+mod exec_workload;
 
 pub use exec::{read_execs_file, EXECS_FILE};
 

@@ -304,3 +304,42 @@ fn exec_gets_the_containers_seccomp_filter_and_capabilities() {
         d.docker_ok(&["rm", "-f", name]);
     }
 }
+
+/// `exec -t` with a console size: the program sees that size from its
+/// first instruction (the size is set on the terminal inside the new
+/// process before `execve`, not by a resize that races with it). Twenty
+/// tries, since a race would show only sometimes.
+#[test]
+fn exec_tty_has_its_console_size_from_the_start() {
+    let (d, _) = daemon_with_web();
+    for i in 0..20u16 {
+        let (rows, cols) = (20 + i, 100 + i);
+        let body = format!(
+            r#"{{"Cmd":["stty","size"],"Tty":true,"AttachStdout":true,"ConsoleSize":[{rows},{cols}]}}"#
+        );
+        let r = d.api_full(
+            "POST",
+            "/v1.47/containers/web/exec",
+            Some(body.as_bytes()),
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        let created: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        let exec_id = created["Id"].as_str().unwrap().to_string();
+        let r = d.api_full(
+            "POST",
+            &format!("/v1.47/exec/{exec_id}/start"),
+            Some(
+                format!(r#"{{"Detach":false,"Tty":true,"ConsoleSize":[{rows},{cols}]}}"#)
+                    .as_bytes(),
+            ),
+            &[("Content-Type", "application/json")],
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            String::from_utf8_lossy(&r.body),
+            format!("{rows} {cols}\r\n"),
+            "try {i}"
+        );
+    }
+}

@@ -4,8 +4,9 @@
 //! builder, given a complete `process` object derived from the container's
 //! own (capabilities, rlimits, no-new-privileges, AppArmor and SELinux
 //! labels kept; args, env, cwd, user and terminal from the request, every
-//! capability the shim holds when privileged) and the container's seccomp
-//! filter (see `exec_seccomp`). Like the container's init,
+//! capability the shim holds when privileged), the container's seccomp
+//! filter and the terminal's size set from inside (see `exec_workload`).
+//! Like the container's init,
 //! the process is the shim's child: the loop reaps it from the same
 //! signalfd.
 //!
@@ -37,7 +38,7 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use super::exec_seccomp::SeccompExecutor;
+use super::exec_workload::ExecWorkload;
 use super::{Shim, Slot, DRAIN_TIMEOUT, READ_CHUNK};
 use crate::error::ShimError;
 use crate::exit;
@@ -332,7 +333,8 @@ impl Shim {
             })?;
         let all_caps = req.privileged.then(held_capabilities);
         let mut process = exec_process(&spec, &req, uid, gid, all_caps.as_deref());
-        let seccomp = SeccompExecutor::prepare(&spec, &mut process).map_err(|reason| {
+        let window = req.tty.then_some(req.console_size).flatten();
+        let workload = ExecWorkload::prepare(&spec, &mut process, window).map_err(|reason| {
             ShimError::BundleConfig {
                 path: config_path.clone(),
                 reason,
@@ -344,7 +346,7 @@ impl Shim {
             serde_json::to_vec(&process).expect("json serializes"),
         )
         .map_err(|e| ShimError::io(format!("write {}", process_path.display()), e))?;
-        let started = self.spawn_tenant(&root, &cid, &req, &process_path, seccomp);
+        let started = self.spawn_tenant(&root, &cid, &req, &process_path, workload);
         let _ = std::fs::remove_file(&process_path);
         let (pid, io) = started?;
 
@@ -440,14 +442,12 @@ impl Shim {
         cid: &str,
         req: &ExecRequest,
         process_path: &Path,
-        seccomp: Option<SeccompExecutor>,
+        workload: ExecWorkload,
     ) -> Result<(Pid, ContainerIo), ShimError> {
-        let mut builder = ContainerBuilder::new(cid.to_owned(), SyscallType::default())
+        let builder = ContainerBuilder::new(cid.to_owned(), SyscallType::default())
             .with_root_path(root)
-            .map_err(|e| ShimError::runtime(cid, "exec", &e))?;
-        if let Some(executor) = seccomp {
-            builder = builder.with_executor(executor);
-        }
+            .map_err(|e| ShimError::runtime(cid, "exec", &e))?
+            .with_executor(workload);
         let mut console: Option<(UnixListener, PathBuf)> = None;
         let (builder, pipes) = if req.tty {
             // Bound by a name relative to the state dir (the shim's working

@@ -1,6 +1,13 @@
-//! The container's seccomp filter for exec'd processes.
+//! The last steps of an exec'd process before `execve`, run by a
+//! libcontainer workload executor inside the new process: the terminal's
+//! window size, then the container's seccomp filter.
 //!
-//! libcontainer 0.7's tenant builder rebuilds the `linux` section of the
+//! Window size: the pty is made by the process itself and its master only
+//! reaches the shim once the process may already be running, so a size set
+//! from the shim races with a program that reads it at start (`docker exec
+//! -it c stty size`); set on the slave before `execve`, it cannot.
+//!
+//! Seccomp: libcontainer 0.7's tenant builder rebuilds the `linux` section of the
 //! spec for a joined process and leaves `seccomp` out, so its init never
 //! installs a filter for an exec. runc (and so docker exec) filters every
 //! process of the container with the container's profile; this executor
@@ -34,8 +41,32 @@ use serde_json::{json, Value};
 const LOAD_CAPS: [&str; 2] = ["CAP_SYS_ADMIN", "CAP_SETPCAP"];
 const WIDENED_SETS: [&str; 3] = ["bounding", "effective", "permitted"];
 
+#[derive(Clone, Default)]
+pub(super) struct ExecWorkload {
+    /// Rows and columns of the process's terminal (its stdin).
+    window: Option<[u16; 2]>,
+    filter: Option<Filter>,
+}
+
+impl ExecWorkload {
+    /// The workload for an exec into a container with `spec` (its
+    /// config.json), whose exec `process` is about to be written; widens
+    /// the process's capabilities when the filter must be loaded
+    /// privileged.
+    pub(super) fn prepare(
+        spec: &Value,
+        process: &mut Value,
+        window: Option<[u16; 2]>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            window: window.filter(|[h, w]| *h > 0 && *w > 0),
+            filter: Filter::prepare(spec, process)?,
+        })
+    }
+}
+
 #[derive(Clone)]
-pub(super) struct SeccompExecutor {
+struct Filter {
     seccomp: LinuxSeccomp,
     /// The exec's real capability sets, restored after the filter is
     /// loaded; `None` when no-new-privileges is set (then libcontainer has
@@ -44,12 +75,9 @@ pub(super) struct SeccompExecutor {
     restore: Option<LinuxCapabilities>,
 }
 
-impl SeccompExecutor {
-    /// The executor for an exec into a container with `spec` (its
-    /// config.json), whose exec `process` is about to be written. Returns
-    /// `Ok(None)` when the container runs unconfined; widens the process's
-    /// capabilities when the filter must be loaded privileged.
-    pub(super) fn prepare(spec: &Value, process: &mut Value) -> Result<Option<Self>, String> {
+impl Filter {
+    /// `Ok(None)` when the container runs unconfined.
+    fn prepare(spec: &Value, process: &mut Value) -> Result<Option<Self>, String> {
         let Some(raw) = spec.pointer("/linux/seccomp").filter(|v| !v.is_null()) else {
             return Ok(None);
         };
@@ -88,6 +116,31 @@ impl SeccompExecutor {
     }
 }
 
+impl Filter {
+    fn load(&self) -> Result<(), ExecutorError> {
+        match libcontainer::seccomp::initialize_seccomp(&self.seccomp) {
+            Ok(None) => {}
+            Ok(Some(fd)) => {
+                let _ = nix::unistd::close(fd);
+                return Err(ExecutorError::Other(
+                    "seccomp notify profiles are not supported for exec".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(ExecutorError::Other(format!(
+                    "loading the container's seccomp profile: {e}"
+                )))
+            }
+        }
+        if let Some(caps) = &self.restore {
+            drop_privileges(caps, &*create_syscall()).map_err(|e| {
+                ExecutorError::Other(format!("dropping capabilities after seccomp: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// `caps` with [`LOAD_CAPS`] added to the bounding, effective and
 /// permitted sets (never to inheritable or ambient, so nothing can leak
 /// into an `execve`).
@@ -108,26 +161,15 @@ fn widen(mut caps: Value) -> Value {
     caps
 }
 
-impl Executor for SeccompExecutor {
+impl Executor for ExecWorkload {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
-        match libcontainer::seccomp::initialize_seccomp(&self.seccomp) {
-            Ok(None) => {}
-            Ok(Some(fd)) => {
-                let _ = nix::unistd::close(fd);
-                return Err(ExecutorError::Other(
-                    "seccomp notify profiles are not supported for exec".into(),
-                ));
-            }
-            Err(e) => {
-                return Err(ExecutorError::Other(format!(
-                    "loading the container's seccomp profile: {e}"
-                )))
-            }
+        if let Some([rows, cols]) = self.window {
+            // Best effort, as a resize is: a process without a terminal on
+            // stdin has no size to set.
+            let _ = crate::stdio::set_window_size(&std::io::stdin(), rows, cols);
         }
-        if let Some(caps) = &self.restore {
-            drop_privileges(caps, &*create_syscall()).map_err(|e| {
-                ExecutorError::Other(format!("dropping capabilities after seccomp: {e}"))
-            })?;
+        if let Some(filter) = &self.filter {
+            filter.load()?;
         }
         DefaultExecutor {}.exec(spec)
     }
@@ -157,7 +199,7 @@ mod tests {
     fn unconfined_container_needs_no_executor() {
         let mut p = json!({"capabilities": {"bounding": ["CAP_CHOWN"]}});
         let before = p.clone();
-        assert!(SeccompExecutor::prepare(&json!({"linux": {}}), &mut p)
+        assert!(Filter::prepare(&json!({"linux": {}}), &mut p)
             .unwrap()
             .is_none());
         assert_eq!(p, before, "process untouched");
@@ -169,7 +211,7 @@ mod tests {
             "bounding": ["CAP_CHOWN"], "effective": ["CAP_CHOWN"],
             "permitted": ["CAP_CHOWN"], "inheritable": []
         }});
-        let ex = SeccompExecutor::prepare(&spec_with_seccomp(), &mut p)
+        let ex = Filter::prepare(&spec_with_seccomp(), &mut p)
             .unwrap()
             .expect("an executor");
         for set in WIDENED_SETS {
@@ -189,7 +231,7 @@ mod tests {
     fn no_new_privileges_loads_unprivileged() {
         let mut p = json!({"noNewPrivileges": true, "capabilities": {"bounding": []}});
         let before = p.clone();
-        let ex = SeccompExecutor::prepare(&spec_with_seccomp(), &mut p)
+        let ex = Filter::prepare(&spec_with_seccomp(), &mut p)
             .unwrap()
             .expect("an executor");
         assert!(ex.restore.is_none());
