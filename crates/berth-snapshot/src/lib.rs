@@ -18,12 +18,14 @@ pub mod apply;
 pub mod compression;
 pub mod diff;
 mod error;
+pub mod mount;
 pub mod snapshotter;
 
 pub use apply::{apply_layer, ApplyStats};
 pub use compression::{decompressed, Compression};
 pub use diff::write_layer_from_dir;
 pub use error::LayerError;
+pub use mount::{mount_overlay, Upper};
 pub use snapshotter::{validate_key, SnapshotError, SnapshotInfo, Snapshotter, Staging};
 
 /// Prefix of an OCI whiteout file name (image-spec `layer.md`, "Whiteouts").

@@ -544,3 +544,74 @@ fn start_failures_exit_like_docker() {
     // --rm removed both failed containers.
     assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
 }
+
+/// An image of 100 layers (more than one mount(2) option page can list
+/// with snapshot paths) runs, sees every layer with the topmost winning,
+/// and builds on: a RUN step mounts the same stack plus its own layer.
+#[test]
+fn an_image_of_a_hundred_layers_runs_and_builds() {
+    use common::tarball::{build, docker_archive_layers, Entry};
+    let d = TestDaemon::start_short();
+    let base = std::fs::read(common::busybox_rootfs()).expect("busybox rootfs tar");
+    let mut layers = vec![base];
+    for i in 1..100 {
+        layers.push(build(&[
+            Entry::dir("layers/"),
+            Entry::file(&format!("layers/{i}"), format!("{i}\n").as_bytes()),
+            Entry::file("top", format!("{i}\n").as_bytes()),
+        ]));
+    }
+    let refs: Vec<&[u8]> = layers.iter().map(Vec::as_slice).collect();
+    let (archive, id) = docker_archive_layers(&refs, "many:latest");
+    let o = d.berth_out(&["load"], Some(archive));
+    assert_eq!(code(o.status), 0, "{}", o.stderr);
+    assert_eq!(
+        d.berth_ok(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{.Id}} {{len .RootFS.Layers}}",
+            "many"
+        ]),
+        format!("{id} 100\n")
+    );
+    let out = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "many",
+        "sh",
+        "-c",
+        "ls /layers | wc -l; cat /top; cat /layers/1 /layers/99",
+    ]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["99", "99", "1", "99"]
+    );
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM many\nRUN cat /top /layers/50 > /seen\n",
+    )
+    .unwrap();
+    d.berth_ok(&[
+        "build",
+        "--network",
+        "none",
+        "-t",
+        "many:built",
+        ctx.path().to_str().unwrap(),
+    ]);
+    let out = d.berth_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "many:built",
+        "cat",
+        "/seen",
+    ]);
+    assert_eq!(out, "99\n50\n");
+}

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use berth_core::Digest;
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
 
 use super::{err, BuildError};
 use crate::Engine;
@@ -43,21 +43,7 @@ impl RootView {
                 mounted: None,
             }),
             _ => {
-                let lower = layers
-                    .iter()
-                    .rev()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":");
-                let opts = format!("lowerdir={lower}");
-                mount(
-                    Some("overlay"),
-                    scratch_dir,
-                    Some("overlay"),
-                    MsFlags::MS_RDONLY,
-                    Some(opts.as_str()),
-                )
-                .map_err(|e| {
+                berth_snapshot::mount_overlay(scratch_dir, &layers, None, true).map_err(|e| {
                     BuildError::new(format!("mounting a view of the image's rootfs: {e}"))
                 })?;
                 Ok(RootView {

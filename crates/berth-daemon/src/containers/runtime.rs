@@ -12,7 +12,7 @@ use berth_api::backend::{AttachOptions, Attached, BoxFut, ContainerWaitResponse}
 use berth_api::ApiError;
 use berth_oci::{MountKind, MountSpec, NetworkMode, Resources, SeccompChoice, SpecInput, Ulimit};
 use berth_shim::{ShimArgs, ShimClient};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{umount2, MntFlags};
 
 use super::record::Status;
 use super::{io, Container, ContainerError};
@@ -332,30 +332,15 @@ impl Engine {
         if is_mounted(&root) {
             return Ok(());
         }
-        let lower = layers
-            .iter()
-            .rev()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
-        let opts = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
-            c.upper_dir().display(),
-            c.work_dir().display()
-        );
-        if opts.len() > 4000 {
-            return Err(ContainerError::Runtime(format!(
-                "image {} has too many layers ({}) for one overlay mount",
-                r.image,
-                layers.len()
-            )));
-        }
-        mount(
-            Some("overlay"),
+        let (upper, work) = (c.upper_dir(), c.work_dir());
+        berth_snapshot::mount_overlay(
             &root,
-            Some("overlay"),
-            MsFlags::empty(),
-            Some(opts.as_str()),
+            &layers,
+            Some(berth_snapshot::Upper {
+                upper: &upper,
+                work: &work,
+            }),
+            false,
         )
         .map_err(|e| ContainerError::Runtime(format!("mounting the rootfs of {}: {e}", r.id)))
     }

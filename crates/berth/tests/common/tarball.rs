@@ -106,31 +106,42 @@ pub fn go_arch() -> &'static str {
 /// A docker-archive (`docker save` format) holding one image with `layer` as its only layer,
 /// tagged `repo_tag`. Returns (archive bytes, image ID).
 pub fn docker_archive(layer: &[u8], repo_tag: &str) -> (Vec<u8>, String) {
-    let diff_id = format!("sha256:{}", super::sha256_hex(layer));
+    docker_archive_layers(&[layer], repo_tag)
+}
+
+/// A docker-archive holding one image of `layers` (lowest first), tagged `repo_tag`.
+/// Returns (archive bytes, image ID).
+#[allow(dead_code)]
+pub fn docker_archive_layers(layers: &[&[u8]], repo_tag: &str) -> (Vec<u8>, String) {
+    let hexes: Vec<String> = layers.iter().map(|l| super::sha256_hex(l)).collect();
+    let diff_ids: Vec<String> = hexes.iter().map(|h| format!("sha256:{h}")).collect();
+    let history: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|_| json!({ "created": "2024-01-01T00:00:00Z", "created_by": "berth tests" }))
+        .collect();
     let config = serde_json::to_vec(&json!({
         "architecture": go_arch(),
         "os": "linux",
         "created": "2024-01-01T00:00:00Z",
         "config": { "Cmd": ["/bin/sh"] },
-        "rootfs": { "type": "layers", "diff_ids": [diff_id] },
-        "history": [ { "created": "2024-01-01T00:00:00Z", "created_by": "berth tests" } ]
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        "history": history
     }))
     .unwrap();
     let config_hex = super::sha256_hex(&config);
-    let layer_hex = super::sha256_hex(layer);
     let manifest = serde_json::to_vec(&json!([{
         "Config": format!("{config_hex}.json"),
         "RepoTags": [repo_tag],
-        "Layers": [format!("{layer_hex}/layer.tar")]
+        "Layers": hexes.iter().map(|h| format!("{h}/layer.tar")).collect::<Vec<_>>()
     }]))
     .unwrap();
-    let archive = build(&[
-        Entry::file(&format!("{config_hex}.json"), &config),
-        Entry::dir(&format!("{layer_hex}/")),
-        Entry::file(&format!("{layer_hex}/layer.tar"), layer),
-        Entry::file("manifest.json", &manifest),
-    ]);
-    (archive, format!("sha256:{config_hex}"))
+    let mut entries = vec![Entry::file(&format!("{config_hex}.json"), &config)];
+    for (h, l) in hexes.iter().zip(layers) {
+        entries.push(Entry::dir(&format!("{h}/")));
+        entries.push(Entry::file(&format!("{h}/layer.tar"), l));
+    }
+    entries.push(Entry::file("manifest.json", &manifest));
+    (build(&entries), format!("sha256:{config_hex}"))
 }
 
 /// Names of the entries in a tar archive (for checking what `save` wrote).
