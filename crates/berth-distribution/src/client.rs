@@ -398,9 +398,7 @@ impl Session {
         digest: &Digest,
     ) -> Result<(), DistributionError> {
         let put = with_digest(location, digest);
-        let resp = self
-            .send(|h| h.put(&put).header(CONTENT_LENGTH, 0))
-            .await?;
+        let resp = self.send(|h| h.put(&put).header(CONTENT_LENGTH, 0)).await?;
         if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
             return Err(error_of(resp, &format!("uploading blob {digest}")).await);
         }

@@ -296,7 +296,9 @@ mod tests {
         let mut data = vec![0u8; 2 * CHUNK];
         let mut x: u64 = 1;
         for b in data.iter_mut() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             *b = (x >> 56) as u8;
         }
         let out = run(&data, 2);

@@ -297,9 +297,8 @@ fn compress_and_upload(
     let writer = store.compressed_writer()?;
     let location = handle.block_on(session.start_upload())?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
-    let body = reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx)
-    }));
+    let body =
+        reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let (uploaded, compressed) = std::thread::scope(|s| {
         let compressor = s.spawn(move || {
             let mut tee = Tee {
@@ -337,7 +336,9 @@ fn compress_and_upload(
         (Err(e), Err(c)) if c.kind() == std::io::ErrorKind::BrokenPipe => return Err(e),
         (Err(e), Ok(_)) => return Err(e),
         (_, Err(c)) => {
-            return Err(DistributionError::io(format!("compressing layer {diff_id}"))(c))
+            return Err(DistributionError::io(format!(
+                "compressing layer {diff_id}"
+            ))(c))
         }
     };
     let (digest, size) = store.keep_compressed_layer(diff_id, writer)?;

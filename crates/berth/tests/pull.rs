@@ -378,7 +378,10 @@ fn blob_files(d: &TestDaemon) -> std::collections::BTreeMap<String, (u64, i128)>
             let e = e.unwrap();
             let m = e.metadata().unwrap();
             let mtime = m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
-            (e.file_name().to_string_lossy().into_owned(), (m.ino(), mtime))
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (m.ino(), mtime),
+            )
         })
         .collect()
 }
@@ -386,7 +389,12 @@ fn blob_files(d: &TestDaemon) -> std::collections::BTreeMap<String, (u64, i128)>
 /// `skopeo inspect --raw`: the manifest bytes a registry serves.
 fn raw_manifest(image: &str) -> String {
     let mut cmd = Command::new("/usr/bin/skopeo");
-    cmd.args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{image}")]);
+    cmd.args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]);
     ok(
         common::run(cmd, None, Duration::from_secs(60)),
         "skopeo inspect --raw",
@@ -455,7 +463,11 @@ fn push_compresses_once_for_every_registry() {
         .keys()
         .filter(|k| !imported.contains_key(*k))
         .collect();
-    assert_eq!(kept.len(), 1, "blobs before {imported:?}, after {after_first:?}");
+    assert_eq!(
+        kept.len(),
+        1,
+        "blobs before {imported:?}, after {after_first:?}"
+    );
     let kept = format!("sha256:{}", kept[0]);
     let m1 = raw_manifest(&first);
     let v: serde_json::Value = serde_json::from_str(&m1).unwrap();
@@ -485,7 +497,11 @@ fn push_compresses_once_for_every_registry() {
     assert_eq!(raw_manifest(&second), m1);
 
     a.restart();
-    assert_eq!(blob_files(&a), after_first, "a restart collected the kept blob");
+    assert_eq!(
+        blob_files(&a),
+        after_first,
+        "a restart collected the kept blob"
+    );
 
     let b = TestDaemon::start_short();
     let out = ok(berth_cfg(&b, cfg.path(), &["pull", &second], None), "pull");
