@@ -88,6 +88,12 @@ pub fn registry_error(status: StatusCode, body: &[u8]) -> String {
     }
 }
 
+/// `location` with `digest=` added to its query.
+fn with_digest(location: &str, digest: &Digest) -> String {
+    let sep = if location.contains('?') { '&' } else { '?' };
+    format!("{location}{sep}digest={digest}")
+}
+
 /// Turns an unsuccessful response into an error of the right kind.
 pub async fn error_of(resp: Response, what: &str) -> DistributionError {
     let status = resp.status();
@@ -327,6 +333,78 @@ impl Session {
         }
     }
 
+    /// Opens an upload session (spec.md "POST then PUT"); returns the
+    /// absolute URL to send the blob's bytes to.
+    pub async fn start_upload(&self) -> Result<String, DistributionError> {
+        let url = self.url("blobs/uploads/");
+        let resp = self
+            .send(|h| h.request(Method::POST, &url).header(CONTENT_LENGTH, 0))
+            .await?;
+        if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
+            return Err(error_of(resp, "starting an upload").await);
+        }
+        self.location(&resp)
+    }
+
+    /// The absolute URL in a response's `Location` header.
+    fn location(&self, resp: &Response) -> Result<String, DistributionError> {
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| DistributionError::Protocol("upload response has no Location".into()))?;
+        Ok(
+            if location.starts_with("http://") || location.starts_with("https://") {
+                location.to_string()
+            } else {
+                format!("{}{}", self.base, location)
+            },
+        )
+    }
+
+    /// Sends a blob's bytes as they are produced, in one streamed `PATCH`
+    /// (chunked transfer encoding, no `Content-Range`: the whole blob is one
+    /// chunk of unknown length, as docker sends it). A stream cannot be sent
+    /// twice, so the session must already be authorized (the `POST` that
+    /// opened it was). Returns the URL that closes the upload.
+    pub async fn patch_stream(
+        &self,
+        location: &str,
+        body: reqwest::Body,
+    ) -> Result<String, DistributionError> {
+        let mut req = self
+            .http
+            .patch(location)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body);
+        if let Some(a) = self.authorization.lock().expect("auth lock").clone() {
+            req = req.header(AUTHORIZATION, a);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(DistributionError::http("uploading to the registry"))?;
+        if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
+            return Err(error_of(resp, "uploading a layer").await);
+        }
+        self.location(&resp)
+    }
+
+    /// Closes an upload whose bytes were all sent: `PUT <location>?digest=`
+    /// with an empty body; the registry verifies the digest.
+    pub async fn finish_upload(
+        &self,
+        location: &str,
+        digest: &Digest,
+    ) -> Result<(), DistributionError> {
+        let put = with_digest(location, digest);
+        let resp = self.send(|h| h.put(&put).header(CONTENT_LENGTH, 0)).await?;
+        if resp.status() != StatusCode::CREATED && !resp.status().is_success() {
+            return Err(error_of(resp, &format!("uploading blob {digest}")).await);
+        }
+        Ok(())
+    }
+
     /// Monolithic upload (spec.md "POST then PUT"): opens a session, then
     /// PUTs the whole blob with its digest. `body` makes the request body
     /// (called again if the PUT must be re-sent after a challenge).
@@ -336,26 +414,8 @@ impl Session {
         size: u64,
         body: impl Fn() -> reqwest::Body,
     ) -> Result<(), DistributionError> {
-        let url = self.url("blobs/uploads/");
-        let resp = self
-            .send(|h| h.request(Method::POST, &url).header(CONTENT_LENGTH, 0))
-            .await?;
-        if resp.status() != StatusCode::ACCEPTED && !resp.status().is_success() {
-            return Err(error_of(resp, "starting an upload").await);
-        }
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| DistributionError::Protocol("upload response has no Location".into()))?
-            .to_string();
-        let mut put = if location.starts_with("http://") || location.starts_with("https://") {
-            location
-        } else {
-            format!("{}{}", self.base, location)
-        };
-        put.push(if put.contains('?') { '&' } else { '?' });
-        put.push_str(&format!("digest={digest}"));
+        let location = self.start_upload().await?;
+        let put = with_digest(&location, digest);
         let resp = self
             .send(|h| {
                 h.put(&put)

@@ -23,6 +23,7 @@ pub mod auth;
 pub mod client;
 pub mod endpoint;
 mod error;
+mod gzip;
 pub mod pull;
 pub mod push;
 

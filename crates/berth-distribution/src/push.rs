@@ -1,23 +1,27 @@
-//! `push`: a local image → the registry. Each layer is gzip-compressed once
-//! (the compressed digest is remembered per diff ID, so a re-push asks the
-//! registry about the same blob without compressing again), blobs the
-//! registry has are skipped, the rest uploaded monolithically, then the
-//! config and a Docker v2.2 manifest (docker-registry/manifest-v2-2.md),
-//! put by tag.
+//! `push`: a local image → the registry. Each layer is gzip-compressed once,
+//! in parallel pieces (`gzip.rs`), while the compressed bytes stream to the
+//! registry (POST, a streamed PATCH, PUT `?digest=`); the compressed blob is
+//! kept in the content store (berth-image `push_cache.rs`), so a later push
+//! of the layer, to this registry or another, asks the registry once
+//! whether it has the blob and uploads the kept bytes if not — no second
+//! compression, the same digest everywhere. Then the config and a Docker
+//! v2.2 manifest (docker-registry/manifest-v2-2.md), put by tag.
 
 use std::io::Write;
 use std::sync::Mutex;
 
-use berth_content::ContentStore;
+use berth_content::BlobWriter;
 use berth_core::{Digest, Reference};
 use berth_image::manifest::{
     Descriptor, Manifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
 };
 use berth_image::{ImageError, ImageStore};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::runtime::Handle;
 
 use crate::client::Session;
+use crate::gzip;
 use crate::{Credentials, DistributionError, Progress, ProgressSink, RegistryOptions};
 
 const PARALLEL: usize = 3;
@@ -75,8 +79,6 @@ pub fn push(
     for d in diff_ids.iter().rev() {
         progress(Progress::layer(&short(d), "Preparing"));
     }
-    let scratch = store.scratch_dir("push")?;
-    let staging = ContentStore::open(scratch.path())?;
     let blobs: Mutex<Vec<Option<(Digest, u64)>>> = Mutex::new(vec![None; diff_ids.len()]);
     let queue = Mutex::new((0..diff_ids.len()).rev());
     let failure: Mutex<Option<DistributionError>> = Mutex::new(None);
@@ -89,7 +91,7 @@ pub fn push(
                 let Some(i) = queue.lock().expect("lock").next() else {
                     return;
                 };
-                match push_layer(handle, &session, store, &staging, &diff_ids[i], &progress) {
+                match push_layer(handle, &session, store, &diff_ids[i], &progress) {
                     Ok(b) => blobs.lock().expect("lock")[i] = Some(b),
                     Err(e) => {
                         failure.lock().expect("lock").get_or_insert(e);
@@ -158,61 +160,85 @@ pub fn push(
     Ok(Pushed { digest, size })
 }
 
-/// Compresses (deterministically: gzip header without a timestamp) into the
-/// scratch store; returns the blob's digest and size.
-fn compress(
-    store: &ImageStore,
-    staging: &ContentStore,
-    diff_id: &Digest,
-) -> Result<(Digest, u64), DistributionError> {
-    let mut src = store.open_layer(diff_id)?;
-    let w = staging.writer()?;
-    let mut gz = flate2::write::GzEncoder::new(w, flate2::Compression::default());
-    std::io::copy(&mut src, &mut gz).map_err(DistributionError::io(format!(
-        "compressing layer {diff_id}"
-    )))?;
-    let mut w = gz.finish().map_err(DistributionError::io(format!(
-        "compressing layer {diff_id}"
-    )))?;
-    w.flush().map_err(DistributionError::io("flushing"))?;
-    Ok(w.commit(None)?)
+/// The gzip level of pushed layers: 6, the default of Go's `compress/gzip`
+/// that docker's push and containerd use, so blobs are about the size
+/// docker makes them (every pull pays for a bigger blob; the push pays for
+/// compressing once, since the result is kept). Parallel pieces and stored
+/// incompressible pieces (see `gzip.rs`) keep the one-time cost down.
+const GZIP_LEVEL: u32 = 6;
+
+/// Threads compressing one layer: the machine's cores, at most 4 (three
+/// layers are pushed at once).
+fn gzip_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
 }
 
 fn push_layer(
     handle: &Handle,
     session: &Session,
     store: &ImageStore,
-    staging: &ContentStore,
     diff_id: &Digest,
     progress: &ProgressSink,
 ) -> Result<(Digest, u64), DistributionError> {
     let id = short(diff_id);
-    if let Some((d, n)) = store.compressed_layer(diff_id) {
-        if handle.block_on(session.blob_exists(&d))? {
+    // Compressed before (for this registry or another): the one question
+    // to the registry is whether it has that blob.
+    if let Some((digest, size)) = store.compressed_layer(diff_id) {
+        if handle.block_on(session.blob_exists(&digest))? {
             progress(Progress::layer(&id, "Layer already exists"));
-            return Ok((d, n));
+            return Ok((digest, size));
         }
-    }
-    let (digest, size) = compress(store, staging, diff_id)?;
-    store.set_compressed_layer(diff_id, &digest, size)?;
-    if handle.block_on(session.blob_exists(&digest))? {
-        progress(Progress::layer(&id, "Layer already exists"));
-        let _ = staging.delete(&digest);
+        upload_kept(handle, session, store, &digest, size, &id, progress)?;
+        progress(Progress::layer(&id, "Pushed"));
         return Ok((digest, size));
     }
-    let path = staging.path(&digest);
+    let pushed = compress_and_upload(handle, session, store, diff_id, &id, progress)?;
+    progress(Progress::layer(&id, "Pushed"));
+    Ok(pushed)
+}
+
+/// Uploads a kept compressed blob from the content store.
+fn upload_kept(
+    handle: &Handle,
+    session: &Session,
+    store: &ImageStore,
+    digest: &Digest,
+    size: u64,
+    id: &str,
+    progress: &ProgressSink,
+) -> Result<(), DistributionError> {
+    // Opened up front, so a blob removed meanwhile fails here, clearly.
+    let file = store.open_blob(digest)?;
+    let file = std::sync::Mutex::new(Some(file));
+    let path_digest = digest.clone();
+    let opener = store.content().path(digest);
     let sink = progress.clone();
-    let pid = id.clone();
-    handle.block_on(session.upload_blob(&digest, size, move || {
-        let path = path.clone();
+    let pid = id.to_string();
+    handle.block_on(session.upload_blob(digest, size, move || {
+        // The first body reads the file opened above; a re-sent one (after
+        // a challenge) opens it again.
+        let first = file.lock().expect("file lock").take();
+        let path = opener.clone();
+        let what = path_digest.clone();
         let sink = sink.clone();
         let pid = pid.clone();
-        let stream = futures_util::stream::once(async move { tokio::fs::File::open(path).await })
-            .map(|f| match f {
-                Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 256 << 10).left_stream(),
-                Err(e) => futures_util::stream::once(async move { Err(e) }).right_stream(),
-            })
-            .flatten();
+        let stream = futures_util::stream::once(async move {
+            match first {
+                Some(f) => Ok(tokio::fs::File::from_std(f)),
+                None => tokio::fs::File::open(&path).await,
+            }
+        })
+        .map(move |f| match f {
+            Ok(f) => tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).left_stream(),
+            Err(e) => {
+                let e = std::io::Error::new(e.kind(), format!("opening blob {what}: {e}"));
+                futures_util::stream::once(async move { Err(e) }).right_stream()
+            }
+        })
+        .flatten();
         let mut sent: u64 = 0;
         let stream = stream.inspect(move |chunk| {
             if let Ok(c) = chunk {
@@ -226,8 +252,96 @@ fn push_layer(
             }
         });
         reqwest::Body::wrap_stream(stream)
-    }))?;
-    let _ = staging.delete(&digest);
-    progress(Progress::layer(&id, "Pushed"));
+    }))
+}
+
+/// Where the compressed bytes go while they are made: into the content
+/// store (hashed on the way) and to the upload.
+struct Tee {
+    blob: BlobWriter,
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.blob.write_all(buf)?;
+        self.tx
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped")
+            })?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.blob.flush()
+    }
+}
+
+/// First push of a layer: compresses it and streams the compressed bytes
+/// to the registry at the same time (POST, one streamed PATCH, then PUT
+/// `?digest=` once the digest is known), keeping them in the content store
+/// for the next push.
+fn compress_and_upload(
+    handle: &Handle,
+    session: &Session,
+    store: &ImageStore,
+    diff_id: &Digest,
+    id: &str,
+    progress: &ProgressSink,
+) -> Result<(Digest, u64), DistributionError> {
+    let src = store.open_layer(diff_id)?;
+    let total = src
+        .metadata()
+        .map_err(DistributionError::io(format!("reading layer {diff_id}")))?
+        .len();
+    let writer = store.compressed_writer()?;
+    let location = handle.block_on(session.start_upload())?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let body =
+        reqwest::Body::wrap_stream(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let (uploaded, compressed) = std::thread::scope(|s| {
+        let compressor = s.spawn(move || {
+            let mut tee = Tee {
+                blob: writer,
+                tx: tx.clone(),
+            };
+            let sink = progress.clone();
+            let pid = id.to_string();
+            let res = gzip::gzip(src, &mut tee, GZIP_LEVEL, gzip_threads(), |n| {
+                sink(Progress {
+                    id: Some(pid.clone()),
+                    status: "Pushing".into(),
+                    detail: Some((n, total)),
+                    aux: None,
+                })
+            });
+            match res {
+                Ok(_) => Ok(tee.blob),
+                Err(e) => {
+                    // Fail the upload too, so the registry drops the session
+                    // rather than waiting for more bytes.
+                    let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
+                    Err(e)
+                }
+            }
+        });
+        let uploaded = handle.block_on(session.patch_stream(&location, body));
+        (uploaded, compressor.join().expect("compression thread"))
+    });
+    // A compression that failed on its own (reading the layer) explains
+    // the aborted upload; one that stopped on a closed pipe is explained
+    // by the upload's failure.
+    let (location, writer) = match (uploaded, compressed) {
+        (Ok(location), Ok(writer)) => (location, writer),
+        (Err(e), Err(c)) if c.kind() == std::io::ErrorKind::BrokenPipe => return Err(e),
+        (Err(e), Ok(_)) => return Err(e),
+        (_, Err(c)) => {
+            return Err(DistributionError::io(format!(
+                "compressing layer {diff_id}"
+            ))(c))
+        }
+    };
+    let (digest, size) = store.keep_compressed_layer(diff_id, writer)?;
+    handle.block_on(session.finish_upload(&location, &digest))?;
     Ok((digest, size))
 }

@@ -23,6 +23,7 @@ mod load;
 pub mod manifest;
 pub mod meta;
 mod pulled;
+mod push_cache;
 mod save;
 mod store;
 

@@ -17,7 +17,9 @@ use crate::ImageError;
 
 const IMAGES: TableDefinition<&str, &[u8]> = TableDefinition::new("images");
 const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
-/// Push cache: layer diff ID → `digest size` of its gzip-compressed blob.
+/// Push cache: layer diff ID → `digest size` of its gzip-compressed blob,
+/// which is kept in the content store while an image references the layer
+/// (see `push_cache.rs`).
 const COMPRESSED: TableDefinition<&str, &str> = TableDefinition::new("compressed");
 
 /// What berth records about an image besides its config blob.
@@ -206,6 +208,42 @@ impl MetaStore {
                     format!("{blob} {size}").as_str(),
                 )
                 .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Every push-cache entry: (diff ID, compressed blob digest).
+    pub fn compressed_all(&self) -> Result<Vec<(Digest, Digest)>, ImageError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let table = match tx.open_table(COMPRESSED) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db_err(e)),
+        };
+        let mut out = Vec::new();
+        for row in table.iter().map_err(db_err)? {
+            let (k, v) = row.map_err(db_err)?;
+            // An entry that does not parse names nothing: it is dropped by
+            // the caller's clean-up like an unreferenced one would be.
+            let blob = v.value().split_once(' ').and_then(|(d, _)| d.parse().ok());
+            if let (Ok(diff), Some(blob)) = (k.value().parse(), blob) {
+                out.push((diff, blob));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forgets the push-cache entries of these layers, in one transaction.
+    pub fn remove_compressed(&self, diff_ids: &[Digest]) -> Result<(), ImageError> {
+        if diff_ids.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(COMPRESSED).map_err(db_err)?;
+            for d in diff_ids {
+                table.remove(d.to_string().as_str()).map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }

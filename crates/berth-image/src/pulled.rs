@@ -173,20 +173,6 @@ impl ImageStore {
         })
     }
 
-    /// The gzip blob a previous push made of this layer, if any.
-    pub fn compressed_layer(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
-        self.meta.compressed_of(diff_id)
-    }
-
-    pub fn set_compressed_layer(
-        &self,
-        diff_id: &Digest,
-        blob: &Digest,
-        size: u64,
-    ) -> Result<(), ImageError> {
-        self.meta.set_compressed(diff_id, blob, size)
-    }
-
     /// The uncompressed layer blob (its digest is the diff ID).
     pub fn open_layer(&self, diff_id: &Digest) -> Result<std::fs::File, ImageError> {
         Ok(self.content.open_blob(diff_id)?)

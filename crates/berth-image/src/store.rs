@@ -103,6 +103,19 @@ impl ImageStore {
             blobs.extend(diffs.iter().cloned());
             snaps.extend(chain_ids(&diffs).iter().map(|c| c.hex().to_string()));
         }
+        // Compressed forms kept for pushes live as long as their layer: an
+        // entry whose layer no image references is forgotten first, then
+        // its blob goes with the sweep below (a crash in between leaves an
+        // unreferenced blob, which the next collection removes).
+        let mut stale = Vec::new();
+        for (diff_id, blob) in self.meta.compressed_all()? {
+            if blobs.contains(&diff_id) {
+                blobs.insert(blob);
+            } else {
+                stale.push(diff_id);
+            }
+        }
+        self.meta.remove_compressed(&stale)?;
         let mut removed_blobs = 0;
         for d in self.content.list()? {
             if !blobs.contains(&d) {

@@ -367,6 +367,156 @@ fn distribution_registry_round_trip_and_skopeo_agrees() {
     );
 }
 
+/// The daemon's committed blobs: file name → (inode, mtime in ns). A blob
+/// rewritten (compressed again) gets a new inode through the ingest rename.
+fn blob_files(d: &TestDaemon) -> std::collections::BTreeMap<String, (u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = d.data_root.join("content/blobs/sha256");
+    std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            let mtime = m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128;
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (m.ino(), mtime),
+            )
+        })
+        .collect()
+}
+
+/// `skopeo inspect --raw`: the manifest bytes a registry serves.
+fn raw_manifest(image: &str) -> String {
+    let mut cmd = Command::new("/usr/bin/skopeo");
+    cmd.args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{image}"),
+    ]);
+    ok(
+        common::run(cmd, None, Duration::from_secs(60)),
+        "skopeo inspect --raw",
+    )
+}
+
+/// A one-layer image of several compression pieces: text that compresses,
+/// and noise that does not (stored as is).
+fn mixed_layer_tar(path: &Path) {
+    let mut text = Vec::new();
+    let mut i = 0u64;
+    while text.len() < (5 << 20) / 2 {
+        text.extend_from_slice(format!("{i:08} a line of a config file, repeated\n").as_bytes());
+        i += 1;
+    }
+    let mut noise = vec![0u8; 3 << 19];
+    let mut x: u64 = 0x2545f4914f6cdd1d;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut t = tar::Builder::new(std::fs::File::create(path).unwrap());
+    for (name, data) in [("etc/text.conf", &text), ("var/noise.bin", &noise)] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        t.append_data(&mut h, name, data.as_slice()).unwrap();
+    }
+    t.finish().unwrap();
+}
+
+/// A layer is compressed once: the first push keeps the compressed blob in
+/// the daemon's content store, a push of the same image to a second
+/// registry (another implementation) writes no blob at all, the manifests
+/// are byte-identical, the blob survives a daemon restart (it is a GC root
+/// while its image exists) and goes with the image. Pulled back, the image
+/// has the same ID.
+#[test]
+fn push_compresses_once_for_every_registry() {
+    let ours = Registry::start(|_| AuthConfig::None);
+    let theirs = DistributionRegistry::start();
+    let cfg = tempfile::tempdir().unwrap();
+    let mut a = TestDaemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tar = dir.path().join("layer.tar");
+    mixed_layer_tar(&tar);
+    let before = blob_files(&a);
+    let id = a.import(&tar, "mixed:1");
+    let first = format!("{}/mixed:1", ours.host());
+    let second = format!("127.0.0.1:{}/mixed:1", theirs.port);
+    a.berth_ok(&["tag", "mixed:1", &first]);
+    a.berth_ok(&["tag", "mixed:1", &second]);
+    let imported = blob_files(&a);
+
+    let out = ok(berth_cfg(&a, cfg.path(), &["push", &first], None), "push");
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = pushed_digest(&out);
+    let after_first = blob_files(&a);
+    let kept: Vec<&String> = after_first
+        .keys()
+        .filter(|k| !imported.contains_key(*k))
+        .collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "blobs before {imported:?}, after {after_first:?}"
+    );
+    let kept = format!("sha256:{}", kept[0]);
+    let m1 = raw_manifest(&first);
+    let v: serde_json::Value = serde_json::from_str(&m1).unwrap();
+    assert_eq!(v["layers"][0]["digest"].as_str().unwrap(), kept, "{v:#}");
+    assert_eq!(
+        v["layers"][0]["mediaType"].as_str().unwrap(),
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    let noise_and_text = std::fs::metadata(&tar).unwrap().len();
+    let compressed = v["layers"][0]["size"].as_u64().unwrap();
+    assert!(
+        compressed < noise_and_text * 3 / 4,
+        "layer of {noise_and_text} B compressed to {compressed} B"
+    );
+
+    let out = ok(
+        berth_cfg(&a, cfg.path(), &["push", &second], None),
+        "push to the second registry",
+    );
+    assert!(out.contains("Pushed"), "{out}");
+    assert_eq!(pushed_digest(&out), digest);
+    assert_eq!(
+        blob_files(&a),
+        after_first,
+        "the second push wrote blobs (compressed again?)"
+    );
+    assert_eq!(raw_manifest(&second), m1);
+
+    a.restart();
+    assert_eq!(
+        blob_files(&a),
+        after_first,
+        "a restart collected the kept blob"
+    );
+
+    let b = TestDaemon::start_short();
+    let out = ok(berth_cfg(&b, cfg.path(), &["pull", &second], None), "pull");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert_eq!(b.inspect(&second)["Id"].as_str().unwrap(), id);
+
+    a.berth_ok(&["rmi", "mixed:1", &first, &second]);
+    let left = blob_files(&a);
+    assert!(
+        !left.contains_key(kept.trim_start_matches("sha256:")),
+        "the kept compressed blob outlived its image: {left:?}"
+    );
+    assert_eq!(left, before, "blobs of the removed image are left");
+}
+
 /// `registry-mirrors`: a daemon whose only source of Docker Hub images is
 /// a berth registry holding `library/python:3` builds `FROM python:3`
 /// (the base is pulled through the mirror; Docker Hub is never asked).
