@@ -209,3 +209,93 @@ fn pull_through_cache_serves_mirrors_and_outlives_its_upstream() {
     assert_eq!(st, 502, "{body}");
     assert!(body.contains("upstream registry"), "{body}");
 }
+
+/// The berth CLI with a private docker config directory (credentials).
+fn berth_cfg(d: &TestDaemon, cfg: &Path, args: &[&str]) -> common::Output {
+    let mut cmd = Command::new(common::BERTH);
+    cmd.arg("-H").arg(d.host()).args(args);
+    cmd.env_remove("DOCKER_HOST");
+    cmd.env("DOCKER_CONFIG", cfg);
+    common::run(cmd, None, Duration::from_secs(180))
+}
+
+/// A remote behind Docker's token flow (berth's own `/token`, anonymous
+/// refused): the proxy answers its Bearer challenges with
+/// `--proxy-username/--proxy-password`; without them it reports why.
+#[test]
+fn pull_through_cache_authenticates_to_a_token_remote() {
+    let dir = common::scratch();
+    let htpasswd = dir.path().join("htpasswd");
+    let h = bcrypt::hash("s3cret", 4)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
+    std::fs::write(&htpasswd, format!("alice:{h}\n")).unwrap();
+    let upstream = RegistryProcess::start(&["--auth", &format!("token:{}", htpasswd.display())]);
+
+    let seed = TestDaemon::start();
+    let id = common::containers::busybox(&seed);
+    let cfg = dir.path().join("docker-config");
+    std::fs::create_dir_all(&cfg).unwrap();
+    ok(
+        berth_cfg(
+            &seed,
+            &cfg,
+            &["login", "-u", "alice", "-p", "s3cret", &upstream.addr],
+        ),
+        "login",
+    );
+    let up_name = format!("{}/alice/busybox:latest", upstream.addr);
+    seed.berth_ok(&["tag", "busybox:latest", &up_name]);
+    ok(berth_cfg(&seed, &cfg, &["push", &up_name]), "push upstream");
+    drop(seed);
+
+    let remote = format!("http://{}", upstream.addr);
+    let with_creds = RegistryProcess::start(&[
+        "--proxy-remote",
+        &remote,
+        "--proxy-username",
+        "alice",
+        "--proxy-password",
+        "s3cret",
+    ]);
+    let d = TestDaemon::start_short();
+    let name = format!("{}/alice/busybox:latest", with_creds.addr);
+    ok(
+        d.berth_out(&["pull", &name], None),
+        "pull through the proxy",
+    );
+    assert_eq!(d.image_id(&name), id);
+    assert!(
+        !with_creds.log().contains("s3cret"),
+        "the remote's password reached the log"
+    );
+
+    let anonymous = RegistryProcess::start(&["--proxy-remote", &remote]);
+    let (st, body) = http(&anonymous.addr, "GET", "/v2/alice/busybox/manifests/latest");
+    assert_eq!(st, 502, "{body}");
+    assert!(body.contains("unauthorized"), "{body}");
+}
+
+#[test]
+fn proxy_flags_are_checked() {
+    let dir = common::scratch();
+    for (args, want) in [
+        (
+            vec!["--proxy-remote", "registry.example"],
+            "http:// or https://",
+        ),
+        (vec!["--proxy-remote", "http://h/v2/"], "no path"),
+        (
+            vec!["--proxy-remote", "http://h", "--proxy-password", "x"],
+            "--proxy-username",
+        ),
+    ] {
+        let mut cmd = Command::new(common::BERTH);
+        cmd.args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(dir.path().join("root"))
+            .args(&args);
+        let o = common::run(cmd, None, Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(125), "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains(want), "{args:?}: {}", o.stderr);
+    }
+}
