@@ -119,7 +119,7 @@ fn blob_files(root: &Path) -> Vec<PathBuf> {
 }
 
 #[test]
-fn pull_through_cache_serves_mirrors_and_outlives_its_upstream() {
+fn pull_through_cache_serves_mirrors_sees_moved_tags_and_outlives_its_upstream() {
     let mut upstream = RegistryProcess::start(&[]);
     let seed = TestDaemon::start();
     let id = common::containers::busybox(&seed);
@@ -132,7 +132,6 @@ fn pull_through_cache_serves_mirrors_and_outlives_its_upstream() {
         .and_then(|r| r.split_whitespace().next())
         .unwrap_or_else(|| panic!("no digest in push output:\n{out}"))
         .to_string();
-    drop(seed);
 
     let remote = format!("http://{}", upstream.addr);
     let proxy = RegistryProcess::start(&["--proxy-remote", &remote]);
@@ -152,7 +151,7 @@ fn pull_through_cache_serves_mirrors_and_outlives_its_upstream() {
     assert_eq!(digest_line(&out), pushed);
     assert_eq!(a.image_id("busybox"), id);
     let cached = blob_files(&proxy.root);
-    // manifest + config + one layer, stored whole under their digests.
+    // Manifest + config + one layer, stored whole under their digests.
     assert_eq!(cached.len(), 3, "{cached:?}");
     for f in &cached {
         let hex = f.file_name().unwrap().to_str().unwrap();
@@ -185,6 +184,34 @@ fn pull_through_cache_serves_mirrors_and_outlives_its_upstream() {
     let o = a.berth_out(&["push", &proxied], None);
     assert!(!o.status.success(), "push to the cache succeeded");
     assert!(o.stderr.contains("unsupported"), "{}", o.stderr);
+
+    // The tag moves upstream: the next pull through the cache sees it.
+    let (st, _, err) = seed.berth(&[
+        "import",
+        "-c",
+        "LABEL moved=yes",
+        &common::busybox_rootfs().display().to_string(),
+        "moved:latest",
+    ]);
+    assert!(st.success(), "{err}");
+    let moved_id = seed.image_id("moved:latest");
+    assert_ne!(moved_id, id);
+    seed.berth_ok(&["tag", "moved:latest", &up_name]);
+    let out = seed.berth_ok(&["push", &up_name]);
+    let moved = out
+        .lines()
+        .find_map(|l| l.split(": digest: ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest in push output:\n{out}"))
+        .to_string();
+    assert_ne!(moved, pushed);
+    drop(seed);
+    let out = ok(
+        a.berth_out(&["pull", "busybox"], None),
+        "pull the moved tag",
+    );
+    assert_eq!(digest_line(&out), moved, "the cache served a stale tag");
+    assert_eq!(a.image_id("busybox"), moved_id);
     drop(a);
 
     // The upstream goes away; a fresh daemon still gets the same image.
@@ -194,10 +221,17 @@ fn pull_through_cache_serves_mirrors_and_outlives_its_upstream() {
         b.berth_out(&["pull", "busybox"], None),
         "pull from the cache",
     );
-    assert_eq!(digest_line(&out), pushed, "the cache served other content");
-    assert_eq!(b.image_id("busybox"), id);
+    assert_eq!(digest_line(&out), moved, "the cache served other content");
+    assert_eq!(b.image_id("busybox"), moved_id);
     let out = b.berth_ok(&["run", "--rm", "busybox", "echo", "cached"]);
     assert_eq!(out.trim(), "cached");
+    // The first digest is still served from the cache, by digest.
+    let first = format!("busybox@{pushed}");
+    ok(
+        b.berth_out(&["pull", &first], None),
+        "pull the first digest",
+    );
+    assert_eq!(b.image_id(&first), id);
     assert!(
         proxy.log().contains("serving the cached manifest"),
         "{}",
