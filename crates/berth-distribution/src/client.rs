@@ -306,6 +306,30 @@ impl Session {
         Ok(resp)
     }
 
+    /// `GET /v2/<name>/blobs/<digest>` from byte `offset` on (`Range:
+    /// bytes=N-` when `offset` > 0). The caller checks whether the server
+    /// honoured the range (206) or sent the whole blob (200).
+    pub async fn get_blob_from(
+        &self,
+        digest: &Digest,
+        offset: u64,
+    ) -> Result<Response, DistributionError> {
+        if offset == 0 {
+            return self.get_blob(digest).await;
+        }
+        let url = self.url(&format!("blobs/{digest}"));
+        let range = format!("bytes={offset}-");
+        let resp = self
+            .send(|h| h.get(&url).header(reqwest::header::RANGE, &range))
+            .await?;
+        if !resp.status().is_success() {
+            return Err(
+                error_of(resp, &format!("fetching blob {digest} from byte {offset}")).await,
+            );
+        }
+        Ok(resp)
+    }
+
     /// A whole small blob (a config), verified.
     pub async fn get_small_blob(&self, digest: &Digest) -> Result<Vec<u8>, DistributionError> {
         let resp = self.get_blob(digest).await?;

@@ -276,7 +276,7 @@ fn fetch_layer(
         attempt += 1;
         match download(handle, session, staging, desc, &id, progress) {
             Ok(()) => break,
-            Err(e) if attempt < ATTEMPTS && e.retryable() => {
+            Err(e) if attempt < ATTEMPTS && e.retryable() && !is_disk_full(&e) => {
                 tracing::warn!(digest = %desc.digest, attempt, error = %e, "layer download failed; retrying");
                 progress(Progress::layer(
                     &id,
@@ -299,6 +299,39 @@ fn fetch_layer(
     Ok(staged)
 }
 
+/// How many times one download resumes after a broken connection before
+/// the attempt fails (and [`fetch_layer`] starts over, up to [`ATTEMPTS`]).
+const RESUMES: u32 = 5;
+
+/// Where a resumed response starts: `Some(offset)` for a 206 whose
+/// `Content-Range: bytes START-END/TOTAL` starts at `offset`; `None` for a
+/// 200 (the server ignored Range and sent everything); an error otherwise.
+fn resumed_at(resp: &reqwest::Response, digest: &Digest) -> Result<Option<u64>, DistributionError> {
+    if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT {
+        return Ok(None);
+    }
+    let cr = resp
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let start = cr
+        .strip_prefix("bytes ")
+        .and_then(|r| r.split('-').next())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .ok_or_else(|| {
+            DistributionError::Protocol(format!(
+                "blob {digest}: 206 response with an unusable Content-Range {cr:?}"
+            ))
+        })?;
+    Ok(Some(start))
+}
+
+/// Downloads one blob into `staging`, verifying size and digest. A
+/// connection that breaks mid-stream is resumed with `Range: bytes=N-`
+/// (RFC 9110 §14.2), appending to the same writer so the running digest
+/// continues; a server that answers the range with a 200 gets a fresh
+/// writer and the whole blob again.
 fn download(
     handle: &Handle,
     session: &Session,
@@ -307,28 +340,79 @@ fn download(
     id: &str,
     progress: &ProgressSink,
 ) -> Result<(), DistributionError> {
-    let mut resp = handle.block_on(session.get_blob(&desc.digest))?;
     let mut w = staging.writer()?;
     let mut done: u64 = 0;
     let mut reported: u64 = 0;
-    while let Some(chunk) = handle
-        .block_on(resp.chunk())
-        .map_err(DistributionError::http(format!(
-            "downloading {}",
-            desc.digest
-        )))?
-    {
-        w.write_all(&chunk)
-            .map_err(DistributionError::io(format!("writing {}", desc.digest)))?;
-        done += chunk.len() as u64;
-        if done - reported >= 512 << 10 || done == desc.size {
-            reported = done;
-            progress(Progress {
-                id: Some(id.to_string()),
-                status: "Downloading".into(),
-                detail: Some((done, desc.size)),
-                aux: None,
-            });
+    let mut resumes = 0;
+    loop {
+        let streamed = (|| -> Result<(), DistributionError> {
+            let mut resp = handle.block_on(session.get_blob_from(&desc.digest, done))?;
+            if done > 0 {
+                match resumed_at(&resp, &desc.digest)? {
+                    Some(at) if at == done => {}
+                    Some(at) => {
+                        return Err(DistributionError::Protocol(format!(
+                            "blob {}: asked to resume at byte {done}, the registry sent from {at}",
+                            desc.digest
+                        )))
+                    }
+                    None => {
+                        tracing::info!(digest = %desc.digest, "registry ignored Range; downloading again from the start");
+                        w = staging.writer()?;
+                        done = 0;
+                        reported = 0;
+                    }
+                }
+            }
+            while let Some(chunk) =
+                handle
+                    .block_on(resp.chunk())
+                    .map_err(DistributionError::http(format!(
+                        "downloading {}",
+                        desc.digest
+                    )))?
+            {
+                if done + chunk.len() as u64 > desc.size {
+                    return Err(DistributionError::Protocol(format!(
+                        "blob {}: the registry sent more than the {} bytes the manifest declares",
+                        desc.digest, desc.size
+                    )));
+                }
+                w.write_all(&chunk)
+                    .map_err(DistributionError::io(format!("writing {}", desc.digest)))?;
+                done += chunk.len() as u64;
+                if done - reported >= 512 << 10 || done == desc.size {
+                    reported = done;
+                    progress(Progress {
+                        id: Some(id.to_string()),
+                        status: "Downloading".into(),
+                        detail: Some((done, desc.size)),
+                        aux: None,
+                    });
+                }
+            }
+            if done < desc.size {
+                // The body ended early (a connection closed without an error).
+                return Err(DistributionError::Io {
+                    context: format!("downloading {}", desc.digest),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("connection closed after {done} of {} bytes", desc.size),
+                    ),
+                });
+            }
+            Ok(())
+        })();
+        match streamed {
+            Ok(()) => break,
+            Err(e) if e.retryable() && !is_disk_full(&e) && resumes < RESUMES => {
+                resumes += 1;
+                tracing::warn!(digest = %desc.digest, done, resumes, error = %e,
+                    "layer download broke; resuming");
+                progress(Progress::layer(id, format!("Resuming at {done} bytes")));
+                std::thread::sleep(std::time::Duration::from_millis(200 * resumes as u64));
+            }
+            Err(e) => return Err(e),
         }
     }
     progress(Progress::layer(id, "Verifying Checksum"));
@@ -342,6 +426,12 @@ fn download(
             e => DistributionError::Protocol(format!("layer {}: {e}", desc.digest)),
         })?;
     Ok(())
+}
+
+/// A local write failed because the disk is full: no retry will help.
+fn is_disk_full(e: &DistributionError) -> bool {
+    matches!(e, DistributionError::Io { source, .. }
+        if source.raw_os_error() == Some(28) || source.kind() == std::io::ErrorKind::StorageFull)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::ConfigError;
+pub use crate::proxy::ProxyConfig;
 
 /// The default listen address: all interfaces on port 5000, like
 /// distribution's registry (clients assume :5000 for local registries).
@@ -22,6 +23,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Refuse every write (405 UNSUPPORTED).
     pub read_only: bool,
+    /// Be a pull-through cache of this remote (writes refused).
+    pub proxy: Option<ProxyConfig>,
 }
 
 impl Config {
@@ -33,6 +36,7 @@ impl Config {
             auth: AuthConfig::None,
             tls: None,
             read_only: false,
+            proxy: None,
         }
     }
 }

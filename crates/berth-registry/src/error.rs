@@ -49,6 +49,9 @@ pub enum RegistryError {
     MethodNotAllowed,
     #[error("reading request body: {0}")]
     Body(String),
+    /// A pull-through cache's remote failed or sent something wrong.
+    #[error("upstream registry: {0}")]
+    Upstream(String),
     #[error("registry storage i/o on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -75,7 +78,7 @@ impl RegistryError {
             Unauthorized => "UNAUTHORIZED",
             Denied => "DENIED",
             Unsupported(_) | MethodNotAllowed => "UNSUPPORTED",
-            Io { .. } => "UNKNOWN",
+            Io { .. } | Upstream(_) => "UNKNOWN",
         }
     }
 
@@ -99,6 +102,7 @@ impl RegistryError {
             Denied => 403,
             Unsupported(_) | MethodNotAllowed => 405,
             Io { .. } => 500,
+            Upstream(_) => 502,
         }
     }
 
@@ -116,6 +120,7 @@ impl HasKind for RegistryError {
             403 => ErrorKind::Forbidden,
             405 => ErrorKind::NotImplemented,
             500 => ErrorKind::Internal,
+            502 => ErrorKind::Unavailable,
             _ => ErrorKind::InvalidArgument,
         }
     }
@@ -138,6 +143,8 @@ pub enum ConfigError {
     Tls(String),
     #[error("binding {addr}: {source}")]
     Bind { addr: String, source: io::Error },
+    #[error("invalid --proxy-remote {0}")]
+    ProxyRemote(String),
     #[error("registry root {path}: {source}")]
     Root { path: PathBuf, source: io::Error },
 }
@@ -145,9 +152,10 @@ pub enum ConfigError {
 impl HasKind for ConfigError {
     fn kind(&self) -> ErrorKind {
         match self {
-            ConfigError::AuthSpec(_) | ConfigError::Syntax { .. } | ConfigError::Tls(_) => {
-                ErrorKind::InvalidArgument
-            }
+            ConfigError::AuthSpec(_)
+            | ConfigError::Syntax { .. }
+            | ConfigError::Tls(_)
+            | ConfigError::ProxyRemote(_) => ErrorKind::InvalidArgument,
             ConfigError::Read { source, .. }
             | ConfigError::Bind { source, .. }
             | ConfigError::Root { source, .. } => HasKind::kind(source),

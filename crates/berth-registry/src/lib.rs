@@ -12,7 +12,10 @@
 //! leaves either the old state or the new one; upload sessions resume after
 //! a restart.
 //!
-//! Not implemented: pull-through proxying (`--proxy-remote`), schema 1
+//! With [`Config::proxy`] the registry is a pull-through cache of a remote
+//! registry ([`proxy`]).
+//!
+//! Not implemented: schema 1
 //! manifests, digests other than sha256 for new content, and referrers
 //! pagination (all referrers come in one response).
 
@@ -22,11 +25,14 @@ pub mod error;
 pub mod gc;
 pub mod manifest;
 pub mod names;
+mod proxy;
 mod routes;
 mod server;
 pub mod storage;
 
-pub use config::{AuthConfig, Config, TlsConfig, DEFAULT_ADDR, DEFAULT_ROOT, TOKEN_SERVICE};
+pub use config::{
+    AuthConfig, Config, ProxyConfig, TlsConfig, DEFAULT_ADDR, DEFAULT_ROOT, TOKEN_SERVICE,
+};
 pub use error::{ConfigError, RegistryError};
 pub use gc::{gc, gc_with, parse_grace, GcOptions, GcReport, DEFAULT_GRACE};
 pub use server::{router, serve, ServerHandle};

@@ -74,6 +74,11 @@ pub fn router(config: &Config) -> Result<Router, ConfigError> {
         auth: Authorizer::from_config(&config.auth, &config.root)?,
         read_only: config.read_only,
         tls: config.tls.is_some(),
+        proxy: config
+            .proxy
+            .as_ref()
+            .map(crate::proxy::Proxy::new)
+            .transpose()?,
     });
     Ok(Router::new()
         .fallback(dispatch)
@@ -98,7 +103,8 @@ pub async fn serve(config: Config) -> Result<ServerHandle, ConfigError> {
         source,
     })?;
     tracing::info!(%addr, tls = tls.is_some(), root = %config.root.display(),
-        read_only = config.read_only, "registry listening");
+        read_only = config.read_only,
+        proxy_remote = config.proxy.as_ref().map(|p| p.remote.as_str()), "registry listening");
     let (stop, stopped) = oneshot::channel();
     let is_tls = tls.is_some();
     let task = tokio::spawn(accept_loop(listener, app, tls, stopped));

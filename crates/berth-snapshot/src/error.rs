@@ -18,13 +18,13 @@ pub enum LayerError {
     #[error("layer entry \"{path}\" has unsupported type {kind}")]
     Unsupported { path: String, kind: String },
     /// The layer stream itself could not be read or parsed.
-    #[error("reading layer stream")]
+    #[error("reading layer stream: {source}")]
     Read {
         #[source]
         source: io::Error,
     },
     /// A filesystem operation failed.
-    #[error("{op} \"{}\"", path.display())]
+    #[error("{op} \"{}\": {source}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
@@ -32,7 +32,7 @@ pub enum LayerError {
         source: io::Error,
     },
     /// Writing the layer tar failed.
-    #[error("writing layer stream")]
+    #[error("writing layer stream: {source}")]
     Write {
         #[source]
         source: io::Error,

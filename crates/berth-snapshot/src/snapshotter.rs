@@ -56,14 +56,14 @@ pub enum SnapshotError {
     InvalidKey { key: String },
     #[error("snapshot \"{key}\" not found")]
     NotFound { key: String },
-    #[error("{op} \"{}\"", path.display())]
+    #[error("{op} \"{}\": {source}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
         #[source]
         source: io::Error,
     },
-    #[error("snapshot \"{key}\" has an unreadable info.json")]
+    #[error("snapshot \"{key}\" has an unreadable info.json: {source}")]
     Info {
         key: String,
         #[source]

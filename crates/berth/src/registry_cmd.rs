@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use berth_core::HasKind;
-use berth_registry::{AuthConfig, Config, TlsConfig, DEFAULT_ADDR, DEFAULT_ROOT};
+use berth_registry::{AuthConfig, Config, ProxyConfig, TlsConfig, DEFAULT_ADDR, DEFAULT_ROOT};
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -20,7 +20,7 @@ struct RegistryArgs {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Serve the registry in the foreground (pull-through proxying is not supported)
+    /// Serve the registry in the foreground
     Serve {
         /// Address to listen on (all interfaces, port 5000, like distribution)
         #[arg(long, default_value = DEFAULT_ADDR, value_name = "HOST:PORT")]
@@ -44,6 +44,23 @@ enum Cmd {
         /// Refuse every write
         #[arg(long)]
         read_only: bool,
+        /// Be a pull-through cache of this registry (scheme://host[:port],
+        /// e.g. https://registry-1.docker.io): pulls fetch what is missing
+        /// and keep it; pushes and deletes are refused
+        #[arg(long, value_name = "URL")]
+        proxy_remote: Option<String>,
+        /// User name for the remote of --proxy-remote
+        #[arg(long, value_name = "USER", requires = "proxy_remote")]
+        proxy_username: Option<String>,
+        /// Password for the remote of --proxy-remote (better: the
+        /// BERTH_REGISTRY_PROXY_PASSWORD environment variable)
+        #[arg(
+            long,
+            value_name = "PASSWORD",
+            env = "BERTH_REGISTRY_PROXY_PASSWORD",
+            hide_env_values = true
+        )]
+        proxy_password: Option<String>,
     },
     /// Delete blobs no manifest references; safe while the registry serves:
     /// blobs (or links to them) modified within --grace are kept, and pushes
@@ -82,6 +99,8 @@ pub fn main() -> i32 {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs written to files stay greppable.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match parsed.cmd {
         Cmd::Gc { root, grace } => {
@@ -108,6 +127,9 @@ pub fn main() -> i32 {
             auth,
             token_acl,
             read_only,
+            proxy_remote,
+            proxy_username,
+            proxy_password,
         } => {
             let mut auth: AuthConfig = match auth.parse() {
                 Ok(a) => a,
@@ -129,6 +151,11 @@ pub fn main() -> i32 {
                     .zip(tls_key)
                     .map(|(cert, key)| TlsConfig { cert, key }),
                 read_only,
+                proxy: proxy_remote.map(|remote| ProxyConfig {
+                    remote,
+                    username: proxy_username,
+                    password: proxy_password,
+                }),
             };
             let rt = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,

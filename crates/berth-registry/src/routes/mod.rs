@@ -31,6 +31,8 @@ pub(crate) struct AppState {
     pub auth: Authorizer,
     pub read_only: bool,
     pub tls: bool,
+    /// Pull-through cache mode.
+    pub proxy: Option<crate::proxy::Proxy>,
 }
 
 /// The authenticated user, attached to responses for the access log.
@@ -250,6 +252,12 @@ async fn route(
             "registry is read-only".into(),
         )));
     }
+    if let (true, Some(p)) = (write && route != Route::Base, &st.proxy) {
+        return Err(Failed(RegistryError::Unsupported(format!(
+            "this registry is a pull-through cache of {}: pushes and deletes are not accepted",
+            p.remote()
+        ))));
+    }
     let m = method.clone();
     let h = &parts.headers;
     let r = match route {
@@ -260,13 +268,28 @@ async fn route(
         Route::Tags(r) if m == Method::GET => listing::tags(st, &r, q),
         Route::Referrers(r, d) if m == Method::GET => listing::referrers(st, &r, &d, q),
         Route::Manifest(r, re) => match m {
-            Method::GET | Method::HEAD => manifests::get(st, &r, &re, m == Method::HEAD),
+            Method::GET | Method::HEAD => {
+                if let Some(p) = &st.proxy {
+                    p.manifest(&st.storage, &r, &re).await?;
+                }
+                manifests::get(st, &r, &re, m == Method::HEAD)
+            }
             Method::PUT => manifests::put(st, &r, &re, h, q, body).await,
             Method::DELETE => manifests::delete(st, &r, &re),
             _ => Err(RegistryError::MethodNotAllowed),
         },
         Route::Blob(r, d) => match m {
-            Method::GET | Method::HEAD => blobs::get(st, &r, &d, h, m == Method::HEAD).await,
+            Method::GET | Method::HEAD => {
+                let whole_first = m == Method::HEAD || h.contains_key("range");
+                let streamed = match &st.proxy {
+                    Some(p) => p.blob(&st.storage, &r, &d, whole_first).await?,
+                    None => None,
+                };
+                match streamed {
+                    Some(resp) => Ok(resp),
+                    None => blobs::get(st, &r, &d, h, m == Method::HEAD).await,
+                }
+            }
             Method::DELETE => blobs::delete(st, &r, &d),
             _ => Err(RegistryError::MethodNotAllowed),
         },

@@ -172,6 +172,21 @@ impl Storage {
         }
     }
 
+    /// Publishes a verified, fsynced file as the blob `d` (rename under the
+    /// writer lock; an existing copy wins and the file is removed), with a
+    /// fresh mtime so gc's grace period covers it until it is referenced.
+    pub(crate) fn publish_file(&self, file: &Path, d: &Digest) -> Result<()> {
+        let dest = self.blob_path(d);
+        let _lock = self.writer_lock()?;
+        if dest.is_file() {
+            let _ = fs::remove_file(file);
+        } else {
+            fs::rename(file, &dest).map_err(RegistryError::io(&dest))?;
+            berth_content::sync_dir(&self.blobs_dir()).map_err(RegistryError::io(&dest))?;
+        }
+        self.touch_blob(d)
+    }
+
     /// Writes a small blob (a manifest) and returns its sha256 digest.
     pub fn put_blob_bytes(&self, data: &[u8]) -> Result<Digest> {
         let d = Digest::sha256_of(data);

@@ -195,22 +195,13 @@ impl Uploads {
             )));
         }
         let data = s.dir.join("data");
-        let dest = self.storage.blob_path(want);
         let storage = self.storage.clone();
         let digest = want.clone();
         let res = tokio::task::spawn_blocking(move || -> Result<()> {
             fs::File::open(&data)
                 .and_then(|f| f.sync_all())
                 .map_err(RegistryError::io(&data))?;
-            // Under the writer lock, so gc cannot delete an existing copy
-            // between this check and the touch; a fresh mtime then keeps it
-            // through gc's grace period until the manifest arrives.
-            let _lock = storage.writer_lock()?;
-            if !dest.is_file() {
-                fs::rename(&data, &dest).map_err(RegistryError::io(&dest))?;
-                berth_content::sync_dir(&storage.blobs_dir()).map_err(RegistryError::io(&dest))?;
-            }
-            storage.touch_blob(&digest)
+            storage.publish_file(&data, &digest)
         })
         .await
         .map_err(|e| RegistryError::Body(e.to_string()))?;

@@ -141,6 +141,22 @@ impl TestDaemon {
         )
     }
 
+    /// Like [`TestDaemon::start_short`], calling `prepare(data_root)` before
+    /// the daemon starts (e.g. to mount a small tmpfs there; the kit's drop
+    /// unmounts whatever is left mounted under the test's directory).
+    pub fn start_short_prepared(prepare: impl FnOnce(&Path)) -> TestDaemon {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("b")
+            .rand_bytes(4)
+            .tempdir_in("/tmp")
+            .expect("create test directory under /tmp");
+        let data_root = dir.path().join("data");
+        fs::create_dir_all(&data_root).unwrap();
+        prepare(&data_root);
+        TestDaemon::start_in(dir)
+    }
+
     fn start_in(dir: tempfile::TempDir) -> TestDaemon {
         TestDaemon::start_in_with(dir, vec![])
     }
