@@ -17,7 +17,7 @@
 #   - berth daemon (data-root under $WORK, exec-root /run/bbrg, --bridge bbreg0 --bip
 #     10.250.0.1/24). Images: bench/big:1 = `berth import BIG_TAR` (one layer);
 #     bench/layers:1 = busybox rootfs + LAYERS layers of one 1 MiB /dev/urandom file each, written
-#     as a docker-archive by this script and `berth load`ed (`berth build` stops at 32 layers).
+#     as a docker-archive by this script and `berth load`ed.
 #     Each image is saved once (`berth save`, docker-archive) and converted once by skopeo to an
 #     oci: layout with gzip'd layers (untimed).
 #   - berth registry: `berth registry serve --addr 127.0.0.1:18500 --root DIR` (auth none),

@@ -41,7 +41,7 @@ fn bar(current: u64, total: u64) -> String {
     if filled > 0 {
         s.push('>');
     }
-    s.push_str(&" ".repeat(width - filled.max(0).min(width)));
+    s.push_str(&" ".repeat(width - filled.min(width)));
     s.push_str(&format!("] {:>8}/{}", human(current), human(total)));
     s
 }

@@ -58,7 +58,7 @@ async fn progress_response(
             return Ok(json_response(Body::from(body)));
         }
     };
-    let head = futures_util::stream::iter(first.into_iter());
+    let head = futures_util::stream::iter(first);
     let tail = futures_util::stream::once(async move {
         match task.await {
             Ok(Ok(())) => None,
