@@ -473,3 +473,62 @@ fn builder_prune_forgets_the_cache() {
     );
     assert_eq!(status, 400, "{body}");
 }
+
+#[test]
+fn cache_mount_sharing_locked_and_private() {
+    let d = Arc::new(TestDaemon::start_short());
+    busybox(&d);
+    // Two builds at once on one cache id; each step logs its start and end
+    // around a sleep. `locked` serializes them: the log never interleaves.
+    let step = |sharing: &str, tag: &str| {
+        format!(
+            "FROM busybox\nRUN --mount=type=cache,id=shared-log,target=/c,sharing={sharing} \
+             sh -c 'echo start-{tag} >> /c/log; sleep 2; echo end-{tag} >> /c/log'\n"
+        )
+    };
+    let run_pair = |sharing: &str| {
+        let ctxs: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|t| context(&[("Dockerfile", &step(sharing, t))]))
+            .collect();
+        let handles: Vec<_> = ctxs
+            .iter()
+            .map(|c| {
+                let d = d.clone();
+                let p = path(c).to_string();
+                std::thread::spawn(move || {
+                    let (st, out, err) = d.berth(&["build", "--no-cache", &p]);
+                    assert_eq!(code(st), 0, "{out}\n{err}");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    };
+    run_pair("locked");
+    let log = fs::read_dir(d.data_root.join("build-cache/mounts"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("data/log"))
+        .find(|p| p.exists())
+        .expect("the cache mount's log");
+    let lines = fs::read_to_string(&log).unwrap();
+    let l: Vec<&str> = lines.lines().collect();
+    assert_eq!(l.len(), 4, "{lines}");
+    assert_eq!(
+        l[0].strip_prefix("start-"),
+        l[1].strip_prefix("end-"),
+        "{lines}"
+    );
+    assert_eq!(
+        l[2].strip_prefix("start-"),
+        l[3].strip_prefix("end-"),
+        "{lines}"
+    );
+    // `private`: the second build, finding the cache held, works in a
+    // throwaway copy, so the persistent log gains one run only.
+    fs::remove_file(&log).unwrap();
+    run_pair("private");
+    let lines = fs::read_to_string(&log).unwrap();
+    assert_eq!(lines.lines().count(), 2, "{lines}");
+}

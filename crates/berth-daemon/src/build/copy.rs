@@ -297,7 +297,9 @@ fn sniff_archive(path: &Path) -> Archive {
 }
 
 impl Builder<'_> {
-    /// `COPY` (`add` false) or `ADD` (`add` true: local archives unpack).
+    /// `COPY` (`add` false) or `ADD` (`add` true: local archives unpack,
+    /// URLs are fetched and checked against `checksum`).
+    #[allow(clippy::too_many_arguments)] // the two instructions' flags, flat
     pub(super) fn copy_step(
         &mut self,
         plan: &BuildPlan,

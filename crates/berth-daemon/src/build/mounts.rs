@@ -333,36 +333,44 @@ impl Builder<'_> {
             .join(&hex::encode(Sha256::digest(id.as_bytes()))[..32]);
         let io = |e| err(&format!("cache mount {id:?}"), e);
         fs::create_dir_all(&base).map_err(io)?;
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(base.join("lock"))
-            .map_err(io)?;
-        // Exclusive while the directory is made; then as `sharing` says.
-        flock(&lock, libc::LOCK_EX).map_err(io)?;
+        let open = |name: &str| {
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(base.join(name))
+        };
+        // Made once, under a lock of its own.
         let data = base.join("data");
-        if !data.exists() {
-            fs::write(base.join("id"), &id).map_err(io)?;
-            let fresh = base.join("data.new");
-            let _ = fs::remove_dir_all(&fresh);
-            self.make_cache_dir(plan, m, &fresh)?;
-            fs::rename(&fresh, &data).map_err(io)?;
+        {
+            let create = open("create.lock").map_err(io)?;
+            flock(&create, libc::LOCK_EX).map_err(io)?;
+            if !data.exists() {
+                fs::write(base.join("id"), &id).map_err(io)?;
+                let fresh = base.join("data.new");
+                let _ = fs::remove_dir_all(&fresh);
+                self.make_cache_dir(plan, m, &fresh)?;
+                fs::rename(&fresh, &data).map_err(io)?;
+            }
         }
+        // Held while the step runs, as `sharing` says.
+        let lock = open("lock").map_err(io)?;
         // Marks the use, for `builder prune --filter until=…`.
         let _ = lock.set_modified(std::time::SystemTime::now());
         let dir = match m.sharing {
-            Sharing::Locked => data,
+            Sharing::Locked => {
+                flock(&lock, libc::LOCK_EX).map_err(io)?;
+                data
+            }
             Sharing::Shared => {
                 flock(&lock, libc::LOCK_SH).map_err(io)?;
                 data
             }
             Sharing::Private => {
-                flock(&lock, libc::LOCK_UN).map_err(io)?;
                 if flock(&lock, libc::LOCK_EX | libc::LOCK_NB).is_ok() {
                     data
                 } else {
-                    // Another build has it: a throwaway instance.
+                    // Another step has it: a throwaway instance.
                     let own = self.scratch("cache-private");
                     self.make_cache_dir(plan, m, &own)?;
                     p.remove.push(own.clone());
