@@ -6,9 +6,10 @@
 //!   so its writes are discarded with the step.
 //! - `cache`: a directory per `id` under `<data-root>/build-cache/mounts/`
 //!   that outlives builds and daemon restarts. Created on first use with
-//!   `mode`/`uid`/`gid` (0755, 0:0), seeded from `from`/`source` if given.
-//!   `sharing=shared` holds a shared `flock` on the cache's lock file,
-//!   `locked` an exclusive one (a second build waits), `private` takes the
+//!   `mode`/`uid`/`gid` (0755, 0:0), seeded from `from`/`source` if given
+//!   (under a lock of its own). While the step runs, `sharing=shared`
+//!   holds a shared `flock` on the cache's lock file, `locked` an
+//!   exclusive one (a second build waits), `private` takes the
 //!   exclusive lock if free and otherwise works in a throwaway directory.
 //!   `builder prune -a` removes caches nobody holds.
 //! - `tmpfs`: a tmpfs of `size` bytes.

@@ -46,6 +46,16 @@ fn in_lower(lower: &[PathBuf], rel: &Path) -> Option<std::fs::Metadata> {
 /// overlayfs copied up (same owner and mode as below, not opaque) when the
 /// runtime created a mount point inside it.
 fn is_mount_trace(upper: &Path, lower: &[PathBuf], rel: &Path) -> bool {
+    // Never through a symlink the step made: that could point at the host.
+    if rel.ancestors().skip(1).any(|a| {
+        !a.as_os_str().is_empty()
+            && upper
+                .join(a)
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+    }) {
+        return false;
+    }
     let p = upper.join(rel);
     let Ok(m) = p.symlink_metadata() else {
         return false;
@@ -380,5 +390,39 @@ impl Builder<'_> {
         });
         produced.map_err(|e| err("writing the layer", e))?;
         result.map_err(|e| BuildError::new(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod mount_trace_tests {
+    use super::*;
+
+    #[test]
+    fn traces_go_and_content_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, lower) = (t.path().join("upper"), t.path().join("lower"));
+        std::fs::create_dir_all(upper.join("made/for/mount")).unwrap();
+        std::fs::create_dir_all(upper.join("kept")).unwrap();
+        std::fs::write(upper.join("kept/file"), "x").unwrap();
+        std::fs::create_dir_all(upper.join("kept/mnt")).unwrap();
+        std::fs::create_dir_all(lower.join("root")).unwrap();
+        std::fs::create_dir_all(upper.join("root/.cache")).unwrap();
+        let lowers = vec![lower.clone()];
+        drop_mount_point(&upper, &lowers, Path::new("made/for/mount"));
+        assert!(!upper.join("made").exists());
+        drop_mount_point(&upper, &lowers, Path::new("kept/mnt"));
+        assert!(!upper.join("kept/mnt").exists());
+        assert!(upper.join("kept/file").exists());
+        // A copied-up parent with the lower's metadata goes too.
+        let m = std::fs::metadata(lower.join("root")).unwrap();
+        std::fs::set_permissions(upper.join("root"), m.permissions()).unwrap();
+        drop_mount_point(&upper, &lowers, Path::new("root/.cache"));
+        assert!(!upper.join("root").exists());
+        // Never through a symlink out of the upper dir.
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(outside.join("victim")).unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("link")).unwrap();
+        drop_mount_point(&upper, &lowers, Path::new("link/victim"));
+        assert!(outside.join("victim").exists());
     }
 }
