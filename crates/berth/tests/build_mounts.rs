@@ -95,7 +95,7 @@ fn cache_bind_and_tmpfs_mounts() {
     let mut d = TestDaemon::start_short();
     busybox(&d);
     let df = "FROM busybox AS stage1\n\
-        RUN echo staged > /s.txt\n\
+        RUN mkdir /out && echo staged > /out/s.txt && cp /out/s.txt /s.txt\n\
         FROM busybox\n\
         RUN --mount=type=cache,target=/var/cache/app,id=counter sh -c 'echo run >> /var/cache/app/log; wc -l < /var/cache/app/log > /count'\n\
         RUN --mount=type=bind,target=/ctx cat /ctx/hello.txt > /copied\n\
@@ -104,7 +104,8 @@ fn cache_bind_and_tmpfs_mounts() {
         RUN --mount=type=bind,target=/ro sh -c 'if touch /ro/x 2>/dev/null; then echo writable; else echo ro; fi > /ro-check'\n\
         RUN --mount=type=bind,from=stage1,source=/s.txt,target=/in/s.txt cat /in/s.txt > /from-stage\n\
         RUN --mount=type=tmpfs,target=/scratch,size=1m sh -c 'grep \" /scratch tmpfs \" /proc/mounts > /tmpfs-line && echo x > /scratch/f'\n\
-        RUN --mount=type=cache,target=/root/.cache/tool,mode=0700,uid=7,gid=8 stat -c '%a %u %g' /root/.cache/tool > /cache-perm\n";
+        RUN --mount=type=cache,target=/root/.cache/tool,mode=0700,uid=7,gid=8 stat -c '%a %u %g' /root/.cache/tool > /cache-perm\n\
+        RUN --mount=type=cache,id=seeded,target=/seed,from=stage1,source=/out cat /seed/s.txt > /seeded\n";
     let ctx = context(&[("Dockerfile", df), ("hello.txt", "hello\n")]);
     build_ok(&d, &["-t", "m1", path(&ctx)]);
     assert_eq!(run_in(&d, "m1", "cat /count"), "1\n");
@@ -113,6 +114,8 @@ fn cache_bind_and_tmpfs_mounts() {
     assert_eq!(run_in(&d, "m1", "cat /from-stage"), "staged\n");
     assert!(run_in(&d, "m1", "cat /tmpfs-line").contains("size=1024k"));
     assert_eq!(run_in(&d, "m1", "cat /cache-perm"), "700 7 8\n");
+    // A new cache mount starts as a copy of from=/source.
+    assert_eq!(run_in(&d, "m1", "cat /seeded"), "staged\n");
     // The rw bind wrote to a copy: the context is untouched.
     assert_eq!(
         fs::read_to_string(ctx.path().join("hello.txt")).unwrap(),
@@ -123,7 +126,7 @@ fn cache_bind_and_tmpfs_mounts() {
     let gone = run_in(
         &d,
         "m1",
-        "for p in /var/cache/app /ctx /ctx2 /ro /in /scratch /root/.cache; do [ -e $p ] && echo $p; done; true",
+        "for p in /var/cache/app /ctx /ctx2 /ro /in /scratch /root/.cache /seed; do [ -e $p ] && echo $p; done; true",
     );
     assert_eq!(gone, "", "mount points left in the image");
     // Entry names the built layers add to the base's (a copied-up /root
@@ -145,7 +148,7 @@ fn cache_bind_and_tmpfs_mounts() {
     }
     // Cached as a whole; the cache mount kept its content for --no-cache.
     let out = build_ok(&d, &["-t", "m1", path(&ctx)]);
-    assert_eq!(using_cache(&out), 9, "{out}");
+    assert_eq!(using_cache(&out), 10, "{out}");
     build_ok(&d, &["--no-cache", "-t", "m2", path(&ctx)]);
     assert_eq!(run_in(&d, "m2", "cat /count"), "2\n");
     // … and across a daemon restart.
