@@ -280,7 +280,7 @@ fn mount_errors_name_the_line() {
     let (st, _, err) = d.berth(&["build", path(&ctx)]);
     assert_ne!(code(st), 0);
     assert!(
-        err.contains("\"/nope.txt\" not found in the build context"),
+        err.contains("Dockerfile:2: RUN --mount=type=bind: source \"/nope.txt\" not found in the build context"),
         "{err}"
     );
     // A bind source cannot leave the context.

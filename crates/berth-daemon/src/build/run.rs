@@ -137,6 +137,12 @@ impl Builder<'_> {
         line: usize,
     ) -> Result<()> {
         self.check_mounts(&r.mounts, line)?;
+        let file = self.file.clone();
+        // Mount errors name the instruction's line.
+        let at = move |e: BuildError| BuildError {
+            message: format!("{file}:{line}: {}", e.message),
+            code: e.code,
+        };
         // `RUN --network`: `default` is the build's own (`--network`).
         let network_mode = match r.network {
             Network::Default => self.req.network_mode.clone(),
@@ -177,7 +183,10 @@ impl Builder<'_> {
             )
             .part("created_by", &created_by)
             .part("network", &format!("{:?}", r.network))
-            .part("mounts", &self.mounts_key(plan, st, &r.mounts)?)
+            .part(
+                "mounts",
+                &self.mounts_key(plan, st, &r.mounts).map_err(&at)?,
+            )
             .finish();
         if self.cached(st, &key)? {
             return Ok(());
@@ -190,7 +199,7 @@ impl Builder<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         env.extend(st.config.env.clone().unwrap_or_default());
-        let prepared = self.prepare_mounts(plan, st, &r.mounts)?;
+        let prepared = self.prepare_mounts(plan, st, &r.mounts).map_err(&at)?;
         // Secrets as variables live only in this step's container, which
         // therefore never outlives the step.
         let env_secrets = !prepared.env.is_empty();
