@@ -378,6 +378,37 @@ pub struct BuildRequest {
     /// `trusthostca` (a berth extension): RUN steps trust the host's CA
     /// bundle, mounted read-only, never stored in a layer or the config.
     pub trust_host_ca: bool,
+    /// Secrets for `RUN --mount=type=secret` (`berth build --secret`),
+    /// sent in the `X-Berth-Build-Secrets` header (a berth extension).
+    pub secrets: BuildSecrets,
+}
+
+/// Build secrets by id. Their values are never printed: `Debug` shows the
+/// ids only, so a logged request cannot leak them.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct BuildSecrets(pub std::collections::BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for BuildSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// `POST /build/prune` (`docker builder prune`).
+#[derive(Debug, Clone, Default)]
+pub struct BuildPruneRequest {
+    /// `all`: also the cache mounts (`RUN --mount=type=cache`).
+    pub all: bool,
+    /// `filters={"until": …}`: only what was last used before this unix time.
+    pub until: Option<i64>,
+}
+
+/// What a build-cache prune removed.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BuildPruneReport {
+    pub caches_deleted: Vec<String>,
+    pub space_reclaimed: u64,
 }
 
 /// One message of a build's progress stream.
@@ -407,4 +438,7 @@ pub trait BuildBackend {
         req: BuildRequest,
         progress: &mut dyn FnMut(BuildMessage),
     ) -> Result<String, BuildFailure>;
+
+    /// Removes unused build-cache entries (and, with `all`, cache mounts).
+    fn prune_build_cache(&self, req: BuildPruneRequest) -> ApiResult<BuildPruneReport>;
 }

@@ -119,6 +119,9 @@ pub enum Command {
     History(HistoryArgs),
     /// Build an image from a Dockerfile
     Build(BuildArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Manage the engine
     #[command(subcommand)]
     System(SystemCommand),
@@ -164,6 +167,12 @@ pub enum ImageCommand {
     History(HistoryArgs),
     /// Remove unused images
     Prune(ImagePruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(BuilderPruneArgs),
 }
 
 #[derive(Debug, Subcommand)]

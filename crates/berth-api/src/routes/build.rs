@@ -2,20 +2,33 @@
 //! context as a tar; the response is a stream of JSON lines (`stream`,
 //! `aux`, and on failure `errorDetail`/`error`) sent as the build goes.
 //! `X-Registry-Config` is ignored (no registry access yet).
+//!
+//! Secrets (`berth build --secret`, a berth extension; the classic
+//! protocol has no secret transport): the `X-Berth-Build-Secrets` header
+//! holds base64 of a JSON object `{"<id>": "<base64 of the value>", …}`.
+//! At most [`MAX_SECRETS_HEADER`] bytes of header and [`MAX_SECRET_SIZE`]
+//! per secret; the values are only ever handed to the builder.
+//!
+//! `POST /build/prune` (`docker builder prune`): `all`, `filters`
+//! (`until`); answers `{"CachesDeleted": […], "SpaceReclaimed": n}`.
 
 use std::collections::BTreeMap;
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderValue};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::blocking;
 use super::Shared;
-use crate::backend::{BuildMessage, BuildRequest};
+use crate::backend::{BuildMessage, BuildPruneRequest, BuildRequest, BuildSecrets};
+use crate::filters::Filters;
 use crate::query::Query;
 use crate::stream::body_reader;
 use crate::ApiError;
@@ -66,7 +79,142 @@ pub(crate) fn parse_request(raw: Option<&str>) -> Result<BuildRequest, ApiError>
         rm: q.get("rm").is_none() || q.bool("rm")?,
         force_rm: q.bool("forcerm")?,
         trust_host_ca: q.bool("trusthostca")?,
+        secrets: BuildSecrets::default(),
     })
+}
+
+/// The secrets header's name.
+pub const SECRETS_HEADER: &str = "x-berth-build-secrets";
+/// Largest secrets header accepted, in bytes.
+pub const MAX_SECRETS_HEADER: usize = 256 << 10;
+/// Largest single secret, in bytes (BuildKit allows 500 KiB; a header
+/// cannot carry that much).
+pub const MAX_SECRET_SIZE: usize = 64 << 10;
+
+/// Decodes the `X-Berth-Build-Secrets` header value.
+pub fn parse_secrets(value: Option<&[u8]>) -> Result<BuildSecrets, ApiError> {
+    let Some(raw) = value else {
+        return Ok(BuildSecrets::default());
+    };
+    if raw.len() > MAX_SECRETS_HEADER {
+        return Err(ApiError::bad_request(format!(
+            "build secrets: the X-Berth-Build-Secrets header is {} bytes, more than the {MAX_SECRETS_HEADER} allowed",
+            raw.len()
+        )));
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bad = |what: &str| {
+        ApiError::bad_request(format!(
+            "build secrets: invalid X-Berth-Build-Secrets header: {what}"
+        ))
+    };
+    let json = b64
+        .decode(raw.trim_ascii())
+        .map_err(|_| bad("not base64"))?;
+    let map: BTreeMap<String, String> =
+        serde_json::from_slice(&json).map_err(|_| bad("not a JSON object of strings"))?;
+    let mut out = BTreeMap::new();
+    for (id, v) in map {
+        if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+            return Err(bad(&format!("invalid secret id {id:?}")));
+        }
+        let value = b64
+            .decode(v.as_bytes())
+            .map_err(|_| bad(&format!("secret {id:?} is not base64")))?;
+        if value.len() > MAX_SECRET_SIZE {
+            return Err(ApiError::bad_request(format!(
+                "build secrets: secret {id:?} is {} bytes, more than the {MAX_SECRET_SIZE} allowed",
+                value.len()
+            )));
+        }
+        out.insert(id, value);
+    }
+    Ok(BuildSecrets(out))
+}
+
+/// `POST /build/prune`.
+pub async fn prune(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    let q = Query::parse(q.as_deref())?;
+    let filters = Filters::parse(q.get("filters"))?;
+    let until = match filters.get("until") {
+        [] => None,
+        [v] => Some(parse_until(v)?),
+        _ => return Err(ApiError::bad_request("more than one until filter")),
+    };
+    for key in [
+        "id",
+        "parent",
+        "type",
+        "description",
+        "inuse",
+        "shared",
+        "private",
+    ] {
+        if !filters.get(key).is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "build cache filter {key:?} is not supported"
+            )));
+        }
+    }
+    filters.only(&["until", "unused-for"])?;
+    let until = until.or(match filters.get("unused-for") {
+        [] => None,
+        [v] => Some(parse_until(v)?),
+        _ => return Err(ApiError::bad_request("more than one unused-for filter")),
+    });
+    let req = BuildPruneRequest {
+        all: q.bool("all")?,
+        until,
+    };
+    let report = blocking(move || b.prune_build_cache(req)).await?;
+    Ok(Json(report).into_response())
+}
+
+/// `until`: a Go duration before now (`24h`, `10m`) or a unix timestamp
+/// (`1700000000`, `1700000000.5`); the result is the cutoff in unix seconds.
+fn parse_until(v: &str) -> Result<i64, ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Ok(t) = v.split('.').next().unwrap_or("").parse::<i64>() {
+        if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Ok(t);
+        }
+    }
+    go_duration_secs(v).map(|d| now - d).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid until filter {v:?}: use a duration (24h, 10m) or unix seconds"
+        ))
+    })
+}
+
+/// Go's duration syntax (`1h30m`, `90s`, `1.5h`), whole seconds.
+fn go_duration_secs(s: &str) -> Option<i64> {
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let num: f64 = rest[..n].parse().ok()?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..u] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += num * scale;
+        rest = &rest[u..];
+    }
+    Some(total as i64)
 }
 
 fn line(v: Value) -> Bytes {
@@ -78,9 +226,11 @@ fn line(v: Value) -> Bytes {
 pub async fn build(
     State(b): State<Shared>,
     RawQuery(q): RawQuery,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let req = parse_request(q.as_deref())?;
+    let mut req = parse_request(q.as_deref())?;
+    req.secrets = parse_secrets(headers.get(SECRETS_HEADER).map(HeaderValue::as_bytes))?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::task::spawn_blocking(move || {
         let send = |v: Value| {
@@ -125,7 +275,34 @@ mod tests {
         assert_eq!(r.labels["k"], "v");
         assert_eq!(r.network_mode, "host");
         let d = parse_request(None).unwrap();
+        assert!(d.secrets.0.is_empty());
         assert_eq!(d.dockerfile, "Dockerfile");
         assert!(d.rm);
+    }
+
+    #[test]
+    fn secrets_header() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let json = format!(r#"{{"tok":"{}"}}"#, b64.encode("s3cret"));
+        let s = parse_secrets(Some(b64.encode(json).as_bytes())).unwrap();
+        assert_eq!(s.0["tok"], b"s3cret");
+        assert_eq!(format!("{s:?}"), r#"["tok"]"#);
+        assert!(parse_secrets(Some(b"%%%")).is_err());
+        let bad_id = b64.encode(format!(r#"{{"../x":"{}"}}"#, b64.encode("v")));
+        assert!(parse_secrets(Some(bad_id.as_bytes())).is_err());
+        let big = b64.encode(format!(
+            r#"{{"big":"{}"}}"#,
+            b64.encode(vec![b'x'; MAX_SECRET_SIZE + 1])
+        ));
+        let e = parse_secrets(Some(big.as_bytes())).unwrap_err();
+        assert!(e.to_string().contains("\"big\""), "{e}");
+    }
+
+    #[test]
+    fn until_filter() {
+        assert_eq!(parse_until("1700000000").unwrap(), 1700000000);
+        assert_eq!(go_duration_secs("1h30m"), Some(5400));
+        assert_eq!(go_duration_secs("90s"), Some(90));
+        assert!(parse_until("yesterday").is_err());
     }
 }

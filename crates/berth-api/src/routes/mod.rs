@@ -27,6 +27,7 @@ pub fn router(backend: Shared) -> Router {
         .route("/events", get(system::events))
         .route("/system/df", get(system::disk_usage))
         .route("/build", post(build::build))
+        .route("/build/prune", post(build::prune))
         .route("/auth", post(distribution::auth))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))

@@ -35,6 +35,10 @@ pub struct BuildArgs {
     /// TLS-intercepting proxy); it is never written into the image
     #[arg(long)]
     pub trust_host_ca: bool,
+    /// Secret for RUN --mount=type=secret: id=ID[,src=FILE|,env=VAR]
+    /// (without src/env: the variable named ID)
+    #[arg(long = "secret", value_name = "id=ID,src=PATH")]
+    pub secrets: Vec<String>,
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<String>,
@@ -47,4 +51,18 @@ pub struct BuildArgs {
     /// Build context: a directory, or "-" for a tar on STDIN
     #[arg(value_name = "PATH")]
     pub context: String,
+}
+
+/// `builder prune` flags.
+#[derive(Debug, Args)]
+pub struct BuilderPruneArgs {
+    /// Remove all unused build cache, cache mounts included
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long = "filter", value_name = "FILTER")]
+    pub filter: Vec<String>,
 }

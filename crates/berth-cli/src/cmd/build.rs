@@ -14,8 +14,8 @@ use hyper::Method;
 use serde_json::Value;
 
 use super::emit;
-use crate::cli::BuildArgs;
-use crate::conn::{full_body, Engine};
+use crate::cli::{BuildArgs, BuilderPruneArgs};
+use crate::conn::{empty_body, full_body, Engine};
 use crate::error::ExitStatus;
 use crate::stream::JsonMessages;
 
@@ -103,7 +103,77 @@ fn key_values(list: &[String], from_env: bool) -> BTreeMap<String, Value> {
     out
 }
 
+/// Largest single secret the engine takes (its `X-Berth-Build-Secrets`
+/// limits: 64 KiB a secret, 256 KiB of header).
+const MAX_SECRET_SIZE: usize = 64 << 10;
+const MAX_SECRETS_HEADER: usize = 256 << 10;
+
+/// Reads `--secret id=ID[,src=PATH|,env=VAR]` values: id → bytes.
+fn read_secrets(specs: &[String]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (mut id, mut src, mut env) = (None, None, None);
+        for field in spec.split(',').filter(|f| !f.is_empty()) {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(v.to_string()),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => bail!("invalid secret {spec:?}: unexpected {field:?} (want id=ID[,src=PATH|,env=VAR])"),
+            }
+        }
+        let id = match id {
+            Some(id) if !id.is_empty() && !id.contains('/') => id,
+            Some(id) => bail!("invalid secret {spec:?}: bad id {id:?}"),
+            None => bail!("invalid secret {spec:?}: id= is required"),
+        };
+        let value = match (src, env) {
+            (Some(_), Some(_)) => bail!("invalid secret {spec:?}: give src= or env=, not both"),
+            (Some(path), None) => std::fs::read(&path)
+                .with_context(|| format!("secret {id:?}: reading {path}"))?,
+            (None, Some(var)) => std::env::var(&var)
+                .with_context(|| format!("secret {id:?}: environment variable {var} is not set"))?
+                .into_bytes(),
+            (None, None) => std::env::var(&id)
+                .with_context(|| {
+                    format!("secret {id:?}: no src= or env= given and no environment variable {id} is set")
+                })?
+                .into_bytes(),
+        };
+        if value.len() > MAX_SECRET_SIZE {
+            bail!(
+                "secret {id:?} is {} bytes; berth takes secrets up to {MAX_SECRET_SIZE} bytes",
+                value.len()
+            );
+        }
+        out.insert(id, value);
+    }
+    Ok(out)
+}
+
+/// The `X-Berth-Build-Secrets` header: base64 of `{"id": "base64"}`.
+fn secrets_header(secrets: &BTreeMap<String, Vec<u8>>) -> Result<Option<String>> {
+    use base64::Engine as _;
+    if secrets.is_empty() {
+        return Ok(None);
+    }
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let map: BTreeMap<&str, String> = secrets
+        .iter()
+        .map(|(k, v)| (k.as_str(), b64.encode(v)))
+        .collect();
+    let header = b64.encode(serde_json::to_vec(&map)?);
+    if header.len() > MAX_SECRETS_HEADER {
+        bail!(
+            "the secrets take {} bytes encoded; berth takes up to {MAX_SECRETS_HEADER}",
+            header.len()
+        );
+    }
+    Ok(Some(header))
+}
+
 pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
+    let secrets = secrets_header(&read_secrets(&a.secrets)?)?;
     let (body, dockerfile) = if a.context == "-" {
         let mut tar = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin(), &mut tar)?;
@@ -141,12 +211,16 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
     q.push(("rm", if a.rm { "1" } else { "0" }.into()));
     q.push(("networkmode", a.network.clone()));
     let query = serde_urlencoded::to_string(&q)?;
+    let mut headers = vec![("Content-Type", "application/x-tar".to_string())];
+    if let Some(s) = secrets {
+        headers.push(("X-Berth-Build-Secrets", s));
+    }
     let resp = e
         .raw(
             Method::POST,
             &format!("/build?{query}"),
             full_body(body),
-            &[("Content-Type", "application/x-tar".into())],
+            &headers,
         )
         .await?;
     let mut body = resp.into_body();
@@ -184,4 +258,93 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
         bail!("the engine ended the build without an image ID");
     }
     Ok(())
+}
+
+/// `builder prune`: `POST /build/prune`, as docker's output.
+pub async fn prune(e: &Engine, a: BuilderPruneArgs) -> Result<()> {
+    let warning = if a.all {
+        "WARNING! This will remove all build cache."
+    } else {
+        "WARNING! This will remove all dangling build cache."
+    };
+    if !a.force {
+        super::emit(&format!(
+            "{warning} Are you sure you want to continue? [y/N] "
+        ))?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            return Ok(());
+        }
+    }
+    let filters = super::parse_filters(&a.filter)?;
+    let mut q: Vec<(&str, String)> = Vec::new();
+    if a.all {
+        q.push(("all", "1".into()));
+    }
+    if !filters.is_empty() {
+        q.push(("filters", serde_json::to_string(&filters)?));
+    }
+    let query = serde_urlencoded::to_string(&q)?;
+    let resp = e
+        .raw(
+            Method::POST,
+            &format!("/build/prune?{query}"),
+            empty_body(),
+            &[],
+        )
+        .await?;
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .context("reading the prune report")?
+        .to_bytes();
+    let report: Value = serde_json::from_slice(&body).context("reading the prune report")?;
+    let mut out = String::new();
+    let deleted: Vec<&str> = report["CachesDeleted"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    if !deleted.is_empty() {
+        out.push_str("Deleted build cache objects:\n");
+        for d in deleted {
+            out.push_str(d);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        crate::units::human_size(report["SpaceReclaimed"].as_u64().unwrap_or(0) as f64)
+    ));
+    emit(&out)
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::*;
+
+    #[test]
+    fn secret_specs() {
+        let dir = std::env::temp_dir().join(format!("berth-secret-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("tok");
+        std::fs::write(&f, "v1").unwrap();
+        let s = read_secrets(&[format!("id=tok,src={}", f.display())]).unwrap();
+        assert_eq!(s["tok"], b"v1");
+        assert!(read_secrets(&["src=/x".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("id="));
+        assert!(read_secrets(&["id=a,bogus=1".into()]).is_err());
+        assert!(read_secrets(&["id=nope,src=/does/not/exist".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("nope"));
+        let big = dir.join("big");
+        std::fs::write(&big, vec![b'x'; MAX_SECRET_SIZE + 1]).unwrap();
+        assert!(read_secrets(&[format!("id=big,src={}", big.display())]).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -9,7 +9,9 @@ use std::io::Write;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::{Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand};
+use crate::cli::{
+    BuilderCommand, Command, ContainerCommand, ImageCommand, SystemCommand, VolumeCommand,
+};
 use crate::conn::Engine;
 use crate::Globals;
 
@@ -110,6 +112,7 @@ async fn dispatch(e: &Engine, command: Command) -> Result<()> {
         Command::Load(a) => image::load(e, a).await,
         Command::History(a) => image::history(e, a).await,
         Command::Build(a) => build::build(e, a).await,
+        Command::Builder(BuilderCommand::Prune(a)) => build::prune(e, a).await,
         Command::Image(c) => match c {
             ImageCommand::Ls(a) => image::list(e, a).await,
             ImageCommand::Inspect(a) => image::inspect(e, a).await,

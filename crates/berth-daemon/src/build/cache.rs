@@ -6,7 +6,8 @@
 //! types, modes, contents, link targets — never mtimes, so a fresh checkout
 //! still hits). The map lives in `<data-root>/build-cache/cache.json`,
 //! rewritten atomically, so it survives restarts; an entry whose image was
-//! removed is a miss.
+//! removed is a miss. Each entry remembers when it was last used, for
+//! `builder prune --filter until=…`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use berth_core::Digest;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 /// Serializes read-modify-write of the cache file between builds.
@@ -42,6 +44,29 @@ impl KeyBuilder {
     }
 }
 
+/// One cache entry: the image a step made and when a build last used it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub id: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub last_used: i64,
+}
+
+/// Entries as stored; the first format held the image ID alone.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stored {
+    Entry(Entry),
+    Id(String),
+}
+
+pub(crate) fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 impl BuildCache {
     pub fn open(data_root: &Path) -> BuildCache {
         BuildCache {
@@ -49,27 +74,74 @@ impl BuildCache {
         }
     }
 
-    fn load(&self) -> BTreeMap<String, String> {
-        fs::read(&self.path)
+    fn load(&self) -> BTreeMap<String, Entry> {
+        let stored: BTreeMap<String, Stored> = fs::read(&self.path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        stored
+            .into_iter()
+            .map(|(k, v)| {
+                let e = match v {
+                    Stored::Entry(e) => e,
+                    Stored::Id(id) => Entry { id, last_used: 0 },
+                };
+                (k, e)
+            })
+            .collect()
     }
 
+    fn save(&self, map: &BTreeMap<String, Entry>) -> std::io::Result<()> {
+        let dir = self.path.parent().expect("cache file has a parent");
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".cache.json.{}", std::process::id()));
+        fs::write(&tmp, serde_json::to_vec(map).expect("map serializes"))?;
+        fs::rename(&tmp, &self.path)
+    }
+
+    /// The image `key` made; a hit counts as a use (at most one write a
+    /// minute per entry).
     pub fn get(&self, key: &str) -> Option<Digest> {
         let _g = FILE_LOCK.lock().expect("cache lock");
-        self.load().get(key).and_then(|v| v.parse().ok())
+        let mut map = self.load();
+        let e = map.get_mut(key)?;
+        let id = e.id.parse().ok();
+        let now = now_unix();
+        if now - e.last_used > 60 {
+            e.last_used = now;
+            if let Err(err) = self.save(&map) {
+                tracing::warn!(error = %err, "updating the build cache");
+            }
+        }
+        id
     }
 
     pub fn put(&self, key: &str, id: &Digest) -> std::io::Result<()> {
         let _g = FILE_LOCK.lock().expect("cache lock");
         let mut map = self.load();
-        map.insert(key.to_string(), id.to_string());
-        let dir = self.path.parent().expect("cache file has a parent");
-        fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".cache.json.{}", std::process::id()));
-        fs::write(&tmp, serde_json::to_vec(&map).expect("map serializes"))?;
-        fs::rename(&tmp, &self.path)
+        map.insert(
+            key.to_string(),
+            Entry {
+                id: id.to_string(),
+                last_used: now_unix(),
+            },
+        );
+        self.save(&map)
+    }
+
+    /// Removes the entries `drop` selects and returns them.
+    pub fn remove_where(
+        &self,
+        drop: impl Fn(&Entry) -> bool,
+    ) -> std::io::Result<Vec<(String, Entry)>> {
+        let _g = FILE_LOCK.lock().expect("cache lock");
+        let map = self.load();
+        let (gone, kept): (BTreeMap<_, _>, BTreeMap<_, _>) =
+            map.into_iter().partition(|(_, e)| drop(e));
+        if !gone.is_empty() {
+            self.save(&kept)?;
+        }
+        Ok(gone.into_iter().collect())
     }
 }
 
@@ -140,6 +212,18 @@ mod tests {
         assert_ne!(k, KeyBuilder::default().part("ab", "").finish());
         let d = Digest::sha256_of(b"x");
         c.put(&k, &d).unwrap();
-        assert_eq!(BuildCache::open(t.path()).get(&k), Some(d));
+        assert_eq!(BuildCache::open(t.path()).get(&k), Some(d.clone()));
+        // The first format (key → ID) still reads.
+        fs::write(
+            t.path().join("build-cache/cache.json"),
+            format!(r#"{{"old":"{d}"}}"#),
+        )
+        .unwrap();
+        assert_eq!(c.get("old"), Some(d.clone()));
+        let gone = c.remove_where(|e| e.last_used < now_unix() - 3600).unwrap();
+        assert!(gone.is_empty(), "a hit refreshed last_used");
+        let gone = c.remove_where(|_| true).unwrap();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(c.get("old"), None);
     }
 }

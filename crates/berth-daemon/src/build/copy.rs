@@ -20,6 +20,7 @@ use berth_build::{BuildPlan, FileOp, Pattern, Source};
 use sha2::{Digest as _, Sha256};
 
 use super::cache::{hash_tree, KeyBuilder};
+use super::fetch;
 use super::history::nop_layer;
 use super::steps::clean_abs;
 use super::view::RootView;
@@ -92,6 +93,18 @@ fn copy_entry(src: &Path, dst: &Path, o: CopyOpts) -> Result<()> {
     }
     // Devices, fifos and sockets are not copied (neither does Docker).
     Ok(())
+}
+
+/// Copies a file or tree keeping owners, modes and times (mount sources).
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    copy_entry(
+        src,
+        dst,
+        CopyOpts {
+            owner: None,
+            chmod: None,
+        },
+    )
 }
 
 /// Creates `abs` (an absolute, symlink-free path) and its parents in
@@ -284,7 +297,9 @@ fn sniff_archive(path: &Path) -> Archive {
 }
 
 impl Builder<'_> {
-    /// `COPY` (`add` false) or `ADD` (`add` true: local archives unpack).
+    /// `COPY` (`add` false) or `ADD` (`add` true: local archives unpack,
+    /// URLs are fetched and checked against `checksum`).
+    #[allow(clippy::too_many_arguments)] // the two instructions' flags, flat
     pub(super) fn copy_step(
         &mut self,
         plan: &BuildPlan,
@@ -293,6 +308,7 @@ impl Builder<'_> {
         from: Option<&str>,
         add: bool,
         parents: bool,
+        checksum: Option<&str>,
     ) -> Result<()> {
         let keyword = if add { "ADD" } else { "COPY" };
         if parents {
@@ -305,13 +321,32 @@ impl Builder<'_> {
         }
         for s in &op.sources {
             if let Source::Path(p) = s {
-                if p.starts_with("http://") || p.starts_with("https://") || p.starts_with("git@") {
-                    return Err(BuildError::new(if add {
-                        format!("ADD from a URL ({p}) is not supported yet")
-                    } else {
-                        "COPY failed: source can't be a URL for COPY".to_string()
-                    }));
+                let git = p.starts_with("git@")
+                    || (fetch::is_url(p)
+                        && p.split(['#', '?'])
+                            .next()
+                            .is_some_and(|u| u.ends_with(".git")));
+                if !add && (fetch::is_url(p) || p.starts_with("git@")) {
+                    return Err(BuildError::new(
+                        "COPY failed: source can't be a URL for COPY",
+                    ));
                 }
+                if git {
+                    return Err(BuildError::new(format!(
+                        "ADD from a Git repository ({p}) is not supported by berth's builder"
+                    )));
+                }
+            }
+        }
+        let remote_only = op
+            .sources
+            .iter()
+            .all(|s| matches!(s, Source::Path(p) if fetch::is_url(p)));
+        if let Some(c) = checksum {
+            if !remote_only {
+                return Err(BuildError::new(format!(
+                    "ADD --checksum={c} needs HTTP(S) sources only"
+                )));
             }
         }
         let chmod = op
@@ -342,8 +377,26 @@ impl Builder<'_> {
             .map_or_else(|| self.context.clone(), |v| v.path().to_path_buf());
         // Heredoc sources become files of their own.
         let mut resolved: Vec<Resolved> = Vec::new();
+        // Downloaded files: copied as they are, never extracted.
+        let mut fetched: Vec<PathBuf> = Vec::new();
         for s in &op.sources {
             match s {
+                Source::Path(p) if fetch::is_url(p) => {
+                    let dir_dest = op.dest.ends_with('/') || op.sources.len() > 1;
+                    let name = match fetch::url_file_name(p) {
+                        Some(n) => n,
+                        None if !dir_dest => "download".to_string(),
+                        None => {
+                            return Err(BuildError::new(format!(
+                                "ADD {p}: cannot determine a file name from the URL; give a destination file name"
+                            )))
+                        }
+                    };
+                    let dir = self.scratch("url");
+                    let path = fetch::fetch(p, &name, checksum, &dir)?;
+                    fetched.push(path.clone());
+                    resolved.push(Resolved { path, base: name });
+                }
                 Source::Path(p) => resolved.extend(resolve_sources(&src_root, p, from.is_none())?),
                 Source::Heredoc(h) => {
                     let dir = self.scratch("heredoc");
@@ -447,7 +500,7 @@ impl Builder<'_> {
                 }
                 continue;
             }
-            if add {
+            if add && !fetched.contains(&r.path) {
                 match sniff_archive(&r.path) {
                     Archive::Tar => {
                         make_dirs(view.path(), &diff, &dest, owner)?;

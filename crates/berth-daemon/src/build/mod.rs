@@ -23,7 +23,10 @@
 mod cache;
 mod context;
 mod copy;
+mod fetch;
 mod history;
+mod mounts;
+mod prune;
 mod run;
 mod steps;
 mod view;
@@ -100,6 +103,13 @@ impl BuildBackend for Engine {
             message: e.message,
             code: e.code,
         })
+    }
+
+    fn prune_build_cache(
+        &self,
+        req: berth_api::backend::BuildPruneRequest,
+    ) -> std::result::Result<berth_api::backend::BuildPruneReport, berth_api::ApiError> {
+        prune::prune(self, &req)
     }
 }
 
@@ -537,13 +547,19 @@ impl Builder<'_> {
             .expand(&self.file, &self.lexer, &env)
             .map_err(|e| BuildError::new(e.to_string()))?;
         match expanded {
-            Instruction::Run(r) => self.run(st, &r),
+            Instruction::Run(r) => self.run(plan, st, &r, l.start_line),
             Instruction::Copy(c) => {
-                self.copy_step(plan, st, &c.op, c.from.as_deref(), false, c.parents)
+                self.copy_step(plan, st, &c.op, c.from.as_deref(), false, c.parents, None)
             }
-            Instruction::Add(a) => {
-                self.copy_step(plan, st, &a.op, None, a.unpack != Some(false), false)
-            }
+            Instruction::Add(a) => self.copy_step(
+                plan,
+                st,
+                &a.op,
+                None,
+                a.unpack != Some(false),
+                false,
+                a.checksum.as_deref(),
+            ),
             Instruction::Workdir(w) => self.workdir(st, &w),
             Instruction::From(_) => Err(BuildError::new("FROM inside a stage")),
             other => self.metadata(st, other),

@@ -4,12 +4,12 @@
 //! gets exactly the isolation of `docker run` (never forked here).
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::container_types::{ContainerConfig, ContainerCreateBody, HostConfig};
-use berth_build::{Command, Network, Run};
+use berth_build::{BuildPlan, Command, Network, Run};
 use berth_image::ChildOptions;
 use serde_json::json;
 
@@ -33,24 +33,95 @@ fn host_ca_bundle() -> Option<&'static str> {
         .find(|p| Path::new(p).is_file())
 }
 
-/// Removes `rel` from the upper dir when no lower layer has it (an empty
-/// mount point the runtime created), then its parent directories that
-/// became empty and that no lower layer has either.
-fn drop_mount_point(upper: &Path, lower: &[std::path::PathBuf], rel: &Path) {
-    let in_lower = |p: &Path| lower.iter().any(|l| l.join(p).symlink_metadata().is_ok());
-    let mut cur = rel.to_path_buf();
-    let target = upper.join(&cur);
-    match target.symlink_metadata() {
-        Ok(m) if m.is_file() && m.len() == 0 && !in_lower(&cur) => {
-            let _ = std::fs::remove_file(&target);
-        }
-        _ => return,
+/// The topmost lower layer's entry at `rel`, if any.
+fn in_lower(lower: &[PathBuf], rel: &Path) -> Option<std::fs::Metadata> {
+    lower
+        .iter()
+        .rev()
+        .find_map(|l| l.join(rel).symlink_metadata().ok())
+}
+
+/// Whether the upper dir's entry at `rel` is only a trace of a mount point:
+/// an empty file or directory the lower layers lack, or an empty directory
+/// overlayfs copied up (same owner and mode as below, not opaque) when the
+/// runtime created a mount point inside it.
+fn is_mount_trace(upper: &Path, lower: &[PathBuf], rel: &Path) -> bool {
+    // Never through a symlink the step made: that could point at the host.
+    if rel.ancestors().skip(1).any(|a| {
+        !a.as_os_str().is_empty()
+            && upper
+                .join(a)
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+    }) {
+        return false;
     }
-    while let Some(parent) = cur.parent().map(Path::to_path_buf) {
-        if parent.as_os_str().is_empty() || in_lower(&parent) {
-            break;
+    let p = upper.join(rel);
+    let Ok(m) = p.symlink_metadata() else {
+        return false;
+    };
+    let empty = if m.is_dir() {
+        std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none())
+    } else {
+        m.is_file() && m.len() == 0
+    };
+    if !empty {
+        return false;
+    }
+    match in_lower(lower, rel) {
+        None => true,
+        Some(l) => {
+            use std::os::unix::fs::MetadataExt;
+            m.is_dir()
+                && l.is_dir()
+                && m.mode() == l.mode()
+                && m.uid() == l.uid()
+                && m.gid() == l.gid()
+                && !is_opaque(&p)
         }
-        if std::fs::remove_dir(upper.join(&parent)).is_err() {
+    }
+}
+
+/// Whether overlayfs marked the upper directory opaque (it hides the
+/// lower one: the step removed and recreated it).
+fn is_opaque(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+        return true;
+    };
+    // SAFETY: both strings are NUL-terminated; a null buffer of size 0
+    // only asks for the attribute's size.
+    let r = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            std::ptr::null_mut(),
+            0,
+        )
+    };
+    r >= 0
+}
+
+/// Removes the trace of a mount point at `rel` from the upper dir, then
+/// the parent directories that were only made or copied up for it.
+fn drop_mount_point(upper: &Path, lower: &[PathBuf], rel: &Path) {
+    let remove = |r: &Path| {
+        let p = upper.join(r);
+        if p.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+            std::fs::remove_dir(&p).is_ok()
+        } else {
+            std::fs::remove_file(&p).is_ok()
+        }
+    };
+    if !is_mount_trace(upper, lower, rel) || !remove(rel) {
+        return;
+    }
+    let mut cur = rel.to_path_buf();
+    while let Some(parent) = cur.parent().map(Path::to_path_buf) {
+        if parent.as_os_str().is_empty()
+            || !is_mount_trace(upper, lower, &parent)
+            || !remove(&parent)
+        {
             break;
         }
         cur = parent;
@@ -58,17 +129,26 @@ fn drop_mount_point(upper: &Path, lower: &[std::path::PathBuf], rel: &Path) {
 }
 
 impl Builder<'_> {
-    pub(super) fn run(&mut self, st: &mut StageState, r: &Run) -> Result<()> {
-        if !r.mounts.is_empty() {
-            return Err(BuildError::new(
-                "the --mount option requires BuildKit; berth's builder does not support it yet",
-            ));
-        }
-        if r.network != Network::Default {
-            return Err(BuildError::new(
-                "the --network option requires BuildKit; berth's builder does not support it yet",
-            ));
-        }
+    pub(super) fn run(
+        &mut self,
+        plan: &BuildPlan,
+        st: &mut StageState,
+        r: &Run,
+        line: usize,
+    ) -> Result<()> {
+        self.check_mounts(&r.mounts, line)?;
+        let file = self.file.clone();
+        // Mount errors name the instruction's line.
+        let at = move |e: BuildError| BuildError {
+            message: format!("{file}:{line}: {}", e.message),
+            code: e.code,
+        };
+        // `RUN --network`: `default` is the build's own (`--network`).
+        let network_mode = match r.network {
+            Network::Default => self.req.network_mode.clone(),
+            Network::None => "none".to_string(),
+            Network::Host => "host".to_string(),
+        };
         let argv = match &r.command {
             Command::Exec(v) => v.clone(),
             Command::Shell(s) => {
@@ -102,6 +182,11 @@ impl Builder<'_> {
                 &serde_json::to_string(&argv).expect("argv serializes"),
             )
             .part("created_by", &created_by)
+            .part("network", &format!("{:?}", r.network))
+            .part(
+                "mounts",
+                &self.mounts_key(plan, st, &r.mounts).map_err(&at)?,
+            )
             .finish();
         if self.cached(st, &key)? {
             return Ok(());
@@ -114,6 +199,11 @@ impl Builder<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         env.extend(st.config.env.clone().unwrap_or_default());
+        let prepared = self.prepare_mounts(plan, st, &r.mounts).map_err(&at)?;
+        // Secrets as variables live only in this step's container, which
+        // therefore never outlives the step.
+        let env_secrets = !prepared.env.is_empty();
+        env.extend(prepared.env.iter().cloned());
         let trust = self.req.trust_host_ca || self.engine.config.build_trust_host_ca;
         let mut binds = vec![];
         if trust {
@@ -153,8 +243,10 @@ impl Builder<'_> {
                 ..Default::default()
             },
             host_config: HostConfig {
-                network_mode: self.req.network_mode.clone(),
+                network_mode,
                 binds: (!binds.is_empty()).then_some(binds),
+                mounts: (!prepared.mounts.is_empty()).then(|| prepared.mounts.clone()),
+                tmpfs: (!prepared.tmpfs.is_empty()).then(|| prepared.tmpfs.clone()),
                 ..Default::default()
             },
             networking_config: None,
@@ -177,7 +269,7 @@ impl Builder<'_> {
         self.follow_output(&c);
         let code = c.record().state.exit_code;
         if code != 0 {
-            if !self.req.force_rm {
+            if !self.req.force_rm && !env_secrets {
                 // Docker keeps a failed step's container unless --force-rm.
                 self.containers.retain(|x| x != &id);
             }
@@ -189,13 +281,19 @@ impl Builder<'_> {
                 code: Some(code),
             });
         }
-        let new_id = self.commit_container(st, &c, created_by)?;
+        let new_id = self.commit_container(st, &c, created_by, &prepared.targets)?;
+        drop(prepared);
         if self.req.rm || self.req.force_rm {
             self.engine
                 .container_remove_v(&c, true, true)
                 .map_err(|e| BuildError::new(e.to_string()))?;
             self.containers.retain(|x| x != &id);
             self.say(format!("Removing intermediate container {short}\n"));
+        } else if env_secrets {
+            self.engine
+                .container_remove_v(&c, true, true)
+                .map_err(|e| BuildError::new(e.to_string()))?;
+            self.containers.retain(|x| x != &id);
         } else {
             self.containers.retain(|x| x != &id);
         }
@@ -249,6 +347,7 @@ impl Builder<'_> {
         st: &StageState,
         c: &Arc<Container>,
         created_by: String,
+        mount_targets: &[String],
     ) -> Result<berth_core::Digest> {
         // Mount points the engine made for the step (name-resolution files,
         // the host CA bundle) are not the step's output: drop those that
@@ -257,13 +356,17 @@ impl Builder<'_> {
             Some(id) => self.engine.images.layer_dirs(id).unwrap_or_default(),
             None => vec![],
         };
-        for p in [
+        let fixed = [
             "etc/hosts",
             "etc/resolv.conf",
             "etc/hostname",
             HOST_CA_IN_RUN.trim_start_matches('/'),
-        ] {
-            drop_mount_point(&c.upper_dir(), &lower, Path::new(p));
+        ];
+        let targets = mount_targets.iter().map(|t| t.trim_start_matches('/'));
+        for p in fixed.into_iter().chain(targets) {
+            if !p.is_empty() {
+                drop_mount_point(&c.upper_dir(), &lower, Path::new(p));
+            }
         }
         self.commit_dir(st, &c.upper_dir(), created_by)
     }
@@ -296,5 +399,39 @@ impl Builder<'_> {
         });
         produced.map_err(|e| err("writing the layer", e))?;
         result.map_err(|e| BuildError::new(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod mount_trace_tests {
+    use super::*;
+
+    #[test]
+    fn traces_go_and_content_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, lower) = (t.path().join("upper"), t.path().join("lower"));
+        std::fs::create_dir_all(upper.join("made/for/mount")).unwrap();
+        std::fs::create_dir_all(upper.join("kept")).unwrap();
+        std::fs::write(upper.join("kept/file"), "x").unwrap();
+        std::fs::create_dir_all(upper.join("kept/mnt")).unwrap();
+        std::fs::create_dir_all(lower.join("root")).unwrap();
+        std::fs::create_dir_all(upper.join("root/.cache")).unwrap();
+        let lowers = vec![lower.clone()];
+        drop_mount_point(&upper, &lowers, Path::new("made/for/mount"));
+        assert!(!upper.join("made").exists());
+        drop_mount_point(&upper, &lowers, Path::new("kept/mnt"));
+        assert!(!upper.join("kept/mnt").exists());
+        assert!(upper.join("kept/file").exists());
+        // A copied-up parent with the lower's metadata goes too.
+        let m = std::fs::metadata(lower.join("root")).unwrap();
+        std::fs::set_permissions(upper.join("root"), m.permissions()).unwrap();
+        drop_mount_point(&upper, &lowers, Path::new("root/.cache"));
+        assert!(!upper.join("root").exists());
+        // Never through a symlink out of the upper dir.
+        let outside = t.path().join("outside");
+        std::fs::create_dir_all(outside.join("victim")).unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("link")).unwrap();
+        drop_mount_point(&upper, &lowers, Path::new("link/victim"));
+        assert!(outside.join("victim").exists());
     }
 }

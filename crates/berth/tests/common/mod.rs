@@ -339,6 +339,15 @@ impl TestDaemon {
         run(cmd, stdin, COMMAND_TIMEOUT)
     }
 
+    /// Run the berth CLI with extra environment variables.
+    pub fn berth_out_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BERTH);
+        cmd.arg("-H").arg(self.host()).args(args);
+        cmd.env_remove("DOCKER_HOST");
+        cmd.envs(env.iter().copied());
+        run(cmd, None, COMMAND_TIMEOUT)
+    }
+
     /// Run the berth CLI and fail the test (with both outputs and the daemon log) unless it
     /// exits 0. Returns stdout.
     pub fn berth_ok(&self, args: &[&str]) -> String {
