@@ -466,6 +466,7 @@ impl Shim {
         // SAFETY: restoring the default disposition installs no handler.
         let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
         let built = builder
+            .with_executor(crate::executor::ShimExecutor)
             .as_tenant()
             .with_process(Some(process_path))
             .with_detach(true)
