@@ -1,10 +1,13 @@
 //! Issue #5's acceptance checks for the builder, each as a user would make
 //! them: a Dockerfile using every instruction of the reference, inspected
-//! and listed with `image inspect` and `history`.
+//! and listed with `image inspect` and `history`; a multi-stage build whose
+//! first stage compiles a static binary with gcc and whose last is
+//! `FROM scratch`.
 
 mod common;
 
 use std::fs;
+use std::path::Path;
 
 use common::containers::{busybox, code};
 use common::TestDaemon;
@@ -297,5 +300,85 @@ fn every_instruction_builds_and_inspects_as_the_reference_says() {
     // The trigger ran as the base's USER with its SHELL (`-ec`), and is consumed.
     let ob = d.inspect("every-child")["Config"]["OnBuild"].clone();
     assert!(ob.is_null() || ob == serde_json::json!([]), "{ob}");
+    assert_clean(&d);
+}
+
+/// The python:3 image made from Debian packages with gcc and libc6-dev
+/// (scripts/make-python-image.sh, run by scripts/test.sh).
+pub fn python_tar() -> std::path::PathBuf {
+    let p = Path::new(common::PYTHON_ROOTFS);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/test.sh (it runs scripts/make-python-image.sh --tar-only)",
+        p.display()
+    );
+    p.to_path_buf()
+}
+
+const HELLO_C: &str = r#"#include <stdio.h>
+int main(int argc, char **argv) {
+    printf("hello from a static binary, %d args\n", argc - 1);
+    return 0;
+}
+"#;
+
+/// A stage compiles a static binary with gcc (python:3 carries it, as the
+/// official image does); the final stage is `FROM scratch` with only that
+/// binary; `--target` leaves out a later stage that would fail.
+#[test]
+fn multi_stage_static_binary_from_gcc_onto_scratch() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    d.import(&python_tar(), "python:3");
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM python:3 AS build\n\
+             WORKDIR /src\n\
+             COPY hello.c .\n\
+             RUN gcc -static -O2 -o /hello hello.c && /hello compiled\n\
+             FROM scratch AS final\n\
+             COPY --from=build /hello /hello\n\
+             ENTRYPOINT [\"/hello\"]\n\
+             FROM busybox AS broken\n\
+             RUN echo broken stage ran && exit 1\n",
+        ),
+        ("hello.c", HELLO_C),
+    ]);
+    let (st, out, err) = d.berth(&["build", "--target", "final", "-t", "hello", path(&ctx)]);
+    assert_eq!(code(st), 0, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("hello from a static binary, 1 args\n"),
+        "{out}"
+    );
+    // The stage after the target is not needed: never built.
+    assert!(!out.contains("broken stage ran"), "{out}");
+    assert!(!out.contains("Step 9/9"), "{out}");
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "--network", "none", "hello", "a", "b"]),
+        "hello from a static binary, 2 args\n"
+    );
+    // Only the binary: one layer, no shell, no libc.
+    let img = d.inspect("hello");
+    assert_eq!(
+        img["RootFS"]["Layers"].as_array().unwrap().len(),
+        1,
+        "{img}"
+    );
+    assert_eq!(img["Config"]["Entrypoint"], serde_json::json!(["/hello"]));
+    let (st, _, _) = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/sh",
+        "hello",
+    ]);
+    assert_ne!(code(st), 0, "the scratch image has a shell");
+    // Without --target the last stage is built, and it does fail.
+    let (st, out, err) = d.berth(&["build", "--force-rm", "-t", "broken", path(&ctx)]);
+    assert_eq!(code(st), 1, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("broken stage ran"), "{out}");
     assert_clean(&d);
 }
