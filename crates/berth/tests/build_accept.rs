@@ -2,7 +2,7 @@
 //! them: a Dockerfile using every instruction of the reference, inspected
 //! and listed with `image inspect` and `history`; a multi-stage build whose
 //! first stage compiles a static binary with gcc and whose last is
-//! `FROM scratch`.
+//! `FROM scratch`; independent stages running at the same time.
 
 mod common;
 
@@ -380,5 +380,112 @@ fn multi_stage_static_binary_from_gcc_onto_scratch() {
     let (st, out, err) = d.berth(&["build", "--force-rm", "-t", "broken", path(&ctx)]);
     assert_eq!(code(st), 1, "stdout: {out}\nstderr: {err}");
     assert!(out.contains("broken stage ran"), "{out}");
+    assert_clean(&d);
+}
+
+/// A tiny HTTP server on the host that answers nobody until `want`
+/// clients are connected at once (then "together" to each), or "alone"
+/// after `patience`: proof of concurrency that does not depend on timing.
+fn rendezvous(want: usize, patience: std::time::Duration) -> (u16, std::thread::JoinHandle<usize>) {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    l.set_nonblocking(true).unwrap();
+    let h = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        let mut held = Vec::new();
+        while held.len() < want && start.elapsed() < patience {
+            match l.accept() {
+                Ok((mut s, _)) => {
+                    s.set_nonblocking(false).unwrap();
+                    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                        .unwrap();
+                    let mut buf = [0u8; 1024];
+                    let _ = s.read(&mut buf);
+                    held.push(s);
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        let n = held.len();
+        let body = if n == want { "together\n" } else { "alone\n" };
+        for mut s in held {
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        n
+    });
+    (port, h)
+}
+
+/// Stages that do not depend on each other build at the same time: each
+/// of two RUN steps waits for the other to be running too.
+#[test]
+fn independent_stages_build_in_parallel() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let (port, server) = rendezvous(2, std::time::Duration::from_secs(60));
+    let gw = d.bip.split('/').next().unwrap().to_string();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM busybox AS a\nARG RV\nRUN wget -q -O /met \"$RV/a\" && echo \"a met: $(cat /met)\"\n\
+         FROM busybox AS b\nARG RV\nRUN wget -q -O /met \"$RV/b\" && echo \"b met: $(cat /met)\"\n\
+         FROM busybox\nCOPY --from=a /met /a\nCOPY --from=b /met /b\nCMD [\"cat\", \"/a\", \"/b\"]\n",
+    )]);
+    let rv = format!("RV=http://{gw}:{port}");
+    let (st, out, err) = d.berth(&["build", "--build-arg", &rv, "-t", "par", path(&ctx)]);
+    assert_eq!(code(st), 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(
+        server.join().unwrap(),
+        2,
+        "the two RUN steps never waited together:\n{out}"
+    );
+    assert_eq!(
+        d.berth_ok(&["run", "--rm", "--network", "none", "par"]),
+        "together\ntogether\n"
+    );
+    // Readable: every line is whole and names its stage.
+    assert!(out.contains("[a] a met: together\n"), "{out}");
+    assert!(out.contains("[b] b met: together\n"), "{out}");
+    assert!(out.contains("[a] Step 1/10 : FROM busybox AS a\n"), "{out}");
+    assert!(
+        out.contains("[2] Step 10/10 : CMD [\"cat\", \"/a\", \"/b\"]\n"),
+        "{out}"
+    );
+    for l in out.lines() {
+        assert!(
+            ["[a] ", "[b] ", "[2] "].iter().any(|p| l.starts_with(p))
+                || l.starts_with("Successfully "),
+            "line without its stage: {l:?}\n{out}"
+        );
+    }
+    assert_clean(&d);
+
+    // A failing stage stops the build: its error and exit code, no later
+    // stage, nothing left behind.
+    let bad = context(&[(
+        "Dockerfile",
+        "FROM busybox AS a\nRUN sleep 1 && exit 9\nRUN echo after the failure\n\
+         FROM busybox AS b\nRUN sleep 3\nRUN echo b goes on\n\
+         FROM busybox\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n",
+    )]);
+    let images = d.image_ids();
+    let (st, out, err) = d.berth(&["build", "--force-rm", "-t", "parbad", path(&bad)]);
+    assert_eq!(code(st), 9, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains("The command '/bin/sh -c sleep 1 && exit 9' returned a non-zero code: 9"),
+        "{err}"
+    );
+    assert!(!out.contains("after the failure"), "{out}");
+    assert!(!out.contains("[2] "), "{out}");
+    assert!(!err.contains("another stage"), "{err}");
+    let (st, _, _) = d.berth(&["image", "inspect", "parbad"]);
+    assert_ne!(code(st), 0);
+    // Images of steps that finished stay as cache; none tagged, none half made.
+    let after = d.image_ids();
+    assert!(after.len() >= images.len(), "{after:?}");
     assert_clean(&d);
 }
