@@ -489,3 +489,58 @@ fn independent_stages_build_in_parallel() {
     assert!(after.len() >= images.len(), "{after:?}");
     assert_clean(&d);
 }
+
+/// `--progress`: the live view when asked for (or on a terminal with the
+/// default `auto`), the builder's plain text otherwise.
+#[test]
+fn progress_view_tty_auto_and_plain() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY a.txt /a\nRUN for i in 1 2 3 4 5 6 7; do echo line $i; done\nCMD [\"cat\", \"/a\"]\n",
+        ),
+        ("a.txt", "a\n"),
+    ]);
+    let out = d.berth_ok(&["build", "--progress", "tty", "-t", "pv", path(&ctx)]);
+    assert!(out.contains("[+] Building "), "{out}");
+    assert!(out.contains("\x1b[J"), "not redrawn in place: {out:?}");
+    assert!(out.contains("(4/4 steps, 0 cached) FINISHED"), "{out}");
+    assert!(
+        out.contains("    | line 7"),
+        "the running step's lines: {out}"
+    );
+    assert!(out.ends_with("Successfully tagged pv:latest\n"), "{out}");
+    let out = d.berth_ok(&["build", "--progress", "tty", "-t", "pv", path(&ctx)]);
+    assert!(out.contains("(4/4 steps, 3 cached) FINISHED"), "{out}");
+    assert!(out.contains(" => CACHED Step 3/4 : RUN for i in"), "{out}");
+    // plain (and auto without a terminal): the classic builder's text.
+    for mode in ["plain", "auto"] {
+        let out = d.berth_ok(&["build", "--progress", mode, "-t", "pv", path(&ctx)]);
+        assert!(
+            out.starts_with("Step 1/4 : FROM busybox\n"),
+            "{mode}: {out}"
+        );
+        assert!(!out.contains("\x1b["), "{mode}: {out:?}");
+    }
+    // auto on a terminal: the live view.
+    let cmd = format!(
+        "{} -H {} build -t pv {}",
+        common::BERTH,
+        d.host(),
+        path(&ctx)
+    );
+    let o = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs the CLI on a pseudo-terminal");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    assert!(tty.contains("[+] Building "), "{tty}");
+    // A bad value is named.
+    let (st, _, err) = d.berth(&["build", "--progress", "fancy", path(&ctx)]);
+    assert_ne!(code(st), 0);
+    assert!(err.contains("fancy"), "{err}");
+    assert_clean(&d);
+}

@@ -35,6 +35,10 @@ pub struct BuildArgs {
     /// TLS-intercepting proxy); it is never written into the image
     #[arg(long)]
     pub trust_host_ca: bool,
+    /// Type of progress output: auto (a live view on a terminal, plain
+    /// otherwise), tty (the live view), plain (the builder's text)
+    #[arg(long, value_enum, default_value = "auto", value_name = "TYPE")]
+    pub progress: crate::cmd::build_view::Progress,
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<String>,
