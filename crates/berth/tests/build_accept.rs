@@ -476,7 +476,9 @@ fn independent_stages_build_in_parallel() {
     let (st, out, err) = d.berth(&["build", "--force-rm", "-t", "parbad", path(&bad)]);
     assert_eq!(code(st), 9, "stdout: {out}\nstderr: {err}");
     assert!(
-        err.contains("The command '/bin/sh -c sleep 1 && exit 9' returned a non-zero code: 9"),
+        err.contains(
+            "Dockerfile:2: stage a: The command '/bin/sh -c sleep 1 && exit 9' returned a non-zero code: 9"
+        ),
         "{err}"
     );
     assert!(!out.contains("after the failure"), "{out}");

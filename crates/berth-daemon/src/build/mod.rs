@@ -659,7 +659,20 @@ impl Builder<'_> {
                 return Err(BuildError::cancelled());
             }
             self.announce(l);
-            self.instruction(plan, &mut st, l)?;
+            if let Err(mut e) = self.instruction(plan, &mut st, l) {
+                // With stages interleaved, the failure says where it is
+                // (the classic builder's wording stays, after it).
+                if self.cancel.is_some() && !e.is_cancelled() && l.start_line != usize::MAX {
+                    e.message = format!(
+                        "{}:{}: stage {}: {}",
+                        self.file,
+                        l.start_line,
+                        stage.display_name(),
+                        e.message
+                    );
+                }
+                return Err(e);
+            }
             self.show_id(&st);
         }
         if let Some(id) = &st.image {
