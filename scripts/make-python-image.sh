@@ -2,8 +2,9 @@
 # Makes the `python:3` base image from Debian packages, for machines that
 # cannot reach Docker Hub: debootstrap --variant=minbase of the host's Debian
 # release with python3, pip, `python` on PATH (python-is-python3),
-# ca-certificates and Debian's python3-flask (so the Flask example also
-# builds where no package index is reachable). Like the official image, pip
+# ca-certificates, Debian's python3-flask (so the Flask example also
+# builds where no package index is reachable) and, as in the official image,
+# a C compiler (gcc, libc6-dev: static binaries link against libc.a). Like the official image, pip
 # may install into the system interpreter: Debian's EXTERNALLY-MANAGED
 # marker (PEP 668) is removed.
 #
@@ -20,7 +21,9 @@ CACHE=${CACHE:-/var/cache/berth-test}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 BERTH=${BERTH:-berth}
 SUITE=${SUITE:-$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")}
-TAR="$CACHE/python3-$SUITE-rootfs.tar"
+# The name's version changes with the package list, so a tar cached by an
+# older version of this script is never reused.
+TAR="$CACHE/python3-$SUITE-v2-rootfs.tar"
 
 [ "$(id -u)" = 0 ] || { echo "error: run as root (debootstrap needs it)" >&2; exit 1; }
 
@@ -31,9 +34,9 @@ if [ ! -s "$TAR" ]; then
     mkdir -p "$CACHE"
     ROOT=$(mktemp -d "$CACHE/python3-root.XXXXXX")
     trap 'rm -rf "$ROOT"' EXIT
-    echo "debootstrap $SUITE (minbase + python3) from $MIRROR ..." >&2
+    echo "debootstrap $SUITE (minbase + python3 + gcc) from $MIRROR ..." >&2
     debootstrap --variant=minbase \
-        --include=python3,python3-pip,python-is-python3,python3-flask,ca-certificates \
+        --include=python3,python3-pip,python-is-python3,python3-flask,ca-certificates,gcc,libc6-dev \
         "$SUITE" "$ROOT" "$MIRROR" >&2
     rm -f "$ROOT"/usr/lib/python3*/EXTERNALLY-MANAGED
     chroot "$ROOT" apt-get clean

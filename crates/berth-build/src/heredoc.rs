@@ -25,6 +25,37 @@ pub struct Heredoc {
     pub fd: Option<u32>,
 }
 
+/// The script a shell-form `RUN` with heredocs hands to its shell.
+///
+/// As BuildKit runs them: when the command is the heredoc alone (`RUN
+/// <<EOF`), its content is the script (`sh -c CONTENT`), and one starting
+/// with `#!` is read by that interpreter from its standard input;
+/// otherwise (`RUN python3 <<EOF`, `RUN cat <<A <<B > f`) the command and
+/// the heredocs go to the shell together, which reads them itself.
+pub fn run_script(command: &str, heredocs: &[Heredoc]) -> String {
+    if let [h] = heredocs {
+        let only = command.trim();
+        let marker = only
+            .strip_prefix("<<")
+            .map(|m| m.trim_start_matches('-').trim())
+            .map(|m| m.trim_matches(|c| c == '"' || c == '\''));
+        if h.fd.is_none() && marker == Some(h.name.as_str()) {
+            if let Some(interp) = h.content.strip_prefix("#!") {
+                let interp = interp.lines().next().unwrap_or("").trim();
+                return format!("{interp} <<'{}'\n{}{}", h.name, h.content, h.name);
+            }
+            return h.content.clone();
+        }
+    }
+    let mut script = command.to_string();
+    for h in heredocs {
+        script.push('\n');
+        script.push_str(&h.content);
+        script.push_str(&h.name);
+    }
+    script
+}
+
 /// A heredoc marker found in a word, before its content is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Marker {
@@ -108,5 +139,37 @@ mod tests {
     #[test]
     fn tabs() {
         assert_eq!(strip_leading_tabs("\t\ta\n\t b\n"), "a\n b\n");
+    }
+}
+
+#[cfg(test)]
+mod script_tests {
+    use super::*;
+
+    fn h(name: &str, content: &str) -> Heredoc {
+        Heredoc {
+            name: name.into(),
+            content: content.into(),
+            expand: true,
+            chomp: false,
+            fd: None,
+        }
+    }
+
+    #[test]
+    fn heredoc_alone_is_the_script() {
+        assert_eq!(
+            run_script("<<EOF", &[h("EOF", "echo a\necho b\n")]),
+            "echo a\necho b\n"
+        );
+        assert_eq!(run_script("<<-\"EOT\"", &[h("EOT", "x\n")]), "x\n");
+        assert_eq!(
+            run_script("<<EOF", &[h("EOF", "#!/usr/bin/python3\nprint(1)\n")]),
+            "/usr/bin/python3 <<'EOF'\n#!/usr/bin/python3\nprint(1)\nEOF"
+        );
+        assert_eq!(
+            run_script("python3 <<EOF", &[h("EOF", "print(1)\n")]),
+            "python3 <<EOF\nprint(1)\nEOF"
+        );
     }
 }

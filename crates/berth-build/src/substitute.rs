@@ -8,7 +8,8 @@
 //!
 //! Every variable reference in one instruction sees the environment as it
 //! was *before* the instruction (`ENV abc=bye def=$abc` gives `def` the old
-//! `abc`). Heredoc contents are left to the executor (sh semantics apply).
+//! `abc`). `RUN` heredocs are left to the shell; a `COPY`/`ADD` heredoc
+//! with an unquoted delimiter is expanded here, as a here-document.
 
 use crate::error::{DockerfileError, Loc, Reason};
 use crate::expand::{Env, Lexer};
@@ -33,6 +34,73 @@ fn pairs(lx: &Lexer, env: &Env, kvs: &[KeyValue]) -> Result<Vec<KeyValue>, Reaso
         .collect()
 }
 
+/// The content of a `COPY <<EOF` heredoc whose delimiter is not quoted,
+/// expanded as a shell here-document is (POSIX 2.7.4; the reference's
+/// `COPY <<-EOT /script.sh` example): `$NAME` and `${…}` (with the
+/// `:-`/`:+` forms) are replaced, `\$`, `\\` and `` \` `` are the character,
+/// `\` before a newline joins lines; quotes stay as they are.
+pub fn heredoc_content(lx: &Lexer, env: &Env, content: &str) -> Result<String, Reason> {
+    let mut out = String::with_capacity(content.len());
+    let mut chars = content.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.peek().map(|&(_, n)| n) {
+                Some(n @ ('$' | '`' | '\\')) => {
+                    out.push(n);
+                    chars.next();
+                }
+                Some('\n') => {
+                    chars.next();
+                }
+                _ => out.push('\\'),
+            },
+            '$' => match chars.peek().map(|&(_, n)| n) {
+                Some('{') => {
+                    // `${…}` up to its matching brace, expanded as a word.
+                    let mut depth = 0;
+                    let mut end = None;
+                    for (j, d) in content[i + 1..].char_indices() {
+                        match d {
+                            '{' => depth += 1,
+                            '}' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    end = Some(i + 1 + j);
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    let Some(end) = end else {
+                        out.push_str(&content[i..]);
+                        break;
+                    };
+                    out.push_str(&word(lx, env, &content[i..=end])?);
+                    while chars.peek().is_some_and(|&(j, _)| j <= end) {
+                        chars.next();
+                    }
+                }
+                Some(n) if n == '_' || n.is_ascii_alphabetic() => {
+                    let mut name = String::new();
+                    while let Some(&(_, n)) = chars.peek() {
+                        if n == '_' || n.is_ascii_alphanumeric() {
+                            name.push(n);
+                            chars.next();
+                        } else {
+                            break;
+                        }
+                    }
+                    out.push_str(env.get(&name).unwrap_or(""));
+                }
+                _ => out.push('$'),
+            },
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 fn file_op(lx: &Lexer, env: &Env, op: &FileOp) -> Result<FileOp, Reason> {
     Ok(FileOp {
         sources: op
@@ -40,6 +108,11 @@ fn file_op(lx: &Lexer, env: &Env, op: &FileOp) -> Result<FileOp, Reason> {
             .iter()
             .map(|s| match s {
                 Source::Path(p) => Ok(Source::Path(word(lx, env, p)?)),
+                Source::Heredoc(h) if h.expand => {
+                    let mut h = h.clone();
+                    h.content = heredoc_content(lx, env, &h.content)?;
+                    Ok(Source::Heredoc(h))
+                }
                 Source::Heredoc(h) => Ok(Source::Heredoc(h.clone())),
             })
             .collect::<Result<_, Reason>>()?,
@@ -155,6 +228,40 @@ impl Located {
 mod tests {
     use super::*;
     use crate::instructions::Dockerfile;
+
+    #[test]
+    fn copy_heredoc_expands_as_a_here_document() {
+        let mut env = Env::new();
+        env.set("FOO", "bar");
+        env.set("GREETING", "hello world");
+        let lx = Lexer::new('\\');
+        let got = heredoc_content(
+            &lx,
+            &env,
+            "echo \"hello ${FOO}\" '$GREETING'\ncost \\$5 ${NOPE:-none} $ \\\nx$FOO.y\n",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "echo \"hello bar\" 'hello world'\ncost $5 none $ xbar.y\n"
+        );
+        let df = Dockerfile::parse(
+            "Dockerfile",
+            "FROM busybox\nCOPY <<EOF /a\n$FOO\nEOF\nCOPY <<\"EOF\" /b\n$FOO\nEOF\n",
+        )
+        .unwrap();
+        let contents: Vec<String> = df.instructions[1..]
+            .iter()
+            .map(|l| match l.expand("Dockerfile", &lx, &env).unwrap() {
+                Instruction::Copy(c) => match &c.op.sources[0] {
+                    Source::Heredoc(h) => h.content.clone(),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(contents, vec!["bar\n", "$FOO\n"]);
+    }
 
     /// The example of the reference's "Environment replacement" section.
     #[test]

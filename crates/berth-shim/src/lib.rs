@@ -28,6 +28,7 @@ mod bundle;
 mod client;
 mod detach;
 mod error;
+mod executor;
 pub mod exit;
 pub mod logs;
 pub mod protocol;

@@ -102,6 +102,7 @@ fn start_embedded(args: &ShimArgs, root: &Path, id: &str) -> Result<(Pid, Contai
         (b, Some(io), None)
     };
     let built = builder
+        .with_executor(crate::executor::ShimExecutor)
         .as_init(&args.bundle)
         .with_systemd(false)
         .with_detach(true)

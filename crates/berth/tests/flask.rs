@@ -16,7 +16,7 @@ use common::containers::{code, wait_until};
 use common::{free_port, TestDaemon};
 
 fn python_tar() -> PathBuf {
-    let p = Path::new("/var/cache/berth-test/python3-bookworm-rootfs.tar");
+    let p = Path::new(common::PYTHON_ROOTFS);
     assert!(
         p.is_file(),
         "{} is missing: run scripts/test.sh (it runs scripts/make-python-image.sh --tar-only)",

@@ -522,7 +522,7 @@ fn push_compresses_once_for_every_registry() {
 /// (the base is pulled through the mirror; Docker Hub is never asked).
 #[test]
 fn from_python3_builds_through_a_registry_mirror() {
-    let tar = Path::new("/var/cache/berth-test/python3-bookworm-rootfs.tar");
+    let tar = Path::new(common::PYTHON_ROOTFS);
     assert!(
         tar.is_file(),
         "{} is missing: run scripts/test.sh first",

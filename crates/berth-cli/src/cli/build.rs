@@ -39,6 +39,10 @@ pub struct BuildArgs {
     /// (without src/env: the variable named ID)
     #[arg(long = "secret", value_name = "id=ID,src=PATH")]
     pub secrets: Vec<String>,
+    /// Type of progress output: auto (a live view on a terminal, plain
+    /// otherwise), tty (the live view), plain (the builder's text)
+    #[arg(long, value_enum, default_value = "auto", value_name = "TYPE")]
+    pub progress: crate::cmd::build_view::Progress,
     /// Write the image ID to the file
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<String>,

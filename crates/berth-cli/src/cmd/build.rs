@@ -225,6 +225,15 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
         .await?;
     let mut body = resp.into_body();
     let mut msgs = JsonMessages::default();
+    use super::build_view::{self, Progress};
+    let live = !a.quiet
+        && match a.progress {
+            Progress::Tty => true,
+            Progress::Plain => false,
+            Progress::Auto => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        };
+    let mut view = live.then(build_view::View::new);
+    let width = build_view::width();
     let mut image_id: Option<String> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.context("reading the build output")?;
@@ -239,6 +248,9 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
                     .and_then(Value::as_str)
                     .or(m.get("error").and_then(Value::as_str))
                     .unwrap_or("build failed");
+                if let Some(v) = view.as_mut() {
+                    v.draw(&mut std::io::stdout(), width, true)?;
+                }
                 eprintln!("{message}");
                 let code = detail.get("code").and_then(Value::as_i64).unwrap_or(1);
                 return Err(ExitStatus(if code == 0 { 1 } else { code as i32 }).into());
@@ -247,9 +259,18 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
                 image_id = Some(id.to_string());
             }
             if let Some(s) = m.get("stream").and_then(Value::as_str) {
-                emit(s)?;
+                match view.as_mut() {
+                    Some(v) => {
+                        v.push(s);
+                        v.draw(&mut std::io::stdout(), width, false)?;
+                    }
+                    None => emit(s)?,
+                }
             }
         }
+    }
+    if let Some(v) = view.as_mut() {
+        v.draw(&mut std::io::stdout(), width, true)?;
     }
     if let (Some(path), Some(id)) = (&a.iidfile, &image_id) {
         std::fs::write(path, id).with_context(|| format!("writing {path}"))?;

@@ -16,6 +16,7 @@ use crate::conn::Engine;
 use crate::Globals;
 
 pub mod build;
+pub mod build_view;
 pub mod container;
 pub mod cp;
 pub mod create;

@@ -27,12 +27,15 @@ mod fetch;
 mod history;
 mod mounts;
 mod prune;
+mod parallel;
 mod run;
 mod steps;
 mod view;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 
 use berth_api::backend::{BuildBackend, BuildFailure, BuildMessage, BuildRequest};
 use berth_build::{
@@ -61,6 +64,19 @@ impl BuildError {
     }
 }
 
+/// What a stage stopped by another stage's failure returns.
+const CANCELLED: &str = "stopped: another stage of the build failed";
+
+impl BuildError {
+    fn cancelled() -> BuildError {
+        BuildError::new(CANCELLED)
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.message == CANCELLED && self.code.is_none()
+    }
+}
+
 pub(crate) fn err(context: &str, e: impl std::fmt::Display) -> BuildError {
     BuildError::new(format!("{context}: {e}"))
 }
@@ -84,7 +100,7 @@ impl BuildBackend for Engine {
         let mut b = Builder {
             engine: self,
             req: &req,
-            out: progress,
+            out: Sink::Direct(progress),
             work: work.0.clone(),
             context: work.0.join("context"),
             lexer: Lexer::new('\\'),
@@ -94,7 +110,9 @@ impl BuildBackend for Engine {
             cache: BuildCache::open(&self.config.data_root),
             results: Vec::new(),
             seq: 0,
+            scratch_tag: String::new(),
             containers: Vec::new(),
+            cancel: None,
         };
         let result = b.build(context);
         b.cleanup_containers();
@@ -194,10 +212,91 @@ impl StageState {
     }
 }
 
+/// Where a builder's progress goes: the request's stream, or (for a stage
+/// built on a thread of its own) the scheduler, line by line and prefixed.
+pub(crate) enum Sink<'a> {
+    Direct(&'a mut dyn FnMut(BuildMessage)),
+    Stage {
+        tx: mpsc::Sender<parallel::Event>,
+        lines: parallel::LinePrefixer,
+    },
+}
+
+impl Sink<'_> {
+    pub fn send(&mut self, m: BuildMessage) {
+        match self {
+            Sink::Direct(f) => f(m),
+            Sink::Stage { tx, lines } => {
+                let m = match m {
+                    BuildMessage::Stream(t) => match lines.push(&t) {
+                        Some(t) => BuildMessage::Stream(t),
+                        None => return,
+                    },
+                    other => other,
+                };
+                let _ = tx.send(parallel::Event::Out(m));
+            }
+        }
+    }
+
+    /// Sends a last unterminated line.
+    pub fn flush(&mut self) {
+        if let Sink::Stage { tx, lines } = self {
+            if let Some(t) = lines.flush() {
+                let _ = tx.send(parallel::Event::Out(BuildMessage::Stream(t)));
+            }
+        }
+    }
+}
+
+/// What a stage's thread makes its own [`Builder`] from (a `Builder`
+/// itself holds the request's progress callback, which stays on the
+/// request's thread).
+pub(crate) struct WorkerSeed<'a> {
+    engine: &'a Engine,
+    req: &'a BuildRequest,
+    tx: mpsc::Sender<parallel::Event>,
+    prefix: String,
+    work: PathBuf,
+    context: PathBuf,
+    lexer: Lexer,
+    file: String,
+    step_of: HashMap<usize, usize>,
+    total: usize,
+    results: Vec<Option<StageResult>>,
+    scratch_tag: String,
+    cancel: &'a AtomicBool,
+}
+
+impl<'a> WorkerSeed<'a> {
+    pub fn into_builder(self) -> Builder<'a> {
+        Builder {
+            engine: self.engine,
+            req: self.req,
+            out: Sink::Stage {
+                tx: self.tx,
+                lines: parallel::LinePrefixer::new(self.prefix),
+            },
+            cache: BuildCache::open(&self.engine.config.data_root),
+            work: self.work,
+            context: self.context,
+            lexer: self.lexer,
+            file: self.file,
+            step_of: self.step_of,
+            total: self.total,
+            results: self.results,
+            seq: 0,
+            scratch_tag: self.scratch_tag,
+            containers: Vec::new(),
+            cancel: Some(self.cancel),
+        }
+    }
+}
+
 pub(crate) struct Builder<'a> {
     pub engine: &'a Engine,
     pub req: &'a BuildRequest,
-    out: &'a mut dyn FnMut(BuildMessage),
+    out: Sink<'a>,
     pub work: PathBuf,
     pub context: PathBuf,
     pub lexer: Lexer,
@@ -208,23 +307,58 @@ pub(crate) struct Builder<'a> {
     pub cache: BuildCache,
     results: Vec<Option<StageResult>>,
     seq: usize,
+    /// Makes the scratch paths of parallel stages distinct.
+    scratch_tag: String,
+    /// Set when another stage failed: stop before the next step.
+    cancel: Option<&'a AtomicBool>,
     /// Intermediate containers kept after a failure without `forcerm`
     /// are left; these are the ones still to remove.
     pub containers: Vec<String>,
+}
+
+impl<'a> Builder<'a> {
+    /// The seed of a builder for stage `idx` on another thread.
+    fn worker_seed<'s>(
+        &self,
+        plan: &BuildPlan,
+        idx: usize,
+        tx: mpsc::Sender<parallel::Event>,
+        cancel: &'s AtomicBool,
+    ) -> WorkerSeed<'s>
+    where
+        'a: 's,
+    {
+        WorkerSeed {
+            engine: self.engine,
+            req: self.req,
+            tx,
+            prefix: format!("[{}] ", plan.stages[idx].display_name()),
+            work: self.work.clone(),
+            context: self.context.clone(),
+            lexer: self.lexer,
+            file: self.file.clone(),
+            step_of: self.step_of.clone(),
+            total: self.total,
+            results: self.results.clone(),
+            scratch_tag: format!("s{idx}-"),
+            cancel,
+        }
+    }
 }
 
 impl Builder<'_> {
     /// Progress text (suppressed with `q`).
     pub fn say(&mut self, text: impl Into<String>) {
         if !self.req.quiet {
-            (self.out)(BuildMessage::Stream(text.into()));
+            self.out.send(BuildMessage::Stream(text.into()));
         }
     }
 
     /// A fresh path under the work dir.
     pub fn scratch(&mut self, what: &str) -> PathBuf {
         self.seq += 1;
-        self.work.join(format!("{what}-{}", self.seq))
+        self.work
+            .join(format!("{what}-{}{}", self.scratch_tag, self.seq))
     }
 
     fn cleanup_containers(&mut self) {
@@ -437,8 +571,12 @@ impl Builder<'_> {
                 }
             }
         }
-        for idx in plan.order.clone() {
-            self.stage(&plan, idx, &opts.build_args)?;
+        if parallel::has_independent_stages(&plan) {
+            self.stages_in_parallel(&plan, &opts.build_args)?;
+        } else {
+            for idx in plan.order.clone() {
+                self.stage(&plan, idx, &opts.build_args)?;
+            }
         }
         if !plan.unused_build_args.is_empty() {
             self.say(format!(
@@ -464,7 +602,7 @@ impl Builder<'_> {
             self.say(format!("Successfully tagged {}\n", r.familiar()));
         }
         if self.req.quiet {
-            (self.out)(BuildMessage::Stream(format!("{image}\n")));
+            self.out.send(BuildMessage::Stream(format!("{image}\n")));
         }
         Ok(image.to_string())
     }
@@ -527,12 +665,28 @@ impl Builder<'_> {
             }
         }
         for l in &stage.instructions {
+            if self.cancel.is_some_and(|c| c.load(Ordering::SeqCst)) {
+                return Err(BuildError::cancelled());
+            }
             self.announce(l);
-            self.instruction(plan, &mut st, l)?;
+            if let Err(mut e) = self.instruction(plan, &mut st, l) {
+                // With stages interleaved, the failure says where it is
+                // (the classic builder's wording stays, after it).
+                if self.cancel.is_some() && !e.is_cancelled() && l.start_line != usize::MAX {
+                    e.message = format!(
+                        "{}:{}: stage {}: {}",
+                        self.file,
+                        l.start_line,
+                        stage.display_name(),
+                        e.message
+                    );
+                }
+                return Err(e);
+            }
             self.show_id(&st);
         }
         if let Some(id) = &st.image {
-            (self.out)(BuildMessage::ImageId(id.to_string()));
+            self.out.send(BuildMessage::ImageId(id.to_string()));
         }
         self.results[idx] = Some(StageResult {
             image: st.image.clone(),

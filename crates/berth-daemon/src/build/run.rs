@@ -152,16 +152,8 @@ impl Builder<'_> {
         let argv = match &r.command {
             Command::Exec(v) => v.clone(),
             Command::Shell(s) => {
-                // Heredocs (`RUN <<EOF`) go to the shell with the command,
-                // as the shell itself reads them.
-                let mut script = s.clone();
-                for h in &r.heredocs {
-                    script.push('\n');
-                    script.push_str(&h.content);
-                    script.push_str(&h.name);
-                }
                 let mut v = st.shell();
-                v.push(script);
+                v.push(berth_build::heredoc::run_script(s, &r.heredocs));
                 v
             }
         };

@@ -186,7 +186,9 @@ impl Builder<'_> {
             }
             Instruction::Shell(v) => {
                 st.config.shell = Some(v.clone());
-                format!("SHELL {}", go_quote_list(&v))
+                // The classic builder writes Go's `%v` of the slice here
+                // (`SHELL [/bin/sh -ec]`), unlike CMD's `%q`.
+                format!("SHELL [{}]", v.join(" "))
             }
             Instruction::Arg(decls) => {
                 let mut words = Vec::new();

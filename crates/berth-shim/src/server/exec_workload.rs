@@ -20,7 +20,7 @@
 //! off) the filter is loaded while still privileged: the process is
 //! started with CAP_SYS_ADMIN and CAP_SETPCAP added ([`widen`]), the
 //! executor loads the filter and then drops to the exact capability sets
-//! the exec was meant to have before calling the default executor. A
+//! the exec was meant to have before handing over to [`ShimExecutor`]. A
 //! profile that denies `capset` or `prctl` therefore fails the exec, as it
 //! fails runc's.
 
@@ -30,6 +30,8 @@ use libcontainer::capabilities::drop_privileges;
 use libcontainer::oci_spec::runtime::{LinuxCapabilities, LinuxSeccomp, Spec};
 use libcontainer::syscall::syscall::create_syscall;
 use libcontainer::workload::default::DefaultExecutor;
+
+use crate::executor::ShimExecutor;
 use libcontainer::workload::{
     Executor, ExecutorError, ExecutorSetEnvsError, ExecutorValidationError,
 };
@@ -171,11 +173,11 @@ impl Executor for ExecWorkload {
         if let Some(filter) = &self.filter {
             filter.load()?;
         }
-        DefaultExecutor {}.exec(spec)
+        ShimExecutor.exec(spec)
     }
 
     fn validate(&self, spec: &Spec) -> Result<(), ExecutorValidationError> {
-        DefaultExecutor {}.validate(spec)
+        ShimExecutor.validate(spec)
     }
 
     fn setup_envs(&self, envs: HashMap<String, String>) -> Result<(), ExecutorSetEnvsError> {

@@ -36,6 +36,10 @@ pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 pub const DOCKER: &str = "/usr/local/bin/docker";
 /// Cache for test fixtures that are expensive to build; outside the repository.
 pub const CACHE_DIR: &str = "/var/cache/berth-test";
+/// The `python:3` root file system from Debian packages, with gcc and
+/// libc6-dev (scripts/make-python-image.sh, made by scripts/test.sh while
+/// the tests compile; the name's version follows the script's package list).
+pub const PYTHON_ROOTFS: &str = "/var/cache/berth-test/python3-bookworm-v2-rootfs.tar";
 /// How long a single CLI command may take before the test fails.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 /// How long the daemon may take to answer `/_ping` after being started.
