@@ -1,6 +1,7 @@
 //! `pull`: reference → manifest (platform picked from an index) → config →
 //! layers downloaded three at a time, each verified against its digest as
-//! it streams to a scratch file, unpacked, and registered in one step.
+//! it streams to a scratch file and unpacked at the same time, and
+//! registered in one step.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -261,7 +262,13 @@ fn resolve(
     }
 }
 
-/// Downloads one layer blob (retrying a broken transfer), then unpacks it.
+/// Downloads one layer blob (retrying a broken transfer) while it is
+/// unpacked: the bytes go both to the scratch blob (digest verified) and,
+/// through a bounded channel, to an unpacking thread, so download and
+/// unpack overlap instead of running one after the other. The unpacked
+/// result is used only if the download verified and its bytes reached the
+/// unpacker as one unbroken stream; otherwise the verified scratch blob is
+/// unpacked afresh.
 fn fetch_layer(
     handle: &Handle,
     session: &Session,
@@ -272,10 +279,39 @@ fn fetch_layer(
 ) -> Result<PulledLayer, DistributionError> {
     let id = short(&desc.digest);
     let mut attempt = 0;
-    loop {
+    let piped = loop {
         attempt += 1;
-        match download(handle, session, staging, desc, &id, progress) {
-            Ok(()) => break,
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(PIPE_DEPTH);
+        let (downloaded, unpacked) = std::thread::scope(|s| {
+            let unpacker = s.spawn(move || {
+                store.stage_pulled_layer(PipeReader {
+                    rx,
+                    buf: bytes::Bytes::new(),
+                    ended: false,
+                })
+            });
+            let mut tee = Tee {
+                tx: Some(tx),
+                intact: true,
+            };
+            let downloaded = download(handle, session, staging, desc, &id, progress, &mut tee);
+            if downloaded.is_ok() && tee.intact {
+                if let Some(tx) = &tee.tx {
+                    let _ = tx.send(Piece::End);
+                }
+            }
+            let intact = tee.intact && tee.tx.is_some();
+            drop(tee);
+            let unpacked = unpacker.join().unwrap_or_else(|_| {
+                Err(berth_image::ImageError::Io {
+                    context: format!("unpacking {}", desc.digest),
+                    source: std::io::Error::other("the unpacking thread panicked"),
+                })
+            });
+            (downloaded, intact.then_some(unpacked))
+        });
+        match downloaded {
+            Ok(()) => break unpacked,
             Err(e) if attempt < ATTEMPTS && e.retryable() && !is_disk_full(&e) => {
                 tracing::warn!(digest = %desc.digest, attempt, error = %e, "layer download failed; retrying");
                 progress(Progress::layer(
@@ -289,14 +325,89 @@ fn fetch_layer(
             }
             Err(e) => return Err(e),
         }
-    }
+    };
     progress(Progress::layer(&id, "Download complete"));
     progress(Progress::layer(&id, "Extracting"));
-    let f = staging.open_blob(&desc.digest)?;
-    let staged = store.stage_pulled_layer(std::io::BufReader::with_capacity(1 << 20, f))?;
+    let staged = match piped {
+        Some(Ok(staged)) => staged,
+        // An unpack error from the verified bytes is the layer's own fault
+        // (a full disk, a bad tar): unpacking again would say the same.
+        Some(Err(e)) => return Err(e.into()),
+        None => {
+            tracing::info!(digest = %desc.digest, "the stream to the unpacker broke; unpacking the verified blob");
+            let f = staging.open_blob(&desc.digest)?;
+            store.stage_pulled_layer(std::io::BufReader::with_capacity(1 << 20, f))?
+        }
+    };
     let _ = staging.delete(&desc.digest);
     progress(Progress::layer(&id, "Pull complete"));
     Ok(staged)
+}
+
+/// Chunks in flight between the download and the unpacker.
+const PIPE_DEPTH: usize = 64;
+
+enum Piece {
+    Data(bytes::Bytes),
+    /// The whole blob was sent and its digest verified.
+    End,
+}
+
+/// The download's side of the pipe to the unpacker.
+struct Tee {
+    /// `None` once the unpacker stopped reading (it finished or failed).
+    tx: Option<std::sync::mpsc::SyncSender<Piece>>,
+    /// False once the stream had to start over from byte 0: what the
+    /// unpacker got is then not the verified blob.
+    intact: bool,
+}
+
+impl Tee {
+    fn send(&mut self, chunk: &bytes::Bytes) {
+        if let Some(tx) = &self.tx {
+            if tx.send(Piece::Data(chunk.clone())).is_err() {
+                self.tx = None;
+            }
+        }
+    }
+
+    fn restart(&mut self) {
+        self.intact = false;
+        self.tx = None;
+    }
+}
+
+/// The unpacker's side: bytes in order, end of file only after
+/// [`Piece::End`]; a pipe closed without it reads as an error, never as a
+/// (possibly truncated) end of the layer.
+struct PipeReader {
+    rx: std::sync::mpsc::Receiver<Piece>,
+    buf: bytes::Bytes,
+    ended: bool,
+}
+
+impl std::io::Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            if self.ended {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Piece::Data(b)) => self.buf = b,
+                Ok(Piece::End) => self.ended = true,
+                Err(_) => {
+                    // Not `Interrupted`: readers retry that.
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the download stopped before the end of the layer",
+                    ));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(n)
+    }
 }
 
 /// How many times one download resumes after a broken connection before
@@ -339,6 +450,7 @@ fn download(
     desc: &Descriptor,
     id: &str,
     progress: &ProgressSink,
+    tee: &mut Tee,
 ) -> Result<(), DistributionError> {
     let mut w = staging.writer()?;
     let mut done: u64 = 0;
@@ -359,6 +471,7 @@ fn download(
                     None => {
                         tracing::info!(digest = %desc.digest, "registry ignored Range; downloading again from the start");
                         w = staging.writer()?;
+                        tee.restart();
                         done = 0;
                         reported = 0;
                     }
@@ -380,6 +493,7 @@ fn download(
                 }
                 w.write_all(&chunk)
                     .map_err(DistributionError::io(format!("writing {}", desc.digest)))?;
+                tee.send(&chunk);
                 done += chunk.len() as u64;
                 if done - reported >= 512 << 10 || done == desc.size {
                     reported = done;
