@@ -62,7 +62,7 @@ printf 'FROM busybox\nLABEL bench=none\n' >"$R0/Dockerfile"
 
 # --- engines ---------------------------------------------------------------------------------
 # The daemon keeps its bridge when it stops; removed after it (cleanups run in reverse).
-on_exit "ip link del bbb0 2>/dev/null || true"
+on_exit "ip link del bbb0 2>/dev/null || true; nft delete table ip berth_bbb0 2>/dev/null || true"
 start_berth "$WORK/berth-data" /run/bbb --bridge bbb0 --bip 10.254.77.1/24
 "$BERTH" -H "$BH" import "$tar" busybox:latest >/dev/null
 builders=(berth)
