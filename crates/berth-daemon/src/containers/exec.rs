@@ -317,7 +317,8 @@ impl Engine {
                 }
             }),
         )?;
-        let filter = (!exec.config.tty && (!exec.config.attach_stdout || !exec.config.attach_stderr))
+        let filter = (!exec.config.tty
+            && (!exec.config.attach_stdout || !exec.config.attach_stderr))
             .then_some((exec.config.attach_stdout, exec.config.attach_stderr));
         spawn(
             format!("exec-out-{short}"),
