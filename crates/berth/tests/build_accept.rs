@@ -9,44 +9,9 @@ mod common;
 use std::fs;
 use std::path::Path;
 
+use common::build::{assert_clean, context, path};
 use common::containers::{busybox, code};
 use common::TestDaemon;
-
-/// A context directory with `files` (`name`, content).
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, content) in files {
-        let p = dir.path().join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-    dir
-}
-
-fn path(d: &tempfile::TempDir) -> &str {
-    d.path().to_str().unwrap()
-}
-
-/// Nothing of the build left behind: no containers, no mounts, no build dirs.
-fn assert_clean(d: &TestDaemon) {
-    let ps = d.berth_ok(&["ps", "-a", "-q"]);
-    assert_eq!(ps.trim(), "", "containers left: {ps}");
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let root = d.data_root.display().to_string();
-    assert!(
-        !mounts.lines().any(|l| l.contains(&root)),
-        "mounts left under {root}"
-    );
-    let tmp = d.data_root.join("tmp");
-    let left: Vec<_> = fs::read_dir(&tmp)
-        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
-        .unwrap_or_default();
-    assert!(
-        left.is_empty(),
-        "build dirs left in {}: {left:?}",
-        tmp.display()
-    );
-}
 
 fn run(d: &TestDaemon, args: &[&str]) -> String {
     let mut v = vec!["run", "--rm", "--network", "none"];

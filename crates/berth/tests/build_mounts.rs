@@ -9,22 +9,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
+use common::build::{context, path};
 use common::containers::{busybox, code};
 use common::TestDaemon;
-
-fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, content) in files {
-        let p = dir.path().join(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, content).unwrap();
-    }
-    dir
-}
-
-fn path(d: &tempfile::TempDir) -> &str {
-    d.path().to_str().unwrap()
-}
 
 fn build_ok(d: &TestDaemon, args: &[&str]) -> String {
     let mut all = vec!["build"];

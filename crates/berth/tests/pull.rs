@@ -10,47 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use berth_registry::{AuthConfig, Config, ServerHandle};
+use berth_registry::AuthConfig;
+use common::registry::Registry;
 use common::TestDaemon;
-
-/// A registry served in this process, on its own runtime.
-struct Registry {
-    rt: tokio::runtime::Runtime,
-    handle: Option<ServerHandle>,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start(auth: impl FnOnce(&Path) -> AuthConfig) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cfg = Config::new("127.0.0.1:0", dir.path().join("storage"));
-        cfg.auth = auth(dir.path());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt.block_on(berth_registry::serve(cfg)).unwrap();
-        Registry {
-            rt,
-            handle: Some(handle),
-            _dir: dir,
-        }
-    }
-
-    /// `127.0.0.1:PORT`
-    fn host(&self) -> String {
-        self.handle.as_ref().unwrap().local_addr().to_string()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown());
-        }
-    }
-}
 
 fn htpasswd(dir: &Path) -> PathBuf {
     let h = bcrypt::hash("s3cret", 4)

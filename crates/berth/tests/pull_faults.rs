@@ -11,45 +11,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use berth_registry::{Config, ServerHandle};
+use berth_registry::AuthConfig;
+use common::registry::Registry;
 use common::TestDaemon;
-
-/// A berth registry served in this process, on its own runtime.
-struct Registry {
-    rt: tokio::runtime::Runtime,
-    handle: Option<ServerHandle>,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = common::scratch();
-        let cfg = Config::new("127.0.0.1:0", dir.path().join("storage"));
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let handle = rt.block_on(berth_registry::serve(cfg)).unwrap();
-        Registry {
-            rt,
-            handle: Some(handle),
-            _dir: dir,
-        }
-    }
-
-    fn host(&self) -> String {
-        self.handle.as_ref().unwrap().local_addr().to_string()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        if let Some(h) = self.handle.take() {
-            self.rt.block_on(h.shutdown());
-        }
-    }
-}
 
 /// What the fault-injecting proxy observed.
 #[derive(Default)]
@@ -218,7 +182,7 @@ const MIB: usize = 1 << 20;
 
 #[test]
 fn broken_layer_download_resumes_with_range() {
-    let reg = Registry::start();
+    let reg = Registry::start(|_| AuthConfig::None);
     let id = seed(&reg, "big", 32 * MIB, true);
 
     // The registry honours Range: the client resumes where the cut was.
@@ -259,7 +223,7 @@ fn broken_layer_download_resumes_with_range() {
 
 #[test]
 fn pull_onto_a_full_disk_names_enospc() {
-    let reg = Registry::start();
+    let reg = Registry::start(|_| AuthConfig::None);
     // 40 MiB of random bytes: the download itself does not fit.
     let big = seed(&reg, "random", 40 * MIB, true);
     // 64 MiB of zeros: a tiny download whose unpacking does not fit.

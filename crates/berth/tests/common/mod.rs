@@ -15,8 +15,10 @@
 
 #![allow(dead_code)] // every test binary uses a different subset of the kit
 
+pub mod build;
 pub mod containers;
 pub mod http;
+pub mod registry;
 pub mod tarball;
 
 use std::fs;
