@@ -32,6 +32,9 @@ pub struct ShimArgs {
     pub runtime: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_file: u32,
+    /// Where compiled seccomp programs are kept between containers
+    /// (`crate::seccomp`); without it every start compiles its profile.
+    pub seccomp_cache: Option<PathBuf>,
 }
 
 impl ShimArgs {
@@ -51,6 +54,7 @@ impl ShimArgs {
             runtime: None,
             log_max_size: DEFAULT_LOG_MAX_SIZE,
             log_max_file: DEFAULT_LOG_MAX_FILE,
+            seccomp_cache: None,
         }
     }
 
@@ -79,6 +83,10 @@ impl ShimArgs {
         if let Some(rt) = &self.runtime {
             v.push("--runtime".into());
             v.push(rt.clone().into());
+        }
+        if let Some(dir) = &self.seccomp_cache {
+            v.push("--seccomp-cache".into());
+            v.push(dir.clone().into());
         }
         v
     }
@@ -112,6 +120,9 @@ impl ShimArgs {
                 "--state-dir" => state_dir = Some(PathBuf::from(value("--state-dir")?)),
                 "--log-path" => log_path = Some(PathBuf::from(value("--log-path")?)),
                 "--runtime" => out.runtime = Some(PathBuf::from(value("--runtime")?)),
+                "--seccomp-cache" => {
+                    out.seccomp_cache = Some(PathBuf::from(value("--seccomp-cache")?))
+                }
                 "--log-max-size" => {
                     out.log_max_size =
                         parse_size(&utf8(value("--log-max-size")?, "--log-max-size")?)?
@@ -184,6 +195,7 @@ mod tests {
         a.runtime = Some("/usr/sbin/runc".into());
         a.log_max_size = 1234;
         a.log_max_file = 5;
+        a.seccomp_cache = Some("/run/berth/seccomp".into());
         assert_eq!(ShimArgs::parse(a.to_args()).unwrap(), a);
         let plain = ShimArgs::new("c2", "/b", "/s", "/l");
         assert_eq!(ShimArgs::parse(plain.to_args()).unwrap(), plain);

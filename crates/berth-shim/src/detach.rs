@@ -146,6 +146,9 @@ fn absolute(mut args: ShimArgs) -> Result<ShimArgs, ShimError> {
     args.state_dir = fs::canonicalize(&args.state_dir)
         .map_err(|e| ShimError::io(format!("state dir {}", args.state_dir.display()), e))?;
     args.log_path = abs(&args.log_path)?;
+    if let Some(dir) = &args.seccomp_cache {
+        args.seccomp_cache = Some(abs(dir)?);
+    }
     if let Some(rt) = &args.runtime {
         args.runtime = Some(abs(rt)?);
     }
@@ -235,7 +238,7 @@ fn prepare_and_start(args: &ShimArgs) -> Result<Shim, ShimError> {
         .cgroups_path
         .as_deref()
         .and_then(exit::memory_cgroup_dir);
-    Shim::new(
+    let mut shim = Shim::new(
         args.id.clone(),
         args.state_dir.clone(),
         socket_path,
@@ -246,7 +249,10 @@ fn prepare_and_start(args: &ShimArgs) -> Result<Shim, ShimError> {
         args.stdin,
         memory_cgroup,
         log,
-    )
+    )?;
+    shim.bundle = args.bundle.clone();
+    shim.confinement = started.confinement;
+    Ok(shim)
 }
 
 /// stdin/stdout to /dev/null, stderr to shim.log, every other inherited

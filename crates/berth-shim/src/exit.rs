@@ -80,16 +80,17 @@ fn oom_kill_count(text: &str) -> u64 {
 }
 
 /// Write `exit.json` so that a reader sees either nothing or the whole
-/// record: temporary file, fsync, rename, fsync the directory.
+/// record: temporary file, rename. Not fsynced: the state directory is
+/// runtime state under the exec-root (tmpfs on most hosts), read only by a
+/// daemon that restarts while the machine stays up, and the page cache
+/// outlives a daemon; after a reboot the container is gone anyway.
 pub fn write_exit_file(state_dir: &Path, status: &ExitStatus) -> io::Result<()> {
     let tmp = state_dir.join(format!(".{EXIT_FILE}.tmp"));
     let mut f = File::create(&tmp)?;
     f.write_all(&serde_json::to_vec(status).map_err(io::Error::other)?)?;
     f.write_all(b"\n")?;
-    f.sync_all()?;
     drop(f);
-    fs::rename(&tmp, state_dir.join(EXIT_FILE))?;
-    File::open(state_dir)?.sync_all()
+    fs::rename(&tmp, state_dir.join(EXIT_FILE))
 }
 
 /// Read a recorded exit, if the shim wrote one.

@@ -33,8 +33,10 @@ pub mod exit;
 pub mod logs;
 pub mod protocol;
 mod runtime;
+pub mod seccomp;
 mod server;
 mod stdio;
+mod workload;
 
 pub use args::{
     parse_size as parse_log_size, ShimArgs, DEFAULT_LOG_MAX_FILE, DEFAULT_LOG_MAX_SIZE,
@@ -51,7 +53,7 @@ pub use runtime::RUNTIME_DIR;
 pub use server::EXECS_FILE;
 
 const USAGE: &str = "usage: berth shim start --id ID --bundle DIR --state-dir DIR --log-path FILE \
-[--tty] [--stdin] [--runtime PATH] [--log-max-size BYTES] [--log-max-file N]";
+[--tty] [--stdin] [--runtime PATH] [--log-max-size BYTES] [--log-max-file N] [--seccomp-cache DIR]";
 
 /// Entry point for `berth shim ...`: `argv[1]` is `shim`. Returns the
 /// process exit code.

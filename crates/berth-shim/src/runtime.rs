@@ -21,10 +21,15 @@ use nix::unistd::Pid;
 
 use crate::args::ShimArgs;
 use crate::error::{chain, ShimError};
+use crate::seccomp::{self, Program};
 use crate::stdio::{self, ContainerIo};
+use crate::workload::{Confinement, Workload};
 
 /// The runtime's state lives here, under the shim's state dir.
 pub const RUNTIME_DIR: &str = "runtime";
+/// The spec libcontainer runs, under the shim's state dir: the bundle's,
+/// with the seccomp profile taken out (the shim loads it precompiled).
+pub const RUNTIME_SPEC_DIR: &str = "spec";
 const CONSOLE_SOCKET: &str = "console.sock";
 
 pub enum Runtime {
@@ -43,6 +48,8 @@ pub struct Started {
     pub runtime: Runtime,
     pub pid: Pid,
     pub io: ContainerIo,
+    /// The container's seccomp filter, for its execs.
+    pub confinement: Confinement,
 }
 
 /// Create the container from the bundle and start its process.
@@ -64,10 +71,16 @@ pub fn create_and_start(args: &ShimArgs) -> Result<Started, ShimError> {
     };
     let result = match &runtime {
         Runtime::Embedded { root, id } => start_embedded(args, root, id),
-        Runtime::External { binary, root, id } => start_external(args, binary, root, id),
+        Runtime::External { binary, root, id } => start_external(args, binary, root, id)
+            .map(|(pid, io)| (pid, io, Confinement::Unconfined)),
     };
     match result {
-        Ok((pid, io)) => Ok(Started { runtime, pid, io }),
+        Ok((pid, io, confinement)) => Ok(Started {
+            runtime,
+            pid,
+            io,
+            confinement,
+        }),
         Err(error) => match runtime.delete() {
             Ok(()) => Err(error),
             Err(cleanup) => Err(ShimError::CreateAndCleanup {
@@ -78,7 +91,69 @@ pub fn create_and_start(args: &ShimArgs) -> Result<Started, ShimError> {
     }
 }
 
-fn start_embedded(args: &ShimArgs, root: &Path, id: &str) -> Result<(Pid, ContainerIo), ShimError> {
+/// The bundle libcontainer runs and the init's workload. A seccomp profile
+/// that [`seccomp::compile`] handles is taken out of the spec (written to
+/// `STATE_DIR/spec/config.json`, the rootfs path made absolute) and loaded
+/// by the workload instead; otherwise the bundle is run as it is.
+fn runtime_spec(args: &ShimArgs) -> Result<(PathBuf, Workload, Confinement), ShimError> {
+    let path = args.bundle.join("config.json");
+    let bad = |reason: String| ShimError::BundleConfig {
+        path: path.clone(),
+        reason,
+    };
+    let bytes =
+        fs::read(&path).map_err(|e| ShimError::io(format!("read {}", path.display()), e))?;
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let Some(raw) = spec.pointer("/linux/seccomp").filter(|v| !v.is_null()) else {
+        return Ok((
+            args.bundle.clone(),
+            Workload::default(),
+            Confinement::Unconfined,
+        ));
+    };
+    let profile: libcontainer::oci_spec::runtime::LinuxSeccomp =
+        serde_json::from_value(raw.clone()).map_err(|e| bad(format!("linux.seccomp: {e}")))?;
+    if !seccomp::precompilable(&profile) {
+        return Ok((
+            args.bundle.clone(),
+            Workload::default(),
+            Confinement::Notify,
+        ));
+    }
+    let program = Program::cached(&profile, args.seccomp_cache.as_deref())
+        .map_err(|e| bad(format!("linux.seccomp: {e}")))?;
+    let confinement = Confinement::Program(program);
+    let mut process = spec
+        .get("process")
+        .cloned()
+        .filter(serde_json::Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    let workload = Workload::prepare(&confinement, &mut process, None).map_err(bad)?;
+    spec["process"] = process;
+    if let Some(linux) = spec.get_mut("linux").and_then(|l| l.as_object_mut()) {
+        linux.remove("seccomp");
+    }
+    if let Some(root) = spec.pointer_mut("/root/path") {
+        let rootfs = root.as_str().map(PathBuf::from).unwrap_or_default();
+        if rootfs.is_relative() {
+            *root = serde_json::json!(args.bundle.join(rootfs));
+        }
+    }
+    let dir = args.state_dir.join(RUNTIME_SPEC_DIR);
+    fs::create_dir_all(&dir).map_err(|e| ShimError::io(format!("create {}", dir.display()), e))?;
+    let out = dir.join("config.json");
+    fs::write(&out, serde_json::to_vec(&spec).expect("json serializes"))
+        .map_err(|e| ShimError::io(format!("write {}", out.display()), e))?;
+    Ok((dir, workload, confinement))
+}
+
+fn start_embedded(
+    args: &ShimArgs,
+    root: &Path,
+    id: &str,
+) -> Result<(Pid, ContainerIo, Confinement), ShimError> {
+    let (bundle, workload, confinement) = runtime_spec(args)?;
     let builder = ContainerBuilder::new(id.to_owned(), SyscallType::default())
         .validate_id()
         .and_then(|b| b.with_root_path(root))
@@ -102,8 +177,8 @@ fn start_embedded(args: &ShimArgs, root: &Path, id: &str) -> Result<(Pid, Contai
         (b, Some(io), None)
     };
     let built = builder
-        .with_executor(crate::executor::ShimExecutor)
-        .as_init(&args.bundle)
+        .with_executor(workload)
+        .as_init(&bundle)
         .with_systemd(false)
         .with_detach(true)
         .build();
@@ -135,7 +210,7 @@ fn start_embedded(args: &ShimArgs, root: &Path, id: &str) -> Result<(Pid, Contai
         op: "start",
         message: "runtime state has no init pid".into(),
     })?;
-    Ok((pid, io))
+    Ok((pid, io, confinement))
 }
 
 fn dev_null() -> Result<OwnedFd, ShimError> {

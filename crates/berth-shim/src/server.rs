@@ -32,7 +32,6 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 mod exec;
-mod exec_workload;
 
 pub use exec::{read_execs_file, EXECS_FILE};
 
@@ -107,6 +106,10 @@ pub struct Shim {
     drain_deadline: Option<Instant>,
     log_failed: bool,
     execs: Vec<exec::Exec>,
+    /// The container's bundle as the daemon wrote it (execs start from
+    /// its `process`), and its seccomp filter, set after [`Shim::new`].
+    pub bundle: PathBuf,
+    pub(crate) confinement: crate::workload::Confinement,
 }
 
 enum Slot {
@@ -218,6 +221,8 @@ impl Shim {
             drain_deadline: None,
             log_failed: false,
             execs: Vec::new(),
+            bundle: PathBuf::new(),
+            confinement: Default::default(),
         })
     }
 

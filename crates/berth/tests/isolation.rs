@@ -177,6 +177,49 @@ fn default_capabilities_and_seccomp() {
     );
 }
 
+/// The seccomp filter is compiled once per profile and kept under the
+/// exec-root; every container still gets its own profile exactly: a custom
+/// `seccomp=FILE` denies what it lists with its errno, the default profile
+/// does not, and with no-new-privileges the filter is loaded unprivileged
+/// while the capability sets stay Docker's.
+#[test]
+fn seccomp_profiles_are_compiled_once_and_applied_per_container() {
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let profile = d.data_root.join("profile.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
+            {"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]}"#,
+    )
+    .unwrap();
+    let custom = format!("seccomp={}", profile.display());
+    let (c, _, err) = run(&d, &["--security-opt", &custom], &["mkdir", "/tmp/x"]);
+    assert_ne!(c, 0, "mkdir allowed under a profile that denies it");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert_eq!(
+        status_field(&d, &["--security-opt", &custom], "Seccomp"),
+        "2"
+    );
+    // The default profile allows mkdir; run it twice (the second from the cache).
+    for _ in 0..2 {
+        run_ok(&d, &[], &["mkdir", "/tmp/x"]);
+    }
+    let cache = d.exec_root.join("seccomp");
+    let entries: Vec<String> = dir_entries(&cache)
+        .into_iter()
+        .filter(|n| n.ends_with(".bpf"))
+        .collect();
+    assert_eq!(entries.len(), 2, "one program per profile: {entries:?}");
+
+    let nnp = ["--security-opt", "no-new-privileges"];
+    assert_eq!(status_field(&d, &nnp, "NoNewPrivs"), "1");
+    assert_eq!(status_field(&d, &nnp, "Seccomp"), "2");
+    assert_eq!(status_field(&d, &nnp, "CapBnd"), "00000000a80425fb");
+    let (c, _, _) = run(&d, &nnp, &["unshare", "-U", "true"]);
+    assert_ne!(c, 0, "unshare of a user namespace allowed");
+}
+
 #[test]
 fn privileged_gets_all_capabilities_and_no_seccomp() {
     let d = TestDaemon::start_short();

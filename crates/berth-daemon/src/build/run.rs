@@ -298,12 +298,14 @@ impl Builder<'_> {
         let path = c.log_path();
         let mut pos = 0u64;
         loop {
+            let seen = c.changes();
             let running = c.record().state.status == Status::Running;
             pos = self.read_log_from(&path, pos);
             if !running {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(30));
+            // Output is polled for; the exit wakes us at once.
+            c.wait_change(seen, Duration::from_millis(30));
         }
     }
 

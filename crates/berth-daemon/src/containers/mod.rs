@@ -22,7 +22,8 @@ mod runtime;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration;
 
 use berth_core::{ErrorKind, HasKind};
 use tokio::sync::watch;
@@ -86,6 +87,12 @@ pub struct Container {
     /// Attach streams still copying output; `--rm` waits for them so the
     /// last lines are not deleted with the log before they are sent.
     pub(crate) attachers: std::sync::atomic::AtomicUsize,
+    /// For waiters that are threads rather than tasks (attach pumps, the
+    /// monitor, the builder): a counter bumped on every state change or
+    /// attacher departure, and a condition variable to sleep on it, so that
+    /// they wake at once instead of polling.
+    changes: Mutex<u64>,
+    changed: Condvar,
 }
 
 impl Container {
@@ -104,7 +111,39 @@ impl Container {
             watch: watch::channel(snap).0,
             op: Mutex::new(()),
             attachers: Default::default(),
+            changes: Mutex::new(0),
+            changed: Condvar::new(),
         }
+    }
+
+    /// Publishes a snapshot change to tasks (`watch`) and threads
+    /// ([`Container::wait_change`]).
+    fn publish(&self, f: impl FnOnce(&mut Snapshot)) {
+        self.watch.send_modify(f);
+        self.poke();
+    }
+
+    /// Wakes the threads blocked in [`Container::wait_change`].
+    pub(crate) fn poke(&self) {
+        *self.changes.lock().expect("changes lock") += 1;
+        self.changed.notify_all();
+    }
+
+    /// The change counter: read it before looking at the state, then pass it
+    /// to [`Container::wait_change`] so that no change in between is missed.
+    pub(crate) fn changes(&self) -> u64 {
+        *self.changes.lock().expect("changes lock")
+    }
+
+    /// Blocks until the change counter moves past `seen` or `timeout`
+    /// passes; returns the counter.
+    pub(crate) fn wait_change(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = self.changes.lock().expect("changes lock");
+        let (g, _) = self
+            .changed
+            .wait_timeout_while(g, timeout, |n| *n == seen)
+            .expect("changes lock");
+        *g
     }
 
     pub fn record(&self) -> ContainerRecord {
@@ -126,7 +165,7 @@ impl Container {
         let status = r.state.status;
         let code = r.state.exit_code;
         drop(r);
-        self.watch.send_modify(|s| {
+        self.publish(|s| {
             s.status = status;
             s.exit_code = code;
             if exited {
@@ -136,12 +175,17 @@ impl Container {
         Ok(())
     }
 
+    /// Counts one more exit without a record change (a start that failed).
+    pub(crate) fn count_exit(&self) {
+        self.publish(|s| s.exits += 1);
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.watch.subscribe()
     }
 
     pub fn mark_removed(&self) {
-        self.watch.send_modify(|s| s.removed = true);
+        self.publish(|s| s.removed = true);
     }
 
     pub fn log_path(&self) -> PathBuf {

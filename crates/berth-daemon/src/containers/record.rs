@@ -137,14 +137,23 @@ pub struct MountPoint {
 }
 
 impl ContainerRecord {
+    /// Writes the record atomically and durably: temporary file, fsync,
+    /// rename. The directory is synced only when the record is new: a
+    /// rename over an existing record leaves the name on the old or the new
+    /// file after a crash, both whole, so the second fsync would buy nothing
+    /// on every state change of a running container.
     pub fn save(&self, dir: &Path) -> std::io::Result<()> {
         let path = dir.join("config.v2.json");
         let tmp = dir.join(".config.v2.json.tmp");
+        let existed = path.exists();
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&serde_json::to_vec(self).expect("record serializes"))?;
-        f.sync_all()?;
+        f.sync_data()?;
         drop(f);
         std::fs::rename(&tmp, &path)?;
+        if existed {
+            return Ok(());
+        }
         std::fs::File::open(dir)?.sync_all()
     }
 

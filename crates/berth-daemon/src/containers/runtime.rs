@@ -168,6 +168,11 @@ impl Engine {
             match k {
                 "no-new-privileges" => no_new_privileges = v.is_empty() || v == "true",
                 "seccomp" if v == "unconfined" => seccomp = SeccompChoice::Unconfined,
+                // Docker's CLI reads `seccomp=FILE` and sends the profile
+                // itself; a path is still accepted from other clients.
+                "seccomp" if v.trim_start().starts_with('{') => {
+                    seccomp = SeccompChoice::Custom(v.to_string())
+                }
                 "seccomp" => {
                     let text = std::fs::read_to_string(v).map_err(|e| {
                         ContainerError::InvalidArgument(format!(
@@ -378,7 +383,7 @@ impl Engine {
                     r.state.error = msg.clone();
                     r.state.exit_code = code;
                 });
-                c.watch.send_modify(|s| s.exits += 1);
+                c.count_exit();
                 // dockerd removes an AutoRemove container whose start failed;
                 // `run --rm` waits for that removal.
                 if c.record().host_config.auto_remove {
@@ -426,6 +431,7 @@ impl Engine {
             .map_err(io(format!("creating {}", shim_dir.display())))?;
         let r = c.record();
         let mut args = ShimArgs::new(&r.id, &bundle, &shim_dir, c.log_path());
+        args.seccomp_cache = Some(self.containers.run_root.with_file_name("seccomp"));
         args.tty = r.config.tty;
         args.stdin = r.config.open_stdin;
         let log_opts = &r.host_config.log_config.config;
@@ -534,10 +540,13 @@ impl Engine {
         );
         if r.host_config.auto_remove {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            while c.attachers.load(std::sync::atomic::Ordering::SeqCst) > 0
-                && std::time::Instant::now() < deadline
-            {
-                std::thread::sleep(Duration::from_millis(5));
+            loop {
+                let seen = c.changes();
+                let now = std::time::Instant::now();
+                if c.attachers.load(std::sync::atomic::Ordering::SeqCst) == 0 || now >= deadline {
+                    break;
+                }
+                c.wait_change(seen, deadline - now);
             }
             if let Err(e) = self.container_remove(c, true) {
                 tracing::warn!(container = %r.id, error = %e, "auto-remove failed");
@@ -602,16 +611,18 @@ impl Engine {
     }
 
     fn wait_exit(&self, c: &Container, timeout: Duration) -> bool {
-        let mut rx = c.subscribe();
+        let rx = c.subscribe();
         let deadline = std::time::Instant::now() + timeout;
         loop {
-            if !rx.borrow_and_update().status.is_running() {
+            let seen = c.changes();
+            if !rx.borrow().status.is_running() {
                 return true;
             }
-            if std::time::Instant::now() >= deadline {
+            let now = std::time::Instant::now();
+            if now >= deadline {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            c.wait_change(seen, deadline - now);
         }
     }
 
@@ -860,11 +871,18 @@ impl Drop for AttachGuard {
         self.0
             .attachers
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // `--rm` may be waiting for the last attacher.
+        self.0.poke();
     }
 }
 
-fn wait_started(rx: &mut tokio::sync::watch::Receiver<super::Snapshot>, start_exits: u64) -> bool {
+fn wait_started(
+    c: &Container,
+    rx: &mut tokio::sync::watch::Receiver<super::Snapshot>,
+    start_exits: u64,
+) -> bool {
     loop {
+        let seen = c.changes();
         let s = *rx.borrow_and_update();
         if s.removed {
             return false;
@@ -872,7 +890,7 @@ fn wait_started(rx: &mut tokio::sync::watch::Receiver<super::Snapshot>, start_ex
         if s.status.is_running() || s.exits > start_exits {
             return true;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        c.wait_change(seen, Duration::from_secs(1));
     }
 }
 
@@ -886,7 +904,7 @@ fn pump(
     ours: UnixStream,
 ) {
     let start_exits = rx.borrow().exits;
-    if !wait_started(&mut rx, start_exits) {
+    if !wait_started(&c, &mut rx, start_exits) {
         return;
     }
     if tty {
@@ -927,11 +945,11 @@ fn pump(
             });
         }
     }
-    follow_log(&c.log_path(), offset, &opts, start_exits, &mut rx, ours);
+    follow_log(&c, offset, &opts, start_exits, &mut rx, ours);
 }
 
 fn follow_log(
-    path: &Path,
+    c: &Container,
     offset: u64,
     opts: &AttachOptions,
     start_exits: u64,
@@ -948,15 +966,17 @@ fn follow_log(
         tail: None,
         tty: false,
     };
+    let path = c.log_path();
     let mut pos = offset;
     let mut pending = Vec::new();
     loop {
+        let seen = c.changes();
         let finished = {
             let s = *rx.borrow_and_update();
             s.removed || s.exits > start_exits || !s.status.is_running()
         };
         let mut chunk = Vec::new();
-        if let Ok(mut f) = std::fs::File::open(path) {
+        if let Ok(mut f) = std::fs::File::open(&path) {
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
             if len < pos {
                 pos = 0; // rotated
@@ -983,7 +1003,8 @@ fn follow_log(
             return;
         }
         if chunk.is_empty() {
-            std::thread::sleep(Duration::from_millis(20));
+            // New output is polled for; the exit wakes us at once.
+            c.wait_change(seen, Duration::from_millis(20));
         }
     }
 }

@@ -5,7 +5,7 @@
 //! own (capabilities, rlimits, no-new-privileges, AppArmor and SELinux
 //! labels kept; args, env, cwd, user and terminal from the request, every
 //! capability the shim holds when privileged), the container's seccomp
-//! filter and the terminal's size set from inside (see `exec_workload`).
+//! filter and the terminal's size set from inside (see `crate::workload`).
 //! Like the container's init,
 //! the process is the shim's child: the loop reaps it from the same
 //! signalfd.
@@ -38,13 +38,13 @@ use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
-use super::exec_workload::ExecWorkload;
 use super::{Shim, Slot, DRAIN_TIMEOUT, READ_CHUNK};
 use crate::error::ShimError;
 use crate::exit;
 use crate::protocol::{self, ExecRequest, ExecStarted, ExecStateReply, StreamType};
 use crate::runtime::Runtime;
 use crate::stdio::{self, ContainerIo};
+use crate::workload::Workload;
 
 /// Output waiting for a slow exec client before the process is throttled.
 pub const MAX_EXEC_BACKLOG: usize = 1 << 20;
@@ -320,9 +320,10 @@ impl Shim {
             }
         };
         let (uid, gid) = parse_user(&req.user)?;
-        let container =
-            Container::load(root.join(&cid)).map_err(|e| ShimError::runtime(&cid, "exec", &e))?;
-        let config_path = container.bundle().join("config.json");
+        Container::load(root.join(&cid)).map_err(|e| ShimError::runtime(&cid, "exec", &e))?;
+        // The daemon's spec, not the runtime's copy (which lacks the seccomp
+        // profile and has the init's capabilities widened for loading it).
+        let config_path = self.bundle.join("config.json");
         let spec: Value = std::fs::read(&config_path)
             .map_err(|e| ShimError::io(format!("read {}", config_path.display()), e))
             .and_then(|b| {
@@ -334,12 +335,13 @@ impl Shim {
         let all_caps = req.privileged.then(held_capabilities);
         let mut process = exec_process(&spec, &req, uid, gid, all_caps.as_deref());
         let window = req.tty.then_some(req.console_size).flatten();
-        let workload = ExecWorkload::prepare(&spec, &mut process, window).map_err(|reason| {
-            ShimError::BundleConfig {
-                path: config_path.clone(),
-                reason,
-            }
-        })?;
+        let workload =
+            Workload::prepare(&self.confinement, &mut process, window).map_err(|reason| {
+                ShimError::BundleConfig {
+                    path: config_path.clone(),
+                    reason,
+                }
+            })?;
         let process_path = self.state_dir.join(format!("exec-{}.json", req.id));
         std::fs::write(
             &process_path,
@@ -442,7 +444,7 @@ impl Shim {
         cid: &str,
         req: &ExecRequest,
         process_path: &Path,
-        workload: ExecWorkload,
+        workload: Workload,
     ) -> Result<(Pid, ContainerIo), ShimError> {
         let builder = ContainerBuilder::new(cid.to_owned(), SyscallType::default())
             .with_root_path(root)
@@ -623,7 +625,7 @@ fn write_execs_file(state_dir: &Path, record: &BTreeMap<&str, ExecStateReply>) -
     let tmp = state_dir.join(format!(".{EXECS_FILE}.tmp"));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(&serde_json::to_vec(record).map_err(io::Error::other)?)?;
-    f.sync_all()?;
+    // Not fsynced, as exit.json: runtime state for a restarting daemon.
     drop(f);
     std::fs::rename(&tmp, state_dir.join(EXECS_FILE))
 }
