@@ -124,7 +124,7 @@ impl Program {
     }
 
     fn from_bpf(bytes: &[u8], flags: u32) -> Option<Program> {
-        if bytes.is_empty() || bytes.len() % INSN != 0 || bytes.len() / INSN > MAX_INSNS {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(INSN) || bytes.len() / INSN > MAX_INSNS {
             return None;
         }
         let insns = bytes
