@@ -112,6 +112,7 @@ impl BuildBackend for Engine {
             seq: 0,
             scratch_tag: String::new(),
             containers: Vec::new(),
+            removals: Vec::new(),
             cancel: None,
         };
         let result = b.build(context);
@@ -288,6 +289,7 @@ impl<'a> WorkerSeed<'a> {
             seq: 0,
             scratch_tag: self.scratch_tag,
             containers: Vec::new(),
+            removals: Vec::new(),
             cancel: Some(self.cancel),
         }
     }
@@ -314,6 +316,9 @@ pub(crate) struct Builder<'a> {
     /// Intermediate containers kept after a failure without `forcerm`
     /// are left; these are the ones still to remove.
     pub containers: Vec<String>,
+    /// Removals of committed steps' containers, running while the next
+    /// step goes on; joined before the build (or a parallel stage) ends.
+    pub removals: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl<'a> Builder<'a> {
@@ -361,7 +366,15 @@ impl Builder<'_> {
             .join(format!("{what}-{}{}", self.scratch_tag, self.seq))
     }
 
+    /// Waits for the background removals of committed steps' containers.
+    pub(crate) fn join_removals(&mut self) {
+        for h in std::mem::take(&mut self.removals) {
+            let _ = h.join();
+        }
+    }
+
     fn cleanup_containers(&mut self) {
+        self.join_removals();
         for id in std::mem::take(&mut self.containers) {
             if let Ok(c) = self.engine.containers.get(&id) {
                 let _ = self.engine.container_remove_v(&c, true, true);

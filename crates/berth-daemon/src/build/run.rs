@@ -275,17 +275,20 @@ impl Builder<'_> {
         }
         let new_id = self.commit_container(st, &c, created_by, &prepared.targets)?;
         drop(prepared);
-        if self.req.rm || self.req.force_rm {
-            self.engine
-                .container_remove_v(&c, true, true)
-                .map_err(|e| BuildError::new(e.to_string()))?;
+        if self.req.rm || self.req.force_rm || env_secrets {
+            // The step's output is committed: the container goes while the
+            // next step runs (joined before the build ends, so a finished
+            // build leaves none behind).
+            let engine = self.engine.arc();
+            self.removals.push(std::thread::spawn(move || {
+                if let Err(e) = engine.container_remove_v(&c, true, true) {
+                    tracing::warn!(container = %c.id, error = %e, "removing a build step's container");
+                }
+            }));
             self.containers.retain(|x| x != &id);
-            self.say(format!("Removing intermediate container {short}\n"));
-        } else if env_secrets {
-            self.engine
-                .container_remove_v(&c, true, true)
-                .map_err(|e| BuildError::new(e.to_string()))?;
-            self.containers.retain(|x| x != &id);
+            if self.req.rm || self.req.force_rm {
+                self.say(format!("Removing intermediate container {short}\n"));
+            }
         } else {
             self.containers.retain(|x| x != &id);
         }
