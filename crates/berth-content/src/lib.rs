@@ -8,6 +8,11 @@
 //!    directory. Until then the blob is invisible; a crash leaves only an
 //!    `ingest/` file, which [`ContentStore::open`] removes.
 //!
+//! A caller publishing many blobs at once (a pull) can batch durability
+//! instead: [`BlobWriter::flush_data`] each, one `syncfs(2)` of the file
+//! system, [`BlobWriter::commit_presynced`] each (verify and rename only),
+//! then one [`ContentStore::sync_blobs`] before anything refers to them.
+//!
 //! Deleting is the caller's decision (garbage collection by roots lives in
 //! the image store); this crate never decides what is referenced.
 
@@ -190,6 +195,12 @@ impl ContentStore {
         Ok(out)
     }
 
+    /// fsyncs the blob directory: makes the renames of
+    /// [`BlobWriter::commit_presynced`] durable.
+    pub fn sync_blobs(&self) -> Result<(), ContentError> {
+        sync_dir(&self.blobs).map_err(io_err(&self.blobs))
+    }
+
     /// Total bytes of all blobs.
     pub fn usage(&self) -> u64 {
         self.list()
@@ -214,9 +225,32 @@ impl BlobWriter {
 
     /// Verifies (when `expected` is given), fsyncs and publishes the blob.
     /// Returns its digest and size.
-    pub fn commit(
+    pub fn commit(self, expected: Option<(&Digest, u64)>) -> Result<(Digest, u64), ContentError> {
+        self.publish(expected, true)
+    }
+
+    /// Hands every byte written so far to the kernel (no fsync), so that a
+    /// later `syncfs(2)` of the file system makes them durable.
+    pub fn flush_data(&mut self) -> Result<(), ContentError> {
+        let tmp = self.tmp.clone();
+        self.flush().map_err(io_err(&tmp))
+    }
+
+    /// [`commit`](Self::commit) without any fsync: for a batch whose data
+    /// the caller made durable ([`flush_data`](Self::flush_data), then
+    /// `syncfs`) before this call, and whose renames it makes durable with
+    /// [`ContentStore::sync_blobs`] before anything refers to the blobs.
+    pub fn commit_presynced(
+        self,
+        expected: Option<(&Digest, u64)>,
+    ) -> Result<(Digest, u64), ContentError> {
+        self.publish(expected, false)
+    }
+
+    fn publish(
         mut self,
         expected: Option<(&Digest, u64)>,
+        sync: bool,
     ) -> Result<(Digest, u64), ContentError> {
         let w = self.inner.take().expect("commit called once");
         let (buf, digest, size) = w.finish();
@@ -241,7 +275,9 @@ impl BlobWriter {
                 });
             }
         }
-        file.sync_all().map_err(io_err(&self.tmp))?;
+        if sync {
+            file.sync_all().map_err(io_err(&self.tmp))?;
+        }
         drop(file);
         let dest = self.blobs.join(digest.hex());
         if dest.exists() {
@@ -249,7 +285,9 @@ impl BlobWriter {
             let _ = fs::remove_file(&self.tmp);
         } else {
             fs::rename(&self.tmp, &dest).map_err(io_err(&dest))?;
-            sync_dir(&self.blobs).map_err(io_err(&self.blobs))?;
+            if sync {
+                sync_dir(&self.blobs).map_err(io_err(&self.blobs))?;
+            }
         }
         Ok((digest, size))
     }

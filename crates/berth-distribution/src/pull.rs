@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::sync::Mutex;
 
-use berth_content::ContentStore;
-use berth_core::{Digest, Reference};
+use berth_content::{BlobWriter, ContentStore};
+use berth_core::{Digest, Reference, Sha256Writer};
 use berth_image::config::{host_architecture, ImageConfig};
 use berth_image::manifest::{parse_manifest_or_index, Descriptor, Manifest, ManifestKind};
 use berth_image::{ImageStore, PulledLayer};
@@ -263,12 +263,14 @@ fn resolve(
 }
 
 /// Downloads one layer blob (retrying a broken transfer) while it is
-/// unpacked: the bytes go both to the scratch blob (digest verified) and,
-/// through a bounded channel, to an unpacking thread, so download and
-/// unpack overlap instead of running one after the other. The unpacked
-/// result is used only if the download verified and its bytes reached the
-/// unpacker as one unbroken stream; otherwise the verified scratch blob is
-/// unpacked afresh.
+/// unpacked: the bytes are hashed and, through a bounded channel, fed to an
+/// unpacking thread, so download and unpack overlap instead of running one
+/// after the other. The compressed bytes are not written anywhere while the
+/// stream to the unpacker is intact: the unpacked result is used only if
+/// the download verified and its bytes reached the unpacker as one unbroken
+/// stream. When that stream breaks (the server ignored a `Range` and sent
+/// the blob again, or the unpacker stopped before the end), the verified
+/// blob is kept in a scratch file instead and unpacked afresh from there.
 fn fetch_layer(
     handle: &Handle,
     session: &Session,
@@ -279,10 +281,12 @@ fn fetch_layer(
 ) -> Result<PulledLayer, DistributionError> {
     let id = short(&desc.digest);
     let mut attempt = 0;
-    let piped = loop {
+    // Whether the next attempt writes the blob to `staging` from byte 0.
+    let mut keep = false;
+    let (piped, kept) = loop {
         attempt += 1;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Piece>(PIPE_DEPTH);
-        let (downloaded, unpacked) = std::thread::scope(|s| {
+        let (downloaded, unpacked, tee) = std::thread::scope(|s| {
             let unpacker = s.spawn(move || {
                 store.stage_pulled_layer(PipeReader {
                     rx,
@@ -293,14 +297,21 @@ fn fetch_layer(
             let mut tee = Tee {
                 tx: Some(tx),
                 intact: true,
+                receiver_gone: false,
             };
-            let downloaded = download(handle, session, staging, desc, &id, progress, &mut tee);
+            let downloaded = download(
+                handle, session, staging, desc, &id, progress, &mut tee, keep,
+            );
             if downloaded.is_ok() && tee.intact {
                 if let Some(tx) = &tee.tx {
                     let _ = tx.send(Piece::End);
                 }
             }
-            let intact = tee.intact && tee.tx.is_some();
+            let state = TeeState {
+                intact: tee.intact && tee.tx.is_some(),
+                restarted: !tee.intact,
+                receiver_gone: tee.receiver_gone,
+            };
             drop(tee);
             let unpacked = unpacker.join().unwrap_or_else(|_| {
                 Err(berth_image::ImageError::Io {
@@ -308,10 +319,30 @@ fn fetch_layer(
                     source: std::io::Error::other("the unpacking thread panicked"),
                 })
             });
-            (downloaded, intact.then_some(unpacked))
+            (downloaded, unpacked, state)
         });
         match downloaded {
-            Ok(()) => break unpacked,
+            Ok(kept) if tee.intact => break (Some(unpacked), kept),
+            Ok(true) => break (None, true),
+            // Verified, not kept, and the unpacker stopped reading on its
+            // own: what it saw was a verified prefix of the layer, so its
+            // error is the layer's (a bad tar, a full disk).
+            Ok(false) if tee.receiver_gone && !tee.restarted && unpacked.is_err() => {
+                break (Some(unpacked), false)
+            }
+            // The unpacker finished before the end of the blob (trailing
+            // bytes after the archive): fetch the blob again, keeping it.
+            Ok(false) if !keep => {
+                tracing::info!(digest = %desc.digest, "the unpacker stopped before the end of the layer; downloading it again into a scratch blob");
+                keep = true;
+                attempt -= 1;
+            }
+            Ok(false) => {
+                return Err(DistributionError::Protocol(format!(
+                    "layer {}: downloaded but not unpacked",
+                    desc.digest
+                )))
+            }
             Err(e) if attempt < ATTEMPTS && e.retryable() && !is_disk_full(&e) => {
                 tracing::warn!(digest = %desc.digest, attempt, error = %e, "layer download failed; retrying");
                 progress(Progress::layer(
@@ -332,16 +363,36 @@ fn fetch_layer(
         Some(Ok(staged)) => staged,
         // An unpack error from the verified bytes is the layer's own fault
         // (a full disk, a bad tar): unpacking again would say the same.
-        Some(Err(e)) => return Err(e.into()),
+        Some(Err(e)) => {
+            if kept {
+                let _ = staging.delete(&desc.digest);
+            }
+            return Err(e.into());
+        }
         None => {
             tracing::info!(digest = %desc.digest, "the stream to the unpacker broke; unpacking the verified blob");
             let f = staging.open_blob(&desc.digest)?;
-            store.stage_pulled_layer(std::io::BufReader::with_capacity(1 << 20, f))?
+            let staged = store.stage_pulled_layer(std::io::BufReader::with_capacity(1 << 20, f));
+            let _ = staging.delete(&desc.digest);
+            staged?
         }
     };
-    let _ = staging.delete(&desc.digest);
+    if kept {
+        let _ = staging.delete(&desc.digest);
+    }
     progress(Progress::layer(&id, "Pull complete"));
     Ok(staged)
+}
+
+/// How the stream to the unpacker ended, once the download is over.
+struct TeeState {
+    /// Every byte of the verified blob (and then [`Piece::End`]) reached
+    /// the unpacker.
+    intact: bool,
+    /// The download started over from byte 0 after the unpacker had bytes.
+    restarted: bool,
+    /// The unpacker stopped reading (it finished or failed) before the end.
+    receiver_gone: bool,
 }
 
 /// Chunks in flight between the download and the unpacker.
@@ -360,6 +411,8 @@ struct Tee {
     /// False once the stream had to start over from byte 0: what the
     /// unpacker got is then not the verified blob.
     intact: bool,
+    /// The unpacker dropped its end of the pipe.
+    receiver_gone: bool,
 }
 
 impl Tee {
@@ -367,6 +420,7 @@ impl Tee {
         if let Some(tx) = &self.tx {
             if tx.send(Piece::Data(chunk.clone())).is_err() {
                 self.tx = None;
+                self.receiver_gone = true;
             }
         }
     }
@@ -374,6 +428,11 @@ impl Tee {
     fn restart(&mut self) {
         self.intact = false;
         self.tx = None;
+    }
+
+    /// Whether the unpacker still gets every byte.
+    fn feeding(&self) -> bool {
+        self.intact && self.tx.is_some()
     }
 }
 
@@ -438,11 +497,57 @@ fn resumed_at(resp: &reqwest::Response, digest: &Digest) -> Result<Option<u64>, 
     Ok(Some(start))
 }
 
-/// Downloads one blob into `staging`, verifying size and digest. A
-/// connection that breaks mid-stream is resumed with `Range: bytes=N-`
-/// (RFC 9110 §14.2), appending to the same writer so the running digest
-/// continues; a server that answers the range with a 200 gets a fresh
-/// writer and the whole blob again.
+/// Where [`download`] puts the blob's bytes besides the unpacker.
+enum Sink {
+    /// Hashed only: the unpacker gets the bytes, nothing else needs them.
+    Hash(Sha256Writer<std::io::Sink>),
+    /// Written to a scratch blob, to unpack from once verified.
+    Blob(BlobWriter),
+}
+
+impl Sink {
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Hash(h) => h.write_all(chunk),
+            Sink::Blob(w) => w.write_all(chunk),
+        }
+    }
+
+    /// Checks size and digest; a kept blob is committed to the staging
+    /// store. Returns whether it was kept.
+    fn commit(self, desc: &Descriptor) -> Result<bool, berth_content::ContentError> {
+        match self {
+            Sink::Blob(w) => w.commit(Some((&desc.digest, desc.size))).map(|_| true),
+            Sink::Hash(h) => {
+                let (_, digest, size) = h.finish();
+                if size != desc.size {
+                    Err(berth_content::ContentError::SizeMismatch {
+                        digest: desc.digest.clone(),
+                        expected: desc.size,
+                        actual: size,
+                    })
+                } else if digest != desc.digest {
+                    Err(berth_content::ContentError::DigestMismatch {
+                        expected: desc.digest.clone(),
+                        actual: digest,
+                    })
+                } else {
+                    Ok(false)
+                }
+            }
+        }
+    }
+}
+
+/// Downloads one blob, verifying size and digest. While `tee` feeds the
+/// unpacker and `keep` is false the bytes are only hashed; otherwise (and
+/// from the moment the download has to start over) they are written to a
+/// scratch blob in `staging`. A connection that breaks mid-stream is
+/// resumed with `Range: bytes=N-` (RFC 9110 §14.2), continuing the same
+/// running digest; a server that answers the range with a 200 gets a fresh
+/// scratch blob and the whole blob again. Returns whether the blob was kept
+/// in `staging`.
+#[allow(clippy::too_many_arguments)]
 fn download(
     handle: &Handle,
     session: &Session,
@@ -451,8 +556,13 @@ fn download(
     id: &str,
     progress: &ProgressSink,
     tee: &mut Tee,
-) -> Result<(), DistributionError> {
-    let mut w = staging.writer()?;
+    keep: bool,
+) -> Result<bool, DistributionError> {
+    let mut w = if keep || !tee.feeding() {
+        Sink::Blob(staging.writer()?)
+    } else {
+        Sink::Hash(Sha256Writer::new(std::io::sink()))
+    };
     let mut done: u64 = 0;
     let mut reported: u64 = 0;
     let mut resumes = 0;
@@ -470,7 +580,7 @@ fn download(
                     }
                     None => {
                         tracing::info!(digest = %desc.digest, "registry ignored Range; downloading again from the start");
-                        w = staging.writer()?;
+                        w = Sink::Blob(staging.writer()?);
                         tee.restart();
                         done = 0;
                         reported = 0;
@@ -491,7 +601,7 @@ fn download(
                         desc.digest, desc.size
                     )));
                 }
-                w.write_all(&chunk)
+                w.write(&chunk)
                     .map_err(DistributionError::io(format!("writing {}", desc.digest)))?;
                 tee.send(&chunk);
                 done += chunk.len() as u64;
@@ -530,16 +640,14 @@ fn download(
         }
     }
     progress(Progress::layer(id, "Verifying Checksum"));
-    w.commit(Some((&desc.digest, desc.size)))
-        .map_err(|e| match e {
-            // A short transfer is worth another try; wrong bytes are not.
-            berth_content::ContentError::SizeMismatch { .. } => DistributionError::Io {
-                context: format!("downloading {}", desc.digest),
-                source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
-            },
-            e => DistributionError::Protocol(format!("layer {}: {e}", desc.digest)),
-        })?;
-    Ok(())
+    w.commit(desc).map_err(|e| match e {
+        // A short transfer is worth another try; wrong bytes are not.
+        berth_content::ContentError::SizeMismatch { .. } => DistributionError::Io {
+            context: format!("downloading {}", desc.digest),
+            source: std::io::Error::new(std::io::ErrorKind::UnexpectedEof, e.to_string()),
+        },
+        e => DistributionError::Protocol(format!("layer {}: {e}", desc.digest)),
+    })
 }
 
 /// A local write failed because the disk is full: no retry will help.

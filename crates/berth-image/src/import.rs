@@ -39,33 +39,59 @@ pub(crate) struct StagedLayer {
     pub stats: ApplyStats,
 }
 
-/// Copies everything read from `inner` into `sink`.
-struct Tee<'a, R> {
+/// Chunks in flight to the thread that hashes and writes a layer's blob.
+const BLOB_PIPE_DEPTH: usize = 16;
+
+/// Hands a copy of everything read from `inner` to the blob writer thread.
+struct Tee<R> {
     inner: R,
-    sink: &'a mut BlobWriter,
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
 }
 
-impl<R: Read> Read for Tee<'_, R> {
+impl<R: Read> Read for Tee<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.sink.write_all(&buf[..n])?;
+        if n > 0 && self.tx.send(buf[..n].to_vec()).is_err() {
+            // The writer stopped on an error; the caller reports that one.
+            return Err(io::Error::other("the layer blob writer stopped"));
+        }
         Ok(n)
     }
 }
 
 impl ImageStore {
     /// Unpacks an uncompressed layer stream into a staging snapshot while
-    /// writing it to a new blob.
+    /// writing it to a new blob. The blob is hashed and written on a second
+    /// thread, so that work overlaps with unpacking instead of adding to it.
     pub(crate) fn stage_layer(&self, uncompressed: impl Read) -> Result<StagedLayer, ImageError> {
-        let mut blob = self.content.writer()?;
+        let blob = self.content.writer()?;
         let staging = self.snapshots.prepare()?;
-        let stats = {
-            let mut tee = Tee {
-                inner: uncompressed,
-                sink: &mut blob,
-            };
-            apply_layer(&mut tee, staging.path())?
-        };
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOB_PIPE_DEPTH);
+        let (applied, written) = std::thread::scope(|s| {
+            let writer = s.spawn(move || -> io::Result<BlobWriter> {
+                let mut blob = blob;
+                for chunk in rx {
+                    blob.write_all(&chunk)?;
+                }
+                Ok(blob)
+            });
+            // The Tee (and with it the sender) is dropped when apply_layer
+            // returns, which ends the writer's loop.
+            let applied = apply_layer(
+                Tee {
+                    inner: uncompressed,
+                    tx,
+                },
+                staging.path(),
+            );
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the layer blob writer thread panicked")));
+            (applied, written)
+        });
+        // A writer error (a full disk) is the cause of the unpacker's.
+        let blob = written.map_err(ImageError::io("writing layer blob"))?;
+        let stats = applied?;
         Ok(StagedLayer {
             blob,
             staging,

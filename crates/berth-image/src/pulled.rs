@@ -12,7 +12,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use berth_core::{Digest, Reference};
-use berth_snapshot::decompressed;
+use berth_snapshot::{decompressed, SnapshotInfo};
 
 use crate::config::ImageConfig;
 use crate::import::{now_nanos, sync_filesystem, StagedLayer};
@@ -88,27 +88,61 @@ impl ImageStore {
                 diff_ids.len()
             )));
         }
-        sync_filesystem(self.content.root())?;
         let chains = chain_ids(&diff_ids);
+        // Durability in one batch, not per layer: every staged blob and
+        // snapshot (with its info) is handed to the kernel, one syncfs(2)
+        // makes all of it durable, the renames that publish them follow,
+        // and two directory fsyncs make the renames durable before the
+        // metadata commit makes the image visible. A crash at any point
+        // leaves either nothing visible or complete layers (each renamed
+        // only after its bytes were synced), never an image whose layers
+        // are incomplete.
+        let mut sealed = Vec::with_capacity(layers.len());
+        for (i, l) in layers.into_iter().enumerate() {
+            let Some(PulledLayer(mut staged)) = l else {
+                sealed.push(None);
+                continue;
+            };
+            staged.blob.flush_data()?;
+            let info = SnapshotInfo {
+                parent: i.checked_sub(1).map(|p| chains[p].hex().to_string()),
+                size: staged.stats.size,
+                diff_id: diff_ids[i].to_string(),
+            };
+            drop(
+                self.snapshots
+                    .seal(&staged.staging, chains[i].hex(), &info)?,
+            );
+            sealed.push(Some(staged));
+        }
+        sync_filesystem(self.content.root())?;
+        sync_filesystem(self.snapshots.root())?;
         let _guard = self.publish.lock().expect("publish lock");
         let mut records = Vec::new();
-        let mut parent: Option<Digest> = None;
-        for (i, l) in layers.into_iter().enumerate() {
+        for (i, l) in sealed.into_iter().enumerate() {
             let record = match l {
-                Some(PulledLayer(staged)) => {
-                    self.publish_layer(staged, parent.as_ref(), Some(&diff_ids[i]))
+                Some(StagedLayer {
+                    blob,
+                    staging,
+                    stats,
+                }) => {
+                    let size = blob.written();
+                    blob.commit_presynced(Some((&diff_ids[i], size)))
                         .map_err(|e| match e {
-                            ImageError::Content(berth_content::ContentError::DigestMismatch {
-                                actual,
-                                ..
-                            }) => ImageError::InvalidArgument(format!(
-                                "layer {} has diff id {actual}, but the image config says {}",
-                                i + 1,
-                                diff_ids[i]
-                            )),
-                            e => e,
-                        })?
-                        .0
+                            berth_content::ContentError::DigestMismatch { actual, .. } => {
+                                ImageError::InvalidArgument(format!(
+                                    "layer {} has diff id {actual}, but the image config says {}",
+                                    i + 1,
+                                    diff_ids[i]
+                                ))
+                            }
+                            e => e.into(),
+                        })?;
+                    self.snapshots.publish_sealed(staging, chains[i].hex())?;
+                    LayerRecord {
+                        diff_id: diff_ids[i].clone(),
+                        size: stats.size,
+                    }
                 }
                 None => {
                     let info = self.snapshots.info(chains[i].hex()).map_err(|_| {
@@ -124,8 +158,9 @@ impl ImageStore {
                 }
             };
             records.push(record);
-            parent = Some(chains[i].clone());
         }
+        self.content.sync_blobs()?;
+        self.snapshots.sync_root()?;
         let id = self.content.write_all(config_bytes)?;
         let state = self.meta.snapshot();
         let tag_key = tag.map(|t| t.to_string());

@@ -198,17 +198,41 @@ impl Snapshotter {
     /// already exists the staging copy is discarded and this succeeds.
     pub fn commit(
         &self,
-        mut staging: Staging,
+        staging: Staging,
         key: &str,
         info: &SnapshotInfo,
     ) -> Result<(), SnapshotError> {
         validate_key(key)?;
+        if self.root.join(key).exists() {
+            return Ok(());
+        }
+        let file = self.seal(&staging, key, info)?;
+        // One syncfs(2) flushes the unpacked files, their directories and
+        // info.json: far cheaper than an fsync per file, and a snapshot must
+        // never become visible with its content still only in page cache.
+        nix::unistd::syncfs(file.as_raw_fd()).map_err(|e| SnapshotError::Io {
+            op: "syncing",
+            path: staging.dir.clone(),
+            source: e.into(),
+        })?;
+        if self.publish_sealed(staging, key)? {
+            self.sync_root()?;
+        }
+        Ok(())
+    }
+
+    /// First half of a batched commit: writes `info` into `staging`, not
+    /// synced. The caller then makes the staging directories durable with
+    /// one `syncfs(2)` before [`publish_sealed`](Self::publish_sealed).
+    pub fn seal(
+        &self,
+        staging: &Staging,
+        key: &str,
+        info: &SnapshotInfo,
+    ) -> Result<File, SnapshotError> {
+        validate_key(key)?;
         if let Some(parent) = &info.parent {
             validate_key(parent)?;
-        }
-        let target = self.root.join(key);
-        if target.exists() {
-            return Ok(());
         }
         let info_path = staging.dir.join(INFO_FILE);
         let json = serde_json::to_vec_pretty(info).map_err(|source| SnapshotError::Info {
@@ -218,20 +242,33 @@ impl Snapshotter {
         let mut file = File::create(&info_path).map_err(io_err("writing", &info_path))?;
         file.write_all(&json)
             .map_err(io_err("writing", &info_path))?;
-        // One syncfs(2) flushes the unpacked files, their directories and
-        // info.json: far cheaper than an fsync per file, and a snapshot must
-        // never become visible with its content still only in page cache.
-        nix::unistd::syncfs(file.as_raw_fd()).map_err(|e| SnapshotError::Io {
-            op: "syncing",
-            path: staging.dir.clone(),
-            source: e.into(),
-        })?;
-        match fs::rename(&staging.dir, &target) {
-            Ok(()) => staging.committed = true,
-            // Lost a race with another commit of the same layer.
-            Err(_) if target.join(FS_DIR).is_dir() => return Ok(()),
-            Err(e) => return Err(io_err("committing snapshot", &target)(e)),
+        Ok(file)
+    }
+
+    /// Second half: renames a sealed, already synced `staging` to `key`
+    /// (a `key` that exists wins and `staging` is discarded). The rename is
+    /// durable only after [`sync_root`](Self::sync_root). Returns whether
+    /// this call created `key`.
+    pub fn publish_sealed(&self, mut staging: Staging, key: &str) -> Result<bool, SnapshotError> {
+        validate_key(key)?;
+        let target = self.root.join(key);
+        if target.exists() {
+            return Ok(false);
         }
+        match fs::rename(&staging.dir, &target) {
+            Ok(()) => {
+                staging.committed = true;
+                Ok(true)
+            }
+            // Lost a race with another commit of the same layer.
+            Err(_) if target.join(FS_DIR).is_dir() => Ok(false),
+            Err(e) => Err(io_err("committing snapshot", &target)(e)),
+        }
+    }
+
+    /// fsyncs the snapshot root: makes [`publish_sealed`](Self::publish_sealed)
+    /// renames durable.
+    pub fn sync_root(&self) -> Result<(), SnapshotError> {
         sync_dir(&self.root)
     }
 

@@ -189,7 +189,16 @@ fn broken_layer_download_resumes_with_range() {
     let proxy = FaultProxy::start(reg.host(), 6 * MIB as u64, false);
     let d = TestDaemon::start_short();
     let name = format!("{}/big:latest", proxy.addr);
+    let written = daemon_written(&d);
     ok(d.berth_out(&["pull", &name], None), "pull through the cut");
+    // What the daemon wrote: the layer's tar (the diff ID's blob) and its
+    // unpacked file, 32 MiB each; the compressed stream was only hashed on
+    // its way to the unpacker (it would be a third 32 MiB).
+    let written = daemon_written(&d) - written;
+    assert!(
+        written < 80 * MIB as u64,
+        "the daemon wrote {written} bytes for a 32 MiB layer"
+    );
     assert!(proxy.seen.cut.load(Ordering::SeqCst), "the proxy never cut");
     assert!(
         proxy.seen.range_request.load(Ordering::SeqCst),
@@ -201,6 +210,13 @@ fn broken_layer_download_resumes_with_range() {
     assert!(relayed < 40 * MIB as u64, "{relayed} bytes relayed");
     // Same image ID: the same diff IDs, so the same bytes unpacked.
     assert_eq!(d.image_id(&name), id);
+    // The resumed stream stayed one unbroken stream into the unpacker: no
+    // second unpack from a kept copy of the compressed blob.
+    assert!(
+        !d.log().contains("unpacking the verified blob"),
+        "a resumed download fell back to a kept blob"
+    );
+    assert_no_pull_leftovers(&d);
     drop(d);
 
     // A server that ignores Range (answers 200): the client starts over.
@@ -218,7 +234,32 @@ fn broken_layer_download_resumes_with_range() {
         d.log().contains("registry ignored Range"),
         "the client did not notice the 200"
     );
+    // The unpacker had seen the first bytes twice: its result was dropped
+    // and the verified blob, kept from the restart on, unpacked instead.
+    assert!(
+        d.log().contains("unpacking the verified blob"),
+        "the broken stream's unpack result was used"
+    );
     assert_eq!(d.image_id(&name), id);
+    assert_no_pull_leftovers(&d);
+}
+
+/// Bytes the daemon has passed to write(2) and friends (`wchar` in
+/// /proc/PID/io).
+fn daemon_written(d: &TestDaemon) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{}/io", d.pid())).unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no wchar in /proc/PID/io:\n{io}"))
+}
+
+/// Nothing of a finished pull stays in the ingest or the scratch area.
+fn assert_no_pull_leftovers(d: &TestDaemon) {
+    let ingest = common::files_under(&d.data_root.join("content/ingest"));
+    assert!(ingest.is_empty(), "ingest not empty: {ingest:?}");
+    let tmp = common::files_under(&d.data_root.join("tmp"));
+    assert!(tmp.is_empty(), "scratch files left: {tmp:?}");
 }
 
 #[test]
@@ -279,4 +320,58 @@ fn pull_onto_a_full_disk_names_enospc() {
         used < 8 * 1024,
         "{used} KiB still used on the data-root:\n{out}"
     );
+}
+
+#[test]
+fn kill9_during_a_pull_leaves_nothing_and_the_pull_redoes() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let id = seed(&reg, "crashy", 32 * MIB, true);
+    // The cut stalls the download (the client waits before resuming): the
+    // daemon is killed while the layer is half downloaded and half unpacked.
+    let proxy = FaultProxy::start(reg.host(), 8 * MIB as u64, false);
+    let mut d = TestDaemon::start_short();
+    let name = format!("{}/crashy:latest", proxy.addr);
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["-H", &d.host(), "pull", &name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !proxy.seen.cut.load(Ordering::SeqCst) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "the pull never reached the cut"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let staged = common::files_under(&d.data_root.join("snapshots"));
+    d.kill9();
+    let _ = cli.wait();
+    assert!(
+        !staged.is_empty(),
+        "nothing was being unpacked at the kill (the test missed its window)"
+    );
+
+    d.restart();
+    assert!(
+        d.image_ids().is_empty(),
+        "images after the kill: {:?}",
+        d.image_ids()
+    );
+    assert_no_pull_leftovers(&d);
+    let blobs = common::files_under(&d.data_root.join("content/blobs"));
+    assert!(blobs.is_empty(), "blobs after the kill: {blobs:?}");
+    let snapshots = common::files_under(&d.data_root.join("snapshots"));
+    assert!(
+        snapshots.is_empty(),
+        "snapshot files after the kill: {snapshots:?}"
+    );
+
+    // The same pull now completes, with the same image.
+    let proxy = FaultProxy::start(reg.host(), u64::MAX, false);
+    let name = format!("{}/crashy:latest", proxy.addr);
+    ok(d.berth_out(&["pull", &name], None), "pull after the kill");
+    assert_eq!(d.image_id(&name), id);
+    assert_no_pull_leftovers(&d);
 }

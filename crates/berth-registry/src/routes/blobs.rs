@@ -107,9 +107,11 @@ pub(super) async fn get(
         f.seek(std::io::SeekFrom::Start(start))
             .await
             .map_err(RegistryError::io(&path))?;
+        // 1 MiB reads: each read of a tokio file is a trip to the blocking
+        // pool, so small reads cost more in hand-offs than in copying.
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
             f.take(len),
-            1 << 16,
+            1 << 20,
         ))
     };
     Ok(b.body(body).expect("valid response"))
