@@ -407,7 +407,7 @@ impl Builder<'_> {
             .filter(|id| self.engine.images.exists(id));
         let id = match local {
             Some(id) => id,
-            None => match self.from_cache_sources(st, step)? {
+            None => match self.lookup_cache_sources(st, step)? {
                 Some(id) => {
                     if let Err(e) = self.cache.put(&step.local, &id) {
                         tracing::warn!(error = %e, "writing the build cache");
@@ -425,7 +425,7 @@ impl Builder<'_> {
 
     /// The image a `--cache-from` image yields for `step`, if one matches
     /// ([`cache_from`]); from then on the build keeps to that image.
-    fn from_cache_sources(&mut self, st: &StageState, step: &Step) -> Result<Option<Digest>> {
+    fn lookup_cache_sources(&mut self, st: &StageState, step: &Step) -> Result<Option<Digest>> {
         if self.cache_from.is_empty() {
             return Ok(None);
         }
