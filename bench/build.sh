@@ -15,6 +15,9 @@
 #             content): that COPY and the 4 steps after it run again;
 #   per-RUN   (cold build of FROM + 10 x `RUN true`  -  cold build of FROM + 1 LABEL) / 10,
 #             next to berth's own `run --rm --network none busybox true`.
+# and for `FROM busybox` + `COPY . /ctx` of a 10,000-file context (100 directories of 100
+# files of 20-120 bytes, two levels deep, plus a .dockerignore that drops 100 more):
+#   cold, no-change rebuild, and the rebuild after one file changed.
 # Every build uses `--network none` (dockerd runs with --bridge none here, and the builders
 # then do the same work). Each engine has its own roots: berth daemon (data-root under
 # $WORK, exec-root /run/bbb), dockerd 20.10 with its own containerd (exec-root /run/bbd;
@@ -59,6 +62,22 @@ R10=$WORK/run10 R0=$WORK/run0
 mkdir -p "$R10" "$R0"
 { echo "FROM busybox"; for _ in $(seq 10); do echo "RUN true"; done; } >"$R10/Dockerfile"
 printf 'FROM busybox\nLABEL bench=none\n' >"$R0/Dockerfile"
+C10K=$WORK/ctx10k
+python3 - "$C10K" <<'PY'
+import os, sys
+root = sys.argv[1]
+for d in range(100):
+    sub = os.path.join(root, f"d{d // 10}", f"e{d % 10}")
+    os.makedirs(sub, exist_ok=True)
+    for f in range(100):
+        with open(os.path.join(sub, f"f{f:03}.txt"), "w") as fh:
+            fh.write(f"file {d}/{f} " + "x" * (d + f % 20))
+os.makedirs(os.path.join(root, "ignored"))
+for f in range(100):
+    open(os.path.join(root, "ignored", f"junk{f}"), "w").write("junk")
+open(os.path.join(root, ".dockerignore"), "w").write("ignored\n")
+open(os.path.join(root, "Dockerfile"), "w").write("FROM busybox\nCOPY . /ctx\n")
+PY
 
 # --- engines ---------------------------------------------------------------------------------
 # The daemon keeps its bridge when it stops; removed after it (cleanups run in reverse).
@@ -107,6 +126,21 @@ else
     QUIET="yes (no cargo/rustc running at the start)"
 fi
 
+run_count() { # run_count BUILDER: files under /ctx of its bench10k image ("... ignored" if .dockerignore failed)
+    local cmd='find /ctx -name "f*.txt" | wc -l; [ ! -e /ctx/ignored ] || echo ignored'
+    case $1 in
+    berth) $BERTH -H "$BH" run --rm --network none bench10k sh -c "$cmd" ;;
+    docker-*) "$DOCKER_CLI" -H "$DH" run --rm --network none bench10k sh -c "$cmd" ;;
+    buildah)
+        local c m
+        c=$($BUILDAH from -q bench10k)
+        m=$($BUILDAH mount "$c")
+        (cd "$m" && sh -c "${cmd//\/ctx/ctx}")
+        $BUILDAH umount "$c" >/dev/null
+        $BUILDAH rm "$c" >/dev/null
+        ;;
+    esac 2>&1 | tr '\n' ' ' | xargs
+}
 hf() { # hf NAME [hyperfine args...]
     local name=$1
     shift
@@ -120,7 +154,15 @@ for b in "${builders[@]}"; do
     hf "$b-onefile" -n "$b one-file" --prepare "sh -c 'date +%s%N >$CTX/b.txt'" "${B[$b]} -t bench10 $CTX"
     hf "$b-run10" -n "$b 10 RUN" "${B[$b]} --no-cache -t benchr10 $R10"
     hf "$b-run0" -n "$b 0 RUN" "${B[$b]} --no-cache -t benchr0 $R0"
+    hf "$b-c10k-cold" -n "$b 10k cold" "${B[$b]} --no-cache -t bench10k $C10K"
+    ${B[$b]} -t bench10k "$C10K" >/dev/null 2>&1
+    hf "$b-c10k-nochange" -n "$b 10k no-change" "${B[$b]} -t bench10k $C10K"
+    hf "$b-c10k-onefile" -n "$b 10k one-file" --prepare "sh -c 'date +%s%N >$C10K/d4/e2/f042.txt'" "${B[$b]} -t bench10k $C10K"
+    # Every builder must have copied all 10,000 files (and not the ignored ones).
+    n=$(run_count "$b")
+    [ "$n" = 10000 ] || die "$b: /ctx holds $n files, not 10000"
 done
+:
 hf berth-run -n "berth run" "$BERTH -H $BH run --rm --network none busybox true"
 build_activity && QUIET="$QUIET; cargo/rustc running at the end"
 
@@ -155,4 +197,11 @@ if peers:
     if "docker-buildkit" in peers:
         print(f"- cold: berth / BuildKit = {b['cold'] / peers['docker-buildkit']['cold']:.2f} (target <= 0.5)")
 print(f"- per RUN step: berth {b['step']:.0f} ms / berth run {run:.0f} ms = {b['step'] / run:.2f} (target <= 1.5)")
+print()
+print("COPY of a 10,000-file context (`FROM busybox` + `COPY . /ctx`), medians in ms:")
+print()
+print("| builder | cold | no-change rebuild | one file changed |")
+print("|---|---:|---:|---:|")
+for b in builders:
+    print(f"| {b} | {med(f'{b}-c10k-cold'):.0f} | {med(f'{b}-c10k-nochange'):.0f} | {med(f'{b}-c10k-onefile'):.0f} |")
 EOF

@@ -366,6 +366,9 @@ pub struct BuildRequest {
     pub build_args: std::collections::BTreeMap<String, Option<String>>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `cachefrom` (a JSON array): local images whose build steps may
+    /// stand in for this build's, as the classic builder's `--cache-from`.
+    pub cache_from: Vec<String>,
     pub pull: bool,
     /// `q`: only the image ID is printed.
     pub quiet: bool,

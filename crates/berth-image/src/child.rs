@@ -22,6 +22,8 @@ pub struct ChildOptions {
     pub created_by: String,
     /// An uncompressed layer tar; `None` records an empty layer.
     pub layer: Option<Box<dyn Read + Send>>,
+    /// The step's portable cache key, recorded in the history entry.
+    pub cache_key: Option<String>,
 }
 
 impl ImageStore {
@@ -89,6 +91,7 @@ impl ImageStore {
             author: None,
             comment: None,
             empty_layer,
+            cache_key: opts.cache_key,
         });
         let bytes = serde_json::to_vec(&config).expect("config serializes");
         let id = self.content.write_all(&bytes)?;
@@ -100,6 +103,88 @@ impl ImageStore {
             parent: parent.cloned(),
         };
         self.publish_image(record, &[])?;
+        Ok(id)
+    }
+
+    /// Makes the image a build step on `parent` would make, from the step
+    /// recorded as entry `index` of `source`'s history: that entry (its
+    /// time included) and, unless it is an empty layer, `source`'s layer for
+    /// it, with `config` as the container config. The `--cache-from` path
+    /// (moby's `restoreCachedImage`): the caller has checked that `parent`'s
+    /// history and layers are a prefix of `source`'s. Returns the new ID.
+    pub fn commit_cached_step(
+        &self,
+        parent: Option<&Digest>,
+        source: &Digest,
+        index: usize,
+        config: ContainerConfig,
+    ) -> Result<Digest, ImageError> {
+        let record = |id: &Digest| {
+            self.meta
+                .with(|s| s.images.get(id).cloned())
+                .ok_or_else(|| ImageError::NotFound(id.to_string()))
+        };
+        let source_record = record(source)?;
+        let source_config = self.config(source)?;
+        let entry = source_config.history.get(index).cloned().ok_or_else(|| {
+            ImageError::InvalidArgument(format!("image {source} has no history entry {index}"))
+        })?;
+        let (mut image, mut layers) = match parent {
+            Some(p) => (self.config(p)?, record(p)?.layers),
+            None => (
+                ImageConfig {
+                    architecture: source_config.architecture.clone(),
+                    os: source_config.os.clone(),
+                    variant: source_config.variant.clone(),
+                    rootfs: RootFs {
+                        kind: "layers".into(),
+                        diff_ids: Vec::new(),
+                    },
+                    ..Default::default()
+                },
+                Vec::new(),
+            ),
+        };
+        if !entry.empty_layer {
+            let n = source_config.history[..index]
+                .iter()
+                .filter(|h| !h.empty_layer)
+                .count();
+            let layer = source_record.layers.get(n).cloned().ok_or_else(|| {
+                ImageError::InvalidArgument(format!(
+                    "image {source}: history entry {index} has no layer"
+                ))
+            })?;
+            image.rootfs.diff_ids.push(layer.diff_id.clone());
+            layers.push(layer);
+        }
+        if layers
+            .iter()
+            .map(|l| &l.diff_id)
+            .ne(image.rootfs.diff_ids.iter())
+            || source_record.layers.len() < layers.len()
+            || source_record.layers[..layers.len()] != layers[..]
+        {
+            return Err(ImageError::InvalidArgument(format!(
+                "image {source} does not build on the given parent"
+            )));
+        }
+        image.created = entry.created.clone();
+        image.config = Some(config);
+        image.history.push(entry);
+        let bytes = serde_json::to_vec(&image).expect("config serializes");
+        let _guard = self.publish.lock().expect("publish lock");
+        let id = self.content.write_all(&bytes)?;
+        self.publish_image(
+            ImageRecord {
+                id: id.clone(),
+                layers,
+                added_at: now_nanos(),
+                last_tag_time: None,
+                parent: parent.cloned(),
+            },
+            &[],
+        )?;
         Ok(id)
     }
 

@@ -55,6 +55,7 @@ impl ImageStore {
             author: opts.author.filter(|a| !a.is_empty()),
             comment: opts.comment.filter(|c| !c.is_empty()),
             empty_layer: false,
+            cache_key: None,
         });
         let bytes = serde_json::to_vec(&config).expect("config serializes");
         let id = self.content.write_all(&bytes)?;

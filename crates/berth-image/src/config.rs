@@ -60,6 +60,16 @@ pub struct History {
     pub comment: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub empty_layer: bool,
+    /// berth's build-cache key of the step that made this entry (without
+    /// the parent image ID), so that `--cache-from` can recognize the
+    /// step in an image that was saved, pushed or pulled. Docker and
+    /// other readers ignore the field; it travels with the config bytes.
+    #[serde(
+        default,
+        rename = "berth_cache_key",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cache_key: Option<String>,
 }
 
 /// The `config` object: defaults for containers run from the image.

@@ -44,6 +44,29 @@ fn json_map<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// `cachefrom`: a JSON array of image names (docker's CLI sends it so);
+/// a bare name is taken as one image, as older clients sent it.
+fn cache_from(q: &Query) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = q.get("cachefrom").filter(|s| !s.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = if raw.trim_start().starts_with('[') {
+        serde_json::from_str(raw).map_err(|e| {
+            ApiError::bad_request(format!(
+                "invalid cachefrom {raw:?}: want a JSON array of image names: {e}"
+            ))
+        })?
+    } else {
+        vec![raw.to_string()]
+    };
+    if let Some(bad) = names.iter().find(|n| n.trim().is_empty()) {
+        return Err(ApiError::bad_request(format!(
+            "invalid cachefrom: empty image name {bad:?}"
+        )));
+    }
+    Ok(names)
+}
+
 /// Parses the query into the backend's request.
 pub(crate) fn parse_request(raw: Option<&str>) -> Result<BuildRequest, ApiError> {
     let q = Query::parse(raw)?;
@@ -72,6 +95,7 @@ pub(crate) fn parse_request(raw: Option<&str>) -> Result<BuildRequest, ApiError>
             .filter(|s| !s.is_empty())
             .map(str::to_string),
         no_cache: q.bool("nocache")?,
+        cache_from: cache_from(&q)?,
         pull: q.bool("pull")?,
         quiet: q.bool("q")?,
         labels: json_map(&q, "labels")?,
@@ -272,8 +296,15 @@ mod tests {
         assert_eq!(r.build_args["Y"], None);
         assert_eq!(r.target.as_deref(), Some("s"));
         assert!(r.no_cache && r.quiet && !r.rm && r.force_rm);
+        assert!(r.cache_from.is_empty());
         assert_eq!(r.labels["k"], "v");
         assert_eq!(r.network_mode, "host");
+        let c = parse_request(Some("cachefrom=%5B%22a%3A1%22%2C%22b%22%5D")).unwrap();
+        assert_eq!(c.cache_from, ["a:1", "b"]);
+        let c = parse_request(Some("cachefrom=img")).unwrap();
+        assert_eq!(c.cache_from, ["img"]);
+        let e = parse_request(Some("cachefrom=%5B1%5D")).unwrap_err();
+        assert!(e.to_string().contains("invalid cachefrom"), "{e}");
         let d = parse_request(None).unwrap();
         assert!(d.secrets.0.is_empty());
         assert_eq!(d.dockerfile, "Dockerfile");

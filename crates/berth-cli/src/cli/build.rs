@@ -19,6 +19,9 @@ pub struct BuildArgs {
     /// Do not use cache when building the image
     #[arg(long)]
     pub no_cache: bool,
+    /// Images to consider as cache sources (repeatable)
+    #[arg(long = "cache-from", value_name = "IMAGE")]
+    pub cache_from: Vec<String>,
     /// Always attempt to pull a newer version of the image
     #[arg(long)]
     pub pull: bool,

@@ -194,6 +194,9 @@ pub async fn build(e: &Engine, a: BuildArgs) -> Result<()> {
     if !labels.is_empty() {
         q.push(("labels", serde_json::to_string(&labels)?));
     }
+    if !a.cache_from.is_empty() {
+        q.push(("cachefrom", serde_json::to_string(&a.cache_from)?));
+    }
     if let Some(t) = &a.target {
         q.push(("target", t.clone()));
     }

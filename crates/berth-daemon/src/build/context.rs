@@ -55,8 +55,42 @@ fn check_parents(root: &Path, rel: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
+/// Removes what an earlier entry put at `path` (a directory with all it
+/// holds), so that a later entry of another kind replaces it.
+fn remove_existing(path: &Path) -> std::io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs `make` (which creates `path`); if something is already there, it
+/// is removed and `make` runs again. Returns whether it replaced anything.
+fn create_replacing<T>(
+    path: &Path,
+    mut make: impl FnMut() -> std::io::Result<T>,
+) -> std::io::Result<(T, bool)> {
+    match make() {
+        Ok(v) => Ok((v, false)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            remove_existing(path)?;
+            Ok((make()?, true))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Unpacks the context tar into `dest` (which must exist).
+///
+/// Per file this costs one create, the writes, an `fchmod` and a
+/// `futimens`: parent directories checked once (they are remembered until
+/// an entry replaces something, which may turn a directory into a
+/// symlink), and an existing path is only looked at when the create says
+/// it exists.
 pub(crate) fn unpack(input: Box<dyn Read + Send>, dest: &Path) -> Result<(), BuildError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let reader =
         berth_snapshot::decompressed(input).map_err(|e| err("reading the build context", e))?;
     let mut archive = tar::Archive::new(reader);
@@ -64,6 +98,9 @@ pub(crate) fn unpack(input: Box<dyn Read + Send>, dest: &Path) -> Result<(), Bui
         .entries()
         .map_err(|e| err("reading the build context", e))?;
     let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
+    // Parents (relative) known to be real directories, no symlink on the way.
+    let mut checked: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let unpack_err = |e| err("unpacking the build context", e);
     for entry in entries {
         let mut entry = entry.map_err(|e| err("reading the build context", e))?;
         let raw = entry
@@ -73,31 +110,34 @@ pub(crate) fn unpack(input: Box<dyn Read + Send>, dest: &Path) -> Result<(), Bui
         let Some(rel) = entry_name(&raw)? else {
             continue;
         };
-        check_parents(dest, &rel)?;
-        let path = dest.join(&rel);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(|e| err("unpacking the build context", e))?;
+        let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !checked.contains(&parent) {
+            check_parents(dest, &rel)?;
+            fs::create_dir_all(dest.join(&parent)).map_err(unpack_err)?;
+            let mut p = parent.as_path();
+            loop {
+                checked.insert(p.to_path_buf());
+                match p.parent() {
+                    Some(up) => p = up,
+                    None => break,
+                }
+            }
         }
+        let path = dest.join(&rel);
         let header = entry.header();
         let mode = header.mode().unwrap_or(0o644) & 0o7777;
         let mtime = header.mtime().unwrap_or(0);
         let kind = header.entry_type();
         // An entry replaces whatever an earlier one put there, but a
         // directory is merged into.
-        if !kind.is_dir() {
-            if let Ok(m) = fs::symlink_metadata(&path) {
-                if m.is_dir() {
-                    fs::remove_dir_all(&path)
-                } else {
-                    fs::remove_file(&path)
-                }
-                .map_err(|e| err("unpacking the build context", e))?;
-            }
-        }
-        match kind {
+        let replaced = match kind {
             t if t.is_dir() => {
-                fs::create_dir_all(&path).map_err(|e| err("unpacking the build context", e))?;
+                if fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+                    remove_existing(&path).map_err(unpack_err)?;
+                }
+                fs::create_dir_all(&path).map_err(unpack_err)?;
                 dirs.push((path, mode, mtime));
+                false
             }
             t if t.is_symlink() => {
                 let target = entry
@@ -105,8 +145,9 @@ pub(crate) fn unpack(input: Box<dyn Read + Send>, dest: &Path) -> Result<(), Bui
                     .map_err(|e| err("reading the build context", e))?
                     .unwrap_or_default()
                     .into_owned();
-                std::os::unix::fs::symlink(&target, &path)
-                    .map_err(|e| err("unpacking the build context", e))?;
+                create_replacing(&path, || std::os::unix::fs::symlink(&target, &path))
+                    .map_err(unpack_err)?
+                    .1
             }
             t if t.is_hard_link() => {
                 let target = entry
@@ -120,22 +161,36 @@ pub(crate) fn unpack(input: Box<dyn Read + Send>, dest: &Path) -> Result<(), Bui
                 check_parents(dest, &target)?;
                 let t = dest.join(&target);
                 if fs::symlink_metadata(&t).is_ok_and(|m| m.is_file()) {
-                    fs::hard_link(&t, &path).map_err(|e| err("unpacking the build context", e))?;
+                    create_replacing(&path, || fs::hard_link(&t, &path))
+                        .map_err(unpack_err)?
+                        .1
+                } else {
+                    false
                 }
             }
             t if t.is_file() || t == tar::EntryType::Continuous => {
-                let mut f =
-                    fs::File::create(&path).map_err(|e| err("unpacking the build context", e))?;
-                std::io::copy(&mut entry, &mut f)
-                    .map_err(|e| err("unpacking the build context", e))?;
-                drop(f);
-                fs::set_permissions(&path, fs::Permissions::from_mode(mode))
-                    .map_err(|e| err("unpacking the build context", e))?;
-                set_mtime(&path, mtime);
+                let (mut f, replaced) = create_replacing(&path, || {
+                    fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .open(&path)
+                })
+                .map_err(unpack_err)?;
+                std::io::copy(&mut entry, &mut f).map_err(unpack_err)?;
+                f.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(unpack_err)?;
+                let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(mtime);
+                let _ = f.set_times(fs::FileTimes::new().set_accessed(t).set_modified(t));
+                replaced
             }
             // Devices, fifos and PAX/GNU metadata entries carry nothing a
             // build can use from its context.
-            _ => {}
+            _ => false,
+        };
+        if replaced {
+            // What was replaced may have been a checked directory.
+            checked.clear();
         }
     }
     // Directory modes and times last, so writing their contents worked.
@@ -241,6 +296,27 @@ mod tests {
         ]);
         let e = unpack(Box::new(std::io::Cursor::new(through_link)), t.path()).unwrap_err();
         assert!(e.message.contains("symlink"), "{}", e.message);
+    }
+
+    #[test]
+    fn later_entries_replace_earlier_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[
+            ("d/f", tar::EntryType::Regular, "first"),
+            ("d/f", tar::EntryType::Regular, "second"),
+            ("x/y", tar::EntryType::Regular, "in a dir"),
+            // A directory replaced by a symlink: nothing may then be
+            // written through it, even though `x` was a checked parent.
+            ("x", tar::EntryType::Symlink, "/tmp"),
+            ("x/z", tar::EntryType::Regular, "escape"),
+        ]);
+        let e = unpack(Box::new(std::io::Cursor::new(tar)), t.path()).unwrap_err();
+        assert!(e.message.contains("symlink"), "{}", e.message);
+        assert_eq!(fs::read_to_string(t.path().join("d/f")).unwrap(), "second");
+        assert!(fs::symlink_metadata(t.path().join("x"))
+            .unwrap()
+            .file_type()
+            .is_symlink());
     }
 
     #[test]

@@ -20,6 +20,7 @@ use berth_build::{BuildPlan, FileOp, Pattern, Source};
 use sha2::{Digest as _, Sha256};
 
 use super::cache::{hash_tree, KeyBuilder};
+use super::cache_from::Step;
 use super::fetch;
 use super::history::nop_layer;
 use super::steps::clean_abs;
@@ -52,6 +53,11 @@ struct CopyOpts {
     /// `None`: keep the source's owner (extracted archives).
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
+    /// The source is one of the build's private files (the unpacked
+    /// context, a heredoc, a download), which nothing writes after they
+    /// are made: a file that already has the owner,
+    /// mode and time the copy would get may be hard-linked instead.
+    link: bool,
 }
 
 /// Copies `src` (file, link or directory tree) to `dst`.
@@ -85,9 +91,19 @@ fn copy_entry(src: &Path, dst: &Path, o: CopyOpts) -> Result<()> {
         fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err)?;
         set_mtime(dst, &m);
     } else if ft.is_file() {
+        let mode = o.chmod.unwrap_or(m.permissions().mode() & 0o7777);
+        // Only a file linked nowhere else: two links in one layer would
+        // become a hard link in the image.
+        if o.link
+            && m.nlink() == 1
+            && (m.uid(), m.gid()) == (uid, gid)
+            && m.permissions().mode() & 0o7777 == mode
+            && fs::hard_link(src, dst).is_ok()
+        {
+            return Ok(());
+        }
         fs::copy(src, dst).map_err(io_err)?;
         lchown(dst, uid, gid)?;
-        let mode = o.chmod.unwrap_or(m.permissions().mode() & 0o7777);
         fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io_err)?;
         set_mtime(dst, &m);
     }
@@ -103,6 +119,7 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
         CopyOpts {
             owner: None,
             chmod: None,
+            link: false,
         },
     )
 }
@@ -428,21 +445,25 @@ impl Builder<'_> {
             [_] => format!("file:{src_hash}"),
             _ => format!("multi:{src_hash}"),
         };
-        let key = KeyBuilder::default()
-            .part("parent", &st.parent_key())
+        // The sources' digest stands for where they came from (`--from`):
+        // the same bytes copied give the same layer.
+        let portable = KeyBuilder::default()
             .part(keyword, &serde_json::to_string(op).expect("op serializes"))
             .part(
                 "from",
-                &from_image
-                    .as_ref()
-                    .map(|i| i.as_ref().map_or("scratch".into(), |d| d.to_string()))
-                    .unwrap_or_default(),
+                if from_image.is_some() {
+                    "image"
+                } else {
+                    "context"
+                },
             )
             .part("sources", &spec)
             .part("unpack", if add { "1" } else { "0" })
             .finish();
         let comment = format!("{keyword} {spec} in {} ", op.dest);
-        if self.cached(st, &key)? {
+        let step =
+            Step::new(&st.parent_key(), portable, nop_layer(&st.shell(), &comment)).needs_key(true);
+        if self.cached(st, &step)? {
             return Ok(());
         }
 
@@ -482,6 +503,8 @@ impl Builder<'_> {
         let opts = CopyOpts {
             owner: Some(owner),
             chmod,
+            // Not from an image's root: those files are the image's own.
+            link: from.is_none(),
         };
         let parent_of = |p: &str| -> String {
             match p.rsplit_once('/') {
@@ -526,9 +549,8 @@ impl Builder<'_> {
         }
         drop(view);
         drop(src_view);
-        let created_by = nop_layer(&st.shell(), &comment);
-        let id = self.commit_dir(st, &diff, created_by)?;
-        self.record(st, &key, id);
+        let id = self.commit_dir(st, &diff, &step)?;
+        self.record(st, &step, id);
         Ok(())
     }
 
@@ -549,6 +571,7 @@ impl Builder<'_> {
                 CopyOpts {
                     owner: None,
                     chmod: None,
+                    link: false,
                 },
             )?;
         }

@@ -21,6 +21,7 @@
 //! the classic builder writes ([`history`]).
 
 mod cache;
+mod cache_from;
 mod context;
 mod copy;
 mod fetch;
@@ -46,6 +47,7 @@ use berth_image::config::ContainerConfig;
 
 use crate::Engine;
 use cache::BuildCache;
+use cache_from::{CacheSource, Step};
 
 /// A build failure as the stream reports it.
 #[derive(Debug)]
@@ -114,6 +116,7 @@ impl BuildBackend for Engine {
             containers: Vec::new(),
             removals: Vec::new(),
             cancel: None,
+            cache_from: Vec::new(),
         };
         let result = b.build(context);
         b.cleanup_containers();
@@ -267,6 +270,7 @@ pub(crate) struct WorkerSeed<'a> {
     results: Vec<Option<StageResult>>,
     scratch_tag: String,
     cancel: &'a AtomicBool,
+    cache_from: Vec<CacheSource>,
 }
 
 impl<'a> WorkerSeed<'a> {
@@ -291,6 +295,7 @@ impl<'a> WorkerSeed<'a> {
             containers: Vec::new(),
             removals: Vec::new(),
             cancel: Some(self.cancel),
+            cache_from: self.cache_from,
         }
     }
 }
@@ -319,6 +324,8 @@ pub(crate) struct Builder<'a> {
     /// Removals of committed steps' containers, running while the next
     /// step goes on; joined before the build (or a parallel stage) ends.
     pub removals: Vec<std::thread::JoinHandle<()>>,
+    /// The `--cache-from` images still in play ([`cache_from`]).
+    cache_from: Vec<CacheSource>,
 }
 
 impl<'a> Builder<'a> {
@@ -347,6 +354,7 @@ impl<'a> Builder<'a> {
             results: self.results.clone(),
             scratch_tag: format!("s{idx}-"),
             cancel,
+            cache_from: self.cache_from.clone(),
         }
     }
 }
@@ -399,18 +407,28 @@ impl Builder<'_> {
         }
     }
 
-    /// Looks `key` up unless `--no-cache`; on a hit the state moves to the
-    /// cached image.
-    pub fn cached(&mut self, st: &mut StageState, key: &str) -> Result<bool> {
+    /// Looks `step` up unless `--no-cache`: in the local cache, then in
+    /// the `--cache-from` images. On a hit the state moves to the cached
+    /// image.
+    pub fn cached(&mut self, st: &mut StageState, step: &Step) -> Result<bool> {
         if self.req.no_cache {
             return Ok(false);
         }
-        let Some(id) = self
+        let local = self
             .cache
-            .get(key)
-            .filter(|id| self.engine.images.exists(id))
-        else {
-            return Ok(false);
+            .get(&step.local)
+            .filter(|id| self.engine.images.exists(id));
+        let id = match local {
+            Some(id) => id,
+            None => match self.lookup_cache_sources(st, step)? {
+                Some(id) => {
+                    if let Err(e) = self.cache.put(&step.local, &id) {
+                        tracing::warn!(error = %e, "writing the build cache");
+                    }
+                    id
+                }
+                None => return Ok(false),
+            },
         };
         st.config = self.image_config(&id)?;
         st.image = Some(id);
@@ -418,12 +436,73 @@ impl Builder<'_> {
         Ok(true)
     }
 
+    /// The image a `--cache-from` image yields for `step`, if one matches
+    /// ([`cache_from`]); from then on the build keeps to that image.
+    fn lookup_cache_sources(&mut self, st: &StageState, step: &Step) -> Result<Option<Digest>> {
+        if self.cache_from.is_empty() {
+            return Ok(None);
+        }
+        let parent = match &st.image {
+            Some(id) => Some(
+                self.engine
+                    .images
+                    .config(id)
+                    .map_err(|e| BuildError::new(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let Some((i, index, last)) = cache_from::find(&self.cache_from, parent.as_ref(), step)
+        else {
+            return Ok(None);
+        };
+        let source = self.cache_from.swap_remove(i);
+        let id = if last {
+            source.id.clone()
+        } else {
+            self.engine
+                .images
+                .commit_cached_step(st.image.as_ref(), &source.id, index, st.config.clone())
+                .map_err(|e| BuildError::new(format!("--cache-from {}: {e}", source.id)))?
+        };
+        self.cache_from = vec![source];
+        Ok(Some(id))
+    }
+
     /// Moves the state to a newly built image and remembers it.
-    pub fn record(&mut self, st: &mut StageState, key: &str, id: Digest) {
-        if let Err(e) = self.cache.put(key, &id) {
+    pub fn record(&mut self, st: &mut StageState, step: &Step, id: Digest) {
+        if let Err(e) = self.cache.put(&step.local, &id) {
             tracing::warn!(error = %e, "writing the build cache");
         }
         st.image = Some(id);
+    }
+
+    /// Resolves the `--cache-from` images; one that is not here is
+    /// skipped with a warning, as the classic builder does.
+    fn resolve_cache_from(&mut self) -> Result<()> {
+        let req = self.req;
+        for name in &req.cache_from {
+            let id = match self.engine.images.resolve(name) {
+                Ok(id) => id,
+                Err(e) if berth_core::HasKind::kind(&e) == berth_core::ErrorKind::NotFound => {
+                    self.say(format!(
+                        "[Warning] --cache-from: no local image {name}, skipped\n"
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    return Err(BuildError::new(format!("--cache-from {name}: {e}")));
+                }
+            };
+            let config = self
+                .engine
+                .images
+                .config(&id)
+                .map_err(|e| BuildError::new(format!("--cache-from {name}: {e}")))?;
+            if !self.cache_from.iter().any(|s| s.id == id) {
+                self.cache_from.push(CacheSource { id, config });
+            }
+        }
+        Ok(())
     }
 
     pub fn image_config(&self, id: &Digest) -> Result<ContainerConfig> {
@@ -584,6 +663,7 @@ impl Builder<'_> {
                 }
             }
         }
+        self.resolve_cache_from()?;
         if parallel::has_independent_stages(&plan) {
             self.stages_in_parallel(&plan, &opts.build_args)?;
         } else {

@@ -14,6 +14,7 @@ use berth_image::ChildOptions;
 use serde_json::json;
 
 use super::cache::KeyBuilder;
+use super::cache_from::Step;
 use super::history::run_created_by;
 use super::{err, BuildError, Builder, Result, StageState};
 use crate::containers::{Container, Status};
@@ -167,8 +168,7 @@ impl Builder<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let created_by = run_created_by(&args, &argv);
-        let key = KeyBuilder::default()
-            .part("parent", &st.parent_key())
+        let portable = KeyBuilder::default()
             .part(
                 "run",
                 &serde_json::to_string(&argv).expect("argv serializes"),
@@ -180,7 +180,10 @@ impl Builder<'_> {
                 &self.mounts_key(plan, st, &r.mounts).map_err(&at)?,
             )
             .finish();
-        if self.cached(st, &key)? {
+        // docker's created_by says nothing of mounts and network options.
+        let needs_key = !r.mounts.is_empty() || !matches!(r.network, Network::Default);
+        let step = Step::new(&st.parent_key(), portable, created_by.clone()).needs_key(needs_key);
+        if self.cached(st, &step)? {
             return Ok(());
         }
         let mut env: Vec<String> = st
@@ -273,7 +276,7 @@ impl Builder<'_> {
                 code: Some(code),
             });
         }
-        let new_id = self.commit_container(st, &c, created_by, &prepared.targets)?;
+        let new_id = self.commit_container(st, &c, &step, &prepared.targets)?;
         drop(prepared);
         if self.req.rm || self.req.force_rm || env_secrets {
             // The step's output is committed: the container goes while the
@@ -292,7 +295,7 @@ impl Builder<'_> {
         } else {
             self.containers.retain(|x| x != &id);
         }
-        self.record(st, &key, new_id);
+        self.record(st, &step, new_id);
         Ok(())
     }
 
@@ -343,7 +346,7 @@ impl Builder<'_> {
         &mut self,
         st: &StageState,
         c: &Arc<Container>,
-        created_by: String,
+        step: &Step,
         mount_targets: &[String],
     ) -> Result<berth_core::Digest> {
         // Mount points the engine made for the step (name-resolution files,
@@ -365,7 +368,7 @@ impl Builder<'_> {
                 drop_mount_point(&c.upper_dir(), &lower, Path::new(p));
             }
         }
-        self.commit_dir(st, &c.upper_dir(), created_by)
+        self.commit_dir(st, &c.upper_dir(), step)
     }
 
     /// Commits a directory (a layer laid out as a root) on top of the
@@ -374,7 +377,7 @@ impl Builder<'_> {
         &mut self,
         st: &StageState,
         dir: &Path,
-        created_by: String,
+        step: &Step,
     ) -> Result<berth_core::Digest> {
         let dir = dir.to_path_buf();
         let (reader, writer) = std::io::pipe().map_err(|e| err("creating a pipe", e))?;
@@ -385,8 +388,9 @@ impl Builder<'_> {
             st.image.as_ref(),
             ChildOptions {
                 config: st.config.clone(),
-                created_by,
+                created_by: step.created_by.clone(),
                 layer: Some(Box::new(reader)),
+                cache_key: Some(step.portable.clone()),
             },
         );
         let produced = producer.join().unwrap_or_else(|_| {

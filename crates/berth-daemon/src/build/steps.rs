@@ -8,6 +8,7 @@ use berth_image::ChildOptions;
 use serde_json::{json, Value};
 
 use super::cache::KeyBuilder;
+use super::cache_from::Step;
 use super::history::{go_duration, go_quote_list, nop, nop_layer};
 use super::{BuildError, Builder, Result, StageState};
 
@@ -216,15 +217,15 @@ impl Builder<'_> {
                 )))
             }
         };
-        let key = KeyBuilder::default()
-            .part("parent", &st.parent_key())
+        let portable = KeyBuilder::default()
             .part("meta", &key_text)
             .part("comment", &comment)
             .finish();
-        if self.cached(st, &key)? {
+        let created_by = nop(&st.shell(), &comment);
+        let step = Step::new(&st.parent_key(), portable, created_by.clone()).empty_layer();
+        if self.cached(st, &step)? {
             return Ok(());
         }
-        let created_by = nop(&st.shell(), &comment);
         let id = self
             .engine
             .images
@@ -234,10 +235,11 @@ impl Builder<'_> {
                     config: st.config.clone(),
                     created_by,
                     layer: None,
+                    cache_key: Some(step.portable.clone()),
                 },
             )
             .map_err(|e| BuildError::new(e.to_string()))?;
-        self.record(st, &key, id);
+        self.record(st, &step, id);
         Ok(())
     }
 
@@ -252,11 +254,9 @@ impl Builder<'_> {
         };
         st.config.working_dir = Some(abs.clone());
         let comment = format!("WORKDIR {abs}");
-        let key = KeyBuilder::default()
-            .part("parent", &st.parent_key())
-            .part("workdir", &abs)
-            .finish();
-        if self.cached(st, &key)? {
+        let portable = KeyBuilder::default().part("workdir", &abs).finish();
+        let step = Step::new(&st.parent_key(), portable, nop_layer(&st.shell(), &comment));
+        if self.cached(st, &step)? {
             return Ok(());
         }
         let diff = self.scratch("diff");
@@ -266,9 +266,8 @@ impl Builder<'_> {
             let view = super::view::RootView::open(self.engine, st.image.as_ref(), &view_dir)?;
             super::copy::make_dirs(view.path(), &diff, &abs, (0, 0))?;
         }
-        let created_by = nop_layer(&st.shell(), &comment);
-        let id = self.commit_dir(st, &diff, created_by)?;
-        self.record(st, &key, id);
+        let id = self.commit_dir(st, &diff, &step)?;
+        self.record(st, &step, id);
         Ok(())
     }
 }
