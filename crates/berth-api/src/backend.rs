@@ -384,6 +384,8 @@ pub struct BuildRequest {
     /// Secrets for `RUN --mount=type=secret` (`berth build --secret`),
     /// sent in the `X-Berth-Build-Secrets` header (a berth extension).
     pub secrets: BuildSecrets,
+    /// The context tar's size, when the client sent a `Content-Length`.
+    pub context_size: Option<u64>,
 }
 
 /// Build secrets by id. Their values are never printed: `Debug` shows the

@@ -104,6 +104,7 @@ pub(crate) fn parse_request(raw: Option<&str>) -> Result<BuildRequest, ApiError>
         force_rm: q.bool("forcerm")?,
         trust_host_ca: q.bool("trusthostca")?,
         secrets: BuildSecrets::default(),
+        context_size: None,
     })
 }
 
@@ -255,6 +256,10 @@ pub async fn build(
 ) -> Result<Response, ApiError> {
     let mut req = parse_request(q.as_deref())?;
     req.secrets = parse_secrets(headers.get(SECRETS_HEADER).map(HeaderValue::as_bytes))?;
+    req.context_size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     tokio::task::spawn_blocking(move || {
         let send = |v: Value| {

@@ -498,7 +498,15 @@ impl Builder<'_> {
         let dest_is_dir = dir_hint
             || fs::metadata(view.path().join(dest.trim_start_matches('/')))
                 .is_ok_and(|m| m.is_dir());
-        let diff = self.scratch("diff");
+        // COPY from the context stages next to it, on its tmpfs if it has
+        // one (and hard-links there); ADD may extract archives of any size.
+        let diff = match (from.is_none() && !add)
+            .then(|| self.mem_scratch("diff"))
+            .flatten()
+        {
+            Some(d) => d,
+            None => self.scratch("diff"),
+        };
         fs::create_dir_all(&diff).map_err(io_err)?;
         let opts = CopyOpts {
             owner: Some(owner),
