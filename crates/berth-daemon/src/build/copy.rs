@@ -557,8 +557,12 @@ impl Builder<'_> {
         }
         drop(view);
         drop(src_view);
-        let id = self.commit_dir(st, &diff, &step)?;
-        self.record(st, &step, id);
+        let id = self.commit_dir(st, &diff, &step);
+        if self.mem.as_ref().is_some_and(|m| diff.starts_with(m)) {
+            // Committed (or failed): free the tmpfs for the next COPY.
+            let _ = fs::remove_dir_all(&diff);
+        }
+        self.record(st, &step, id?);
         Ok(())
     }
 

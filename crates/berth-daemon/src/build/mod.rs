@@ -149,7 +149,7 @@ struct WorkDir {
 
 /// Contexts up to this size (the tar the client announced) are unpacked
 /// into a tmpfs of their own rather than onto the data-root's disk.
-const TMPFS_CONTEXT_MAX: u64 = 128 << 20;
+const TMPFS_CONTEXT_MAX: u64 = 64 << 20;
 
 impl WorkDir {
     /// `context_size`: the context tar's size, if the client said it.
@@ -158,18 +158,20 @@ impl WorkDir {
     /// deleted after it: thousands of small files created and removed on
     /// each rebuild. On ext4 a create after such deletions can cost a few
     /// hundred microseconds (10,000 files: seconds), on a tmpfs a few.
-    /// A small context therefore gets a tmpfs, sized for its files' pages
-    /// twice over (the context, and a COPY's staging of it, hard-linked
-    /// where it can be; four times the tar, as a tar block is 512 bytes and
-    /// a page 4 KiB) plus room for directories; a large or unannounced one
-    /// (a client that streams it chunked) stays on disk.
+    /// A small context therefore gets a tmpfs. Its size is a limit, not a
+    /// reservation: room for the context's pages (up to four times the tar,
+    /// as a tar block is 512 bytes and a page 4 KiB) and for the staging of
+    /// COPY layers from it (hard-linked where it can be, copied with
+    /// `--chown`/`--chmod`, each removed once committed; up to four stages
+    /// copy at once), plus directories. A large or unannounced context (a
+    /// client that streams it chunked) stays on disk.
     fn new(tmp: &Path, context_size: Option<u64>) -> Result<WorkDir> {
         let root = tmp.join(format!("build-{:016x}", rand::random::<u64>()));
         let mut work = WorkDir { root, mem: None };
         if let Some(size) = context_size.filter(|s| *s <= TMPFS_CONTEXT_MAX) {
             let mem = work.root.join("mem");
             std::fs::create_dir_all(&mem).map_err(|e| err("creating the build dir", e))?;
-            let opts = format!("size={},mode=0700", size * 8 + (32 << 20));
+            let opts = format!("size={},mode=0700", size * 24 + (64 << 20));
             match nix::mount::mount(
                 Some("tmpfs"),
                 &mem,
