@@ -138,10 +138,9 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     make_dir(&config.exec_root, 0o700)?;
     let lock = DataRootLock::acquire(&config.data_root)?;
     tracing::debug!(lock = %lock.path().display(), "data-root locked");
-    // Compiled seccomp programs (berth_shim::seccomp) are a cache: running
-    // shims hold theirs in memory, so a fresh start begins with none and
-    // profiles no container uses any more do not pile up.
-    let _ = std::fs::remove_dir_all(config.exec_root.join("seccomp"));
+    // A crash may have left builds' tmpfs mounted under tmp/, which the
+    // image store clears.
+    build::release_leftover_mounts(&config.data_root.join("tmp"));
     let engine_id = engine_id(&config.data_root)?;
     let images = ImageStore::open(&config.data_root)?;
     let containers = containers::Containers::open(&config.data_root, &config.exec_root)

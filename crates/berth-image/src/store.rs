@@ -60,15 +60,6 @@ impl ImageStore {
         let meta = MetaStore::open(&root.join("meta.db"))?;
         let tmp = root.join("tmp");
         if tmp.exists() {
-            // A build's context may be a tmpfs at tmp/build-*/context
-            // (berth-daemon's build::WorkDir): a crash leaves it mounted.
-            for e in fs::read_dir(&tmp).into_iter().flatten().flatten() {
-                let context = e.path().join("context");
-                if let Ok(c) = std::ffi::CString::new(context.as_os_str().as_encoded_bytes()) {
-                    // SAFETY: a NUL-terminated path; a non-mountpoint gives EINVAL.
-                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                }
-            }
             fs::remove_dir_all(&tmp)
                 .map_err(ImageError::io(format!("clearing {}", tmp.display())))?;
         }

@@ -208,6 +208,8 @@ fn store(dir: &Path, path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// load: the same translation of actions, architectures, operators and
 /// flags, the same skipping of rules that repeat the default action and of
 /// syscalls this libseccomp does not know, no no-new-privileges attribute.
+/// (libcontainer 0.7 keeps its translation functions private and only
+/// loads, never exports, hence [`action`], [`op`] and [`arch`] here.)
 pub fn compile(profile: &LinuxSeccomp) -> Result<Program, String> {
     if !precompilable(profile) {
         return Err("seccomp notify profiles are compiled by the runtime".into());

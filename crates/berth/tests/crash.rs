@@ -271,3 +271,52 @@ fn restart_after_clean_shutdown_keeps_images() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(d.is_running());
 }
+
+/// A build whose context sits on the build's own tmpfs (the berth CLI
+/// announces its size), its daemon killed mid-step: the next start unmounts
+/// that tmpfs and clears the build dir instead of failing on it.
+#[test]
+fn kill9_during_a_build_leaves_no_tmpfs_behind() {
+    let mut d = TestDaemon::start();
+    d.import(&common::busybox_rootfs(), "busybox:latest");
+    let ctx = tempfile::tempdir().unwrap();
+    fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY a /a\nRUN sleep 20\n",
+    )
+    .unwrap();
+    fs::write(ctx.path().join("a"), "a").unwrap();
+    let mut build = std::process::Command::new(common::BERTH)
+        .arg("-H")
+        .arg(d.host())
+        .args(["build", "--network", "none", "-t", "held"])
+        .arg(ctx.path())
+        .env_remove("DOCKER_HOST")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let tmp = d.data_root.join("tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !common::mounts_under(&tmp)
+        .iter()
+        .any(|m| m.ends_with("mem"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no build tmpfs under {}",
+            tmp.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    d.kill9();
+    let _ = build.wait();
+    d.restart();
+    assert!(d.is_running(), "{}", d.log());
+    assert_eq!(common::mounts_under(&tmp), Vec::<std::path::PathBuf>::new());
+    assert_eq!(dir_entries(&tmp), Vec::<String>::new());
+    // The step's container outlived the daemon; remove it.
+    for id in d.berth_ok(&["ps", "-aq"]).split_whitespace() {
+        d.berth_ok(&["rm", "-f", id]);
+    }
+}

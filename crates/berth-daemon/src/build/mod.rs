@@ -192,6 +192,16 @@ impl WorkDir {
     }
 }
 
+/// Unmounts the tmpfs of builds that a crash left under `tmp`
+/// (`build-*/mem`, [`WorkDir`]), so that the image store can clear `tmp`
+/// at start-up.
+pub(crate) fn release_leftover_mounts(tmp: &Path) {
+    for e in std::fs::read_dir(tmp).into_iter().flatten().flatten() {
+        // A build dir without a tmpfs gives EINVAL: nothing to do.
+        let _ = nix::mount::umount2(&e.path().join("mem"), nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
 impl Drop for WorkDir {
     fn drop(&mut self) {
         if let Some(mem) = &self.mem {

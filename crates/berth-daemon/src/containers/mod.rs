@@ -220,6 +220,9 @@ impl Container {
 pub struct Containers {
     pub root: PathBuf,
     pub run_root: PathBuf,
+    /// `<exec-root>/seccomp`: the shims' compiled seccomp programs
+    /// (`berth_shim::seccomp`).
+    pub seccomp_cache: PathBuf,
     map: RwLock<HashMap<String, Arc<Container>>>,
     pub(crate) execs: exec::Execs,
 }
@@ -235,6 +238,11 @@ impl Containers {
     pub fn open(data_root: &Path, exec_root: &Path) -> Result<Containers, ContainerError> {
         let root = data_root.join("containers");
         let run_root = exec_root.join("containers");
+        // A cache only: running shims hold their programs in memory, so a
+        // fresh start begins with none and profiles no container uses any
+        // more do not pile up.
+        let seccomp_cache = exec_root.join("seccomp");
+        let _ = std::fs::remove_dir_all(&seccomp_cache);
         std::fs::create_dir_all(&root).map_err(io(format!("creating {}", root.display())))?;
         std::fs::create_dir_all(&run_root)
             .map_err(io(format!("creating {}", run_root.display())))?;
@@ -258,6 +266,7 @@ impl Containers {
         Ok(Containers {
             root,
             run_root,
+            seccomp_cache,
             map: RwLock::new(map),
             execs: Default::default(),
         })

@@ -431,7 +431,7 @@ impl Engine {
             .map_err(io(format!("creating {}", shim_dir.display())))?;
         let r = c.record();
         let mut args = ShimArgs::new(&r.id, &bundle, &shim_dir, c.log_path());
-        args.seccomp_cache = Some(self.containers.run_root.with_file_name("seccomp"));
+        args.seccomp_cache = Some(self.containers.seccomp_cache.clone());
         args.tty = r.config.tty;
         args.stdin = r.config.open_stdin;
         let log_opts = &r.host_config.log_config.config;
