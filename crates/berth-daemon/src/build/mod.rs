@@ -123,6 +123,8 @@ impl BuildBackend for Engine {
             cache_from: Vec::new(),
         };
         let result = b.build(context);
+        let removed = b.join_removals();
+        let result = result.and_then(|id| removed.map(|()| id));
         b.cleanup_containers();
         drop(work);
         result.map_err(|e| BuildFailure {
@@ -387,7 +389,7 @@ pub(crate) struct Builder<'a> {
     pub containers: Vec<String>,
     /// Removals of committed steps' containers, running while the next
     /// step goes on; joined before the build (or a parallel stage) ends.
-    pub removals: Vec<std::thread::JoinHandle<()>>,
+    pub removals: Vec<std::thread::JoinHandle<Result<()>>>,
     /// The `--cache-from` images still in play ([`cache_from`]).
     cache_from: Vec<CacheSource>,
 }
@@ -447,15 +449,23 @@ impl Builder<'_> {
             .join(format!("{what}-{}{}", self.scratch_tag, self.seq))
     }
 
-    /// Waits for the background removals of committed steps' containers.
-    pub(crate) fn join_removals(&mut self) {
+    /// Waits for the background removals of committed steps' containers;
+    /// the first that failed fails the build, as an inline removal did.
+    pub(crate) fn join_removals(&mut self) -> Result<()> {
+        let mut first = Ok(());
         for h in std::mem::take(&mut self.removals) {
-            let _ = h.join();
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(BuildError::new("removing a step's container panicked")));
+            if first.is_ok() {
+                first = r;
+            }
         }
+        first
     }
 
     fn cleanup_containers(&mut self) {
-        self.join_removals();
+        let _ = self.join_removals();
         for id in std::mem::take(&mut self.containers) {
             if let Ok(c) = self.engine.containers.get(&id) {
                 let _ = self.engine.container_remove_v(&c, true, true);

@@ -135,7 +135,8 @@ impl Builder<'_> {
                             let mut worker = seed.into_builder();
                             let result = worker.stage(plan, idx, build_args);
                             worker.out.flush();
-                            worker.join_removals();
+                            let removed = worker.join_removals();
+                            let result = result.and(removed);
                             let result = result.map(|()| {
                                 worker.results[idx].clone().expect("a built stage's result")
                             });

@@ -284,9 +284,9 @@ impl Builder<'_> {
             // build leaves none behind).
             let engine = self.engine.arc();
             self.removals.push(std::thread::spawn(move || {
-                if let Err(e) = engine.container_remove_v(&c, true, true) {
-                    tracing::warn!(container = %c.id, error = %e, "removing a build step's container");
-                }
+                engine
+                    .container_remove_v(&c, true, true)
+                    .map_err(|e| BuildError::new(e.to_string()))
             }));
             self.containers.retain(|x| x != &id);
             if self.req.rm || self.req.force_rm {
