@@ -445,11 +445,11 @@ struct PipeReader {
     ended: bool,
 }
 
-impl std::io::Read for PipeReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+impl std::io::BufRead for PipeReader {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
         while self.buf.is_empty() {
             if self.ended {
-                return Ok(0);
+                return Ok(&[]);
             }
             match self.rx.recv() {
                 Ok(Piece::Data(b)) => self.buf = b,
@@ -463,8 +463,21 @@ impl std::io::Read for PipeReader {
                 }
             }
         }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
+        Ok(&self.buf)
+    }
+
+    fn consume(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.buf, n);
+    }
+}
+
+impl std::io::Read for PipeReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::BufRead;
+        let avail = self.fill_buf()?;
+        let n = out.len().min(avail.len());
+        out[..n].copy_from_slice(&avail[..n]);
+        self.consume(n);
         Ok(n)
     }
 }

@@ -8,11 +8,11 @@
 //! commits the image record, its tag and its repository digest in one
 //! metadata transaction — the same publish order as `load`.
 
-use std::io::Read;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use berth_core::{Digest, Reference};
-use berth_snapshot::{decompressed, SnapshotInfo};
+use berth_snapshot::{decompressed_buffered, SnapshotInfo};
 
 use crate::config::ImageConfig;
 use crate::import::{now_nanos, sync_filesystem, StagedLayer};
@@ -59,9 +59,9 @@ impl ImageStore {
     /// Decompresses (gzip, zstd or none, sniffed) and unpacks a layer blob.
     pub fn stage_pulled_layer(
         &self,
-        blob: impl Read + Send + 'static,
+        blob: impl BufRead + Send + 'static,
     ) -> Result<PulledLayer, ImageError> {
-        let reader = decompressed(blob).map_err(ImageError::io("reading layer"))?;
+        let reader = decompressed_buffered(blob).map_err(ImageError::io("reading layer"))?;
         Ok(PulledLayer(self.stage_layer(reader)?))
     }
 

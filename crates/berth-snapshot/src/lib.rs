@@ -22,7 +22,7 @@ pub mod mount;
 pub mod snapshotter;
 
 pub use apply::{apply_layer, ApplyStats};
-pub use compression::{decompressed, Compression};
+pub use compression::{decompressed, decompressed_buffered, Compression, GzipDecoder};
 pub use diff::write_layer_from_dir;
 pub use error::LayerError;
 pub use mount::{mount_overlay, Upper};
