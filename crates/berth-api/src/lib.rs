@@ -48,6 +48,15 @@ pub async fn serve_tcp(
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // TCP_NODELAY, as Go's net package (dockerd) sets it: a small write
+    // after the response head otherwise waits out the client's delayed
+    // ACK (about 40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "setting TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await

@@ -138,6 +138,9 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     make_dir(&config.exec_root, 0o700)?;
     let lock = DataRootLock::acquire(&config.data_root)?;
     tracing::debug!(lock = %lock.path().display(), "data-root locked");
+    // The system's root certificates take tens of milliseconds to read;
+    // read them now, off the start-up path, not at the first pull.
+    std::thread::spawn(berth_distribution::client::load_root_certificates);
     // A crash may have left builds' tmpfs mounted under tmp/, which the
     // image store clears.
     build::release_leftover_mounts(&config.data_root.join("tmp"));

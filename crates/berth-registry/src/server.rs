@@ -135,6 +135,13 @@ async fn accept_loop(
                         continue;
                     }
                 };
+                // TCP_NODELAY, as Go's net package (and so docker-registry)
+                // sets it: without it the body after a response head, or
+                // the tail of a blob, can wait out the client's delayed
+                // ACK (about 40 ms) for every request.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(%peer, error = %e, "setting TCP_NODELAY");
+                }
                 let app = app.clone();
                 let tls = tls.clone();
                 conns.spawn(async move {
