@@ -39,58 +39,101 @@ pub(crate) struct StagedLayer {
     pub stats: ApplyStats,
 }
 
-/// Chunks in flight to the thread that hashes and writes a layer's blob.
-const BLOB_PIPE_DEPTH: usize = 16;
+/// Chunks in flight from the reading thread to each of its consumers.
+const PIPE_DEPTH: usize = 16;
+/// Bytes per chunk handed from the reading thread to its consumers.
+const PIPE_CHUNK: usize = 256 << 10;
 
-/// Hands a copy of everything read from `inner` to the blob writer thread.
-struct Tee<R> {
-    inner: R,
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+/// The unpacker's end of the pipe from the reading thread: chunks in
+/// order; a closed pipe reads as the end. Whether that end was the real
+/// end of the stream is the reading thread's result, which the caller
+/// checks before the unpacker's.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<bytes::Bytes>,
+    buf: bytes::Bytes,
 }
 
-impl<R: Read> Read for Tee<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 && self.tx.send(buf[..n].to_vec()).is_err() {
-            // The writer stopped on an error; the caller reports that one.
-            return Err(io::Error::other("the layer blob writer stopped"));
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.buf.is_empty() {
+            match self.rx.recv() {
+                Ok(b) => self.buf = b,
+                Err(_) => return Ok(0),
+            }
         }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf.split_to(n));
         Ok(n)
     }
 }
 
 impl ImageStore {
     /// Unpacks an uncompressed layer stream into a staging snapshot while
-    /// writing it to a new blob. The blob is hashed and written on a second
-    /// thread, so that work overlaps with unpacking instead of adding to it.
-    pub(crate) fn stage_layer(&self, uncompressed: impl Read) -> Result<StagedLayer, ImageError> {
+    /// writing it to a new blob. Three threads share the work: one reads
+    /// `uncompressed` (for a compressed layer that is the decompression,
+    /// the longest single part of the job) in chunks that it hands, shared
+    /// and uncopied, to this thread, which unpacks them, and to another,
+    /// which hashes them and writes the blob.
+    pub(crate) fn stage_layer(
+        &self,
+        uncompressed: impl Read + Send,
+    ) -> Result<StagedLayer, ImageError> {
         let blob = self.content.writer()?;
         let staging = self.snapshots.prepare()?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(BLOB_PIPE_DEPTH);
-        let (applied, written) = std::thread::scope(|s| {
+        let (wtx, wrx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(PIPE_DEPTH);
+        let (atx, arx) = std::sync::mpsc::sync_channel::<bytes::Bytes>(PIPE_DEPTH);
+        let (applied, read, written) = std::thread::scope(|s| {
             let writer = s.spawn(move || -> io::Result<BlobWriter> {
                 let mut blob = blob;
-                for chunk in rx {
+                for chunk in wrx {
                     blob.write_all(&chunk)?;
                 }
                 Ok(blob)
             });
-            // The Tee (and with it the sender) is dropped when apply_layer
-            // returns, which ends the writer's loop.
+            let reader = s.spawn(move || -> io::Result<()> {
+                let mut input = uncompressed;
+                // Once the unpacker has stopped (it failed, or the tar
+                // ended), the rest still goes to the blob, whose digest
+                // covers every byte.
+                let mut unpacking = true;
+                loop {
+                    let mut chunk = Vec::with_capacity(PIPE_CHUNK);
+                    (&mut input)
+                        .take(PIPE_CHUNK as u64)
+                        .read_to_end(&mut chunk)?;
+                    if chunk.is_empty() {
+                        return Ok(());
+                    }
+                    let chunk = bytes::Bytes::from(chunk);
+                    if unpacking && atx.send(chunk.clone()).is_err() {
+                        unpacking = false;
+                    }
+                    if wtx.send(chunk).is_err() {
+                        // The writer failed; the caller reports its error.
+                        return Ok(());
+                    }
+                }
+            });
             let applied = apply_layer(
-                Tee {
-                    inner: uncompressed,
-                    tx,
+                ChunkReader {
+                    rx: arx,
+                    buf: bytes::Bytes::new(),
                 },
                 staging.path(),
             );
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the layer reading thread panicked")));
             let written = writer
                 .join()
                 .unwrap_or_else(|_| Err(io::Error::other("the layer blob writer thread panicked")));
-            (applied, written)
+            (applied, read, written)
         });
-        // A writer error (a full disk) is the cause of the unpacker's.
+        // A writer error (a full disk) is the cause of the others; a read
+        // error (a broken download, corrupt compression) is the cause of
+        // whatever the unpacker made of the truncated stream.
         let blob = written.map_err(ImageError::io("writing layer blob"))?;
+        read.map_err(ImageError::io("reading layer"))?;
         let stats = applied?;
         Ok(StagedLayer {
             blob,

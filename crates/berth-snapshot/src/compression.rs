@@ -152,38 +152,45 @@ impl<R: BufRead> GzipDecoder<R> {
 /// Reads one byte, hashing it into the header CRC.
 fn header_byte(r: &mut impl BufRead, crc: &mut crc32fast::Hasher) -> io::Result<u8> {
     let mut b = [0u8; 1];
-    r.read_exact(&mut b)
-        .map_err(|e| eof_is_truncation(e, "truncated member header"))?;
+    read_full(r, &mut b, "truncated member header")?;
     crc.update(&b);
     Ok(b[0])
 }
 
-fn eof_is_truncation(e: io::Error, what: &str) -> io::Error {
-    if e.kind() == io::ErrorKind::UnexpectedEof {
-        corrupt(what)
-    } else {
-        e
+/// Fills `buf`; the end of the input before that is corruption (`what`),
+/// while the reader's own errors pass through unchanged (a broken
+/// download stays a broken download). `Interrupted` is retried, as
+/// `read_exact` does, so it never leaves the decoder half-way through a
+/// header.
+fn read_full(r: &mut impl Read, mut buf: &mut [u8], what: &str) -> io::Result<()> {
+    while !buf.is_empty() {
+        match r.read(buf) {
+            Ok(0) => return Err(corrupt(what)),
+            Ok(n) => buf = &mut buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the input has ended, retrying `Interrupted`.
+fn at_end(r: &mut impl BufRead) -> io::Result<bool> {
+    loop {
+        match r.fill_buf() {
+            Ok(b) => return Ok(b.is_empty()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
 }
 
 /// Skips a zero-terminated header field (file name, comment) of any length
 /// without keeping it.
 fn skip_cstr(r: &mut impl BufRead, crc: &mut crc32fast::Hasher) -> io::Result<()> {
-    loop {
-        let buf = r.fill_buf()?;
-        if buf.is_empty() {
-            return Err(corrupt("truncated member header"));
-        }
-        let (n, done) = match buf.iter().position(|&b| b == 0) {
-            Some(i) => (i + 1, true),
-            None => (buf.len(), false),
-        };
-        crc.update(&buf[..n]);
-        r.consume(n);
-        if done {
-            return Ok(());
-        }
-    }
+    // Byte by byte: these fields are short, and `r` buffers.
+    while header_byte(r, crc)? != 0 {}
+    Ok(())
 }
 
 /// Parses a member header (the magic included), leaving `r` at the start
@@ -219,8 +226,7 @@ fn parse_header(r: &mut impl BufRead) -> io::Result<()> {
     if flags & FHCRC != 0 {
         let want = crc.clone().finalize() as u16;
         let mut b = [0u8; 2];
-        r.read_exact(&mut b)
-            .map_err(|e| eof_is_truncation(e, "truncated member header"))?;
+        read_full(r, &mut b, "truncated member header")?;
         if u16::from_le_bytes(b) != want {
             return Err(corrupt("header checksum mismatch"));
         }
@@ -254,7 +260,7 @@ impl<R: BufRead> Read for GzipDecoder<R> {
                             self.state = GzState::Body { inflate, crc, len };
                             return Err(e);
                         }
-                        Err(e) => return Err(eof_is_truncation(e, "truncated deflate data")),
+                        Err(e) => return Err(e),
                     };
                     if n > 0 {
                         crc.update(&out[..n]);
@@ -269,14 +275,13 @@ impl<R: BufRead> Read for GzipDecoder<R> {
                     // either the end of the stream or another member.
                     let mut r = inflate.into_inner();
                     let mut trailer = [0u8; 8];
-                    r.read_exact(&mut trailer)
-                        .map_err(|e| eof_is_truncation(e, "truncated member trailer"))?;
+                    read_full(&mut r, &mut trailer, "truncated member trailer")?;
                     let want_crc = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes"));
                     let want_len = u32::from_le_bytes(trailer[4..].try_into().expect("4 bytes"));
                     if want_crc != crc.finalize() || want_len != len {
                         return Err(corrupt("checksum or length mismatch in a member trailer"));
                     }
-                    self.state = if r.fill_buf()?.is_empty() {
+                    self.state = if at_end(&mut r)? {
                         GzState::End
                     } else {
                         GzState::Header(r)
@@ -378,6 +383,60 @@ mod tests {
         h[5] ^= 1;
         let e = decode_buffered(h).unwrap_err();
         assert!(e.to_string().contains("header checksum"), "{e}");
+    }
+
+    /// Every other call is `Interrupted`, which readers must retry.
+    struct Flaky<R> {
+        inner: R,
+        flip: bool,
+    }
+    impl<R: BufRead> Read for Flaky<R> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            let n = {
+                let avail = self.fill_buf()?;
+                let n = avail.len().min(out.len());
+                out[..n].copy_from_slice(&avail[..n]);
+                n
+            };
+            self.consume(n);
+            Ok(n)
+        }
+    }
+    impl<R: BufRead> BufRead for Flaky<R> {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            self.flip = !self.flip;
+            if self.flip {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            self.inner.fill_buf()
+        }
+        fn consume(&mut self, n: usize) {
+            self.inner.consume(n)
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_at_every_boundary() {
+        let mut all = gz_with_header_fields(b"first member ");
+        all.extend(gz_with_header_fields(&payload()));
+        let reader = Flaky {
+            inner: io::BufReader::with_capacity(5, Trickle(Cursor::new(all))),
+            flip: false,
+        };
+        let mut d = GzipDecoder::new(reader);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 333];
+        loop {
+            match d.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let mut want = b"first member ".to_vec();
+        want.extend(payload());
+        assert_eq!(out, want);
     }
 
     #[test]
