@@ -101,8 +101,31 @@ impl Engine {
     }
 
     pub(crate) fn do_pull(&self, req: PullRequest, progress: ProgressFn) -> ApiResult<()> {
-        let reference = pull_reference(&req.from_image, req.tag.as_deref())?;
         let handle = tokio::runtime::Handle::current();
+        // A bare repository name with no `tag` parameter is dockerd's
+        // all-tags pull (`docker pull -a` sends exactly that; every other
+        // client names a tag).
+        let base = Reference::parse_name_only_ok(&req.from_image).map_err(e)?;
+        if req.tag.is_none() && base.tag().is_none() && base.digest().is_none() {
+            let pulled = berth_distribution::pull::pull_all_tags(
+                &handle,
+                &self.images,
+                &self.registry_options(),
+                berth_distribution::pull::PullRequest {
+                    reference: base,
+                    platform: req.platform,
+                    creds: credentials(req.auth.as_ref()),
+                },
+                sink(progress),
+            )
+            .map_err(e)?;
+            for (r, p) in pulled {
+                self.events
+                    .image("pull", &p.id.to_string(), Some(&r.familiar()));
+            }
+            return Ok(());
+        }
+        let reference = pull_reference(&req.from_image, req.tag.as_deref())?;
         let pulled = berth_distribution::pull::pull(
             &handle,
             &self.images,

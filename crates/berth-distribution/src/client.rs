@@ -123,6 +123,21 @@ pub fn registry_error(status: StatusCode, body: &[u8]) -> String {
     }
 }
 
+/// The target of a `Link` header's `rel="next"` entry (RFC 8288).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                let p = p.trim().replace(' ', "");
+                p == "rel=\"next\"" || p == "rel=next"
+            })
+            .then(|| target.to_string())
+    })
+}
+
 /// `location` with `digest=` added to its query.
 fn with_digest(location: &str, digest: &Digest) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
@@ -305,6 +320,55 @@ impl Session {
         Err(DistributionError::Unauthorized(format!(
             "login attempt to {url} failed with status: {status}"
         )))
+    }
+
+    /// `GET /v2/<name>/tags/list`, following the `Link: <…>; rel="next"`
+    /// pages (spec.md "Listing Tags") on the same registry, in the
+    /// registry's order.
+    pub async fn list_tags(&self) -> Result<Vec<String>, DistributionError> {
+        #[derive(serde::Deserialize)]
+        struct TagList {
+            #[serde(default)]
+            tags: Option<Vec<String>>,
+        }
+        let mut url = self.url("tags/list");
+        let mut tags = Vec::new();
+        // A registry that links pages in a circle must not keep us here.
+        for _ in 0..10_000 {
+            let resp = self.send(|h| h.get(&url)).await?;
+            if !resp.status().is_success() {
+                return Err(error_of(resp, "listing tags").await);
+            }
+            let next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let body = resp
+                .bytes()
+                .await
+                .map_err(DistributionError::http("reading the tag list"))?;
+            let page: TagList = serde_json::from_slice(&body).map_err(|e| {
+                DistributionError::Protocol(format!("the registry's tag list is not valid: {e}"))
+            })?;
+            tags.extend(page.tags.unwrap_or_default());
+            match next {
+                None => return Ok(tags),
+                Some(n) if n.starts_with('/') && !n.starts_with("//") => {
+                    url = format!("{}{n}", self.base)
+                }
+                Some(n) if n.starts_with(&format!("{}/", self.base)) => url = n,
+                // Credentials go only where the session was opened.
+                Some(n) => {
+                    return Err(DistributionError::Protocol(format!(
+                        "the registry links the next page of tags to another host: {n}"
+                    )))
+                }
+            }
+        }
+        Err(DistributionError::Protocol(
+            "the registry's tag list does not end".into(),
+        ))
     }
 
     /// `GET /v2/<name>/manifests/<reference>`: the bytes and media type.
@@ -508,5 +572,24 @@ impl Session {
             return Err(error_of(resp, "putting the manifest").await);
         }
         Ok(Digest::sha256_of(&bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_is_the_rel_next_target() {
+        assert_eq!(
+            next_link(r#"</v2/app/tags/list?last=b&n=2>; rel="next""#).as_deref(),
+            Some("/v2/app/tags/list?last=b&n=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://a/x>; rel="prev", <https://a/y>; rel=next"#).as_deref(),
+            Some("https://a/y")
+        );
+        assert_eq!(next_link(r#"<https://a/x>; rel="prev""#), None);
+        assert_eq!(next_link("garbage"), None);
     }
 }

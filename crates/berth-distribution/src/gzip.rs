@@ -147,7 +147,11 @@ fn plan(data: &[u8]) -> Plan {
 }
 
 fn compress_piece(job: &Job, level: u32) -> io::Result<Piece> {
-    let plan = if level > 0 { plan(&job.data) } else { Plan::Store };
+    let plan = if level > 0 {
+        plan(&job.data)
+    } else {
+        Plan::Store
+    };
     let bytes = deflate(&job.data, &job.dict, level, plan, job.last)?;
     let mut crc = Crc::new();
     crc.update(&job.data);

@@ -84,6 +84,94 @@ pub fn pull(
     req: PullRequest,
     progress: ProgressSink,
 ) -> Result<Pulled, DistributionError> {
+    pull_one(handle, store, opts, req, progress, true)
+}
+
+/// Pulls every tag of the repository `req.reference` names (which has
+/// neither tag nor digest), as `docker pull --all-tags` does: the tags in
+/// the registry's order, each as its own pull, and one closing status
+/// line for the repository.
+pub fn pull_all_tags(
+    handle: &Handle,
+    store: &ImageStore,
+    opts: &RegistryOptions,
+    req: PullRequest,
+    progress: ProgressSink,
+) -> Result<Vec<(Reference, Pulled)>, DistributionError> {
+    let r = &req.reference;
+    if r.tag().is_some() || r.digest().is_some() {
+        return Err(DistributionError::InvalidArgument(
+            "tag can't be used with --all-tags/-a".into(),
+        ));
+    }
+    let mut tags = None;
+    let mut last_err = None;
+    for ep in &opts.endpoints(r.domain()) {
+        let listed = handle.block_on(async {
+            let s = Session::connect(ep, r.path(), "pull", req.creds.clone()).await?;
+            s.list_tags().await
+        });
+        match listed {
+            Ok(t) => {
+                tags = Some(t);
+                break;
+            }
+            Err(e) if ep.mirror => {
+                tracing::info!(mirror = ?ep.urls, error = %e, "mirror failed; trying the next endpoint");
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let tags = tags.ok_or_else(|| {
+        last_err.unwrap_or_else(|| DistributionError::Protocol("no endpoint".into()))
+    })?;
+    if tags.is_empty() {
+        return Err(DistributionError::NotFound(format!(
+            "no tags found for {}",
+            r.familiar_name()
+        )));
+    }
+    let mut pulled = Vec::with_capacity(tags.len());
+    for t in &tags {
+        let tagged = r.with_tag(t).map_err(|e| {
+            DistributionError::Protocol(format!("the registry lists an invalid tag {t:?}: {e}"))
+        })?;
+        let one = pull_one(
+            handle,
+            store,
+            opts,
+            PullRequest {
+                reference: tagged.clone(),
+                platform: req.platform.clone(),
+                creds: req.creds.clone(),
+            },
+            progress.clone(),
+            false,
+        )?;
+        pulled.push((tagged, one));
+    }
+    let name = r.familiar_name();
+    progress(Progress::status(
+        if pulled.iter().any(|(_, p)| !p.up_to_date) {
+            format!("Status: Downloaded newer image for {name}")
+        } else {
+            format!("Status: Image is up to date for {name}")
+        },
+    ));
+    Ok(pulled)
+}
+
+/// One pull; `closing` adds the final `Status:` line (an all-tags pull
+/// writes one for the repository instead).
+fn pull_one(
+    handle: &Handle,
+    store: &ImageStore,
+    opts: &RegistryOptions,
+    req: PullRequest,
+    progress: ProgressSink,
+    closing: bool,
+) -> Result<Pulled, DistributionError> {
     let r = &req.reference;
     let platform = parse_platform(req.platform.as_deref())?;
     let reference = match (r.digest(), r.tag()) {
@@ -212,11 +300,13 @@ pub fn pull(
     let (id, up_to_date) =
         store.register_pulled(&config_bytes, layers, tagged.as_ref(), Some(&repo_digest))?;
     progress(Progress::status(format!("Digest: {top_digest}")));
-    progress(Progress::status(if up_to_date {
-        format!("Status: Image is up to date for {shown}")
-    } else {
-        format!("Status: Downloaded newer image for {shown}")
-    }));
+    if closing {
+        progress(Progress::status(if up_to_date {
+            format!("Status: Image is up to date for {shown}")
+        } else {
+            format!("Status: Downloaded newer image for {shown}")
+        }));
+    }
     Ok(Pulled {
         id,
         digest: top_digest,

@@ -50,7 +50,10 @@ pub fn decompressed(reader: impl Read + Send + 'static) -> io::Result<Box<dyn Re
     Ok(match Compression::detect(&head) {
         // Plain tar is read as it comes: a buffer would only add a copy.
         Compression::None => Box::new(replayed),
-        _ => decoder(io::BufReader::with_capacity(DECODE_BUF_LEN, replayed), &head)?,
+        _ => decoder(
+            io::BufReader::with_capacity(DECODE_BUF_LEN, replayed),
+            &head,
+        )?,
     })
 }
 
@@ -91,10 +94,7 @@ fn sniff(reader: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
-fn decoder(
-    input: impl BufRead + Send + 'static,
-    head: &[u8],
-) -> io::Result<Box<dyn Read + Send>> {
+fn decoder(input: impl BufRead + Send + 'static, head: &[u8]) -> io::Result<Box<dyn Read + Send>> {
     Ok(match Compression::detect(head) {
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(GzipDecoder::new(input)),
@@ -202,10 +202,15 @@ fn parse_header(r: &mut impl BufRead) -> io::Result<()> {
         *b = header_byte(r, &mut crc)?;
     }
     if fixed[..2] != GZIP_MAGIC {
-        return Err(corrupt("invalid member header (bytes after the data are not gzip)"));
+        return Err(corrupt(
+            "invalid member header (bytes after the data are not gzip)",
+        ));
     }
     if fixed[2] != 8 {
-        return Err(corrupt(format!("unsupported compression method {}", fixed[2])));
+        return Err(corrupt(format!(
+            "unsupported compression method {}",
+            fixed[2]
+        )));
     }
     let flags = fixed[3];
     if flags & FRESERVED != 0 {
@@ -455,7 +460,10 @@ mod tests {
         // Truncated anywhere: in the trailer, in the data, in the header.
         for cut in [n - 3, n / 2, 12] {
             let e = decode_buffered(gz[..cut].to_vec()).unwrap_err();
-            assert!(e.to_string().contains("truncated") || e.kind() == io::ErrorKind::UnexpectedEof, "cut {cut}: {e}");
+            assert!(
+                e.to_string().contains("truncated") || e.kind() == io::ErrorKind::UnexpectedEof,
+                "cut {cut}: {e}"
+            );
         }
         // Bytes after the last member that are not another member.
         let mut trailing = gz.clone();
@@ -465,10 +473,16 @@ mod tests {
         // Reserved flags and another method.
         let mut r = gz.clone();
         r[3] |= 0x20;
-        assert!(decode_buffered(r).unwrap_err().to_string().contains("reserved"));
+        assert!(decode_buffered(r)
+            .unwrap_err()
+            .to_string()
+            .contains("reserved"));
         let mut m = gz;
         m[2] = 7;
-        assert!(decode_buffered(m).unwrap_err().to_string().contains("method"));
+        assert!(decode_buffered(m)
+            .unwrap_err()
+            .to_string()
+            .contains("method"));
     }
 
     #[test]

@@ -242,6 +242,96 @@ fn docker_cli_pushes_and_pulls_through_berth() {
     assert!(err.contains("manifest unknown"), "{err}");
 }
 
+#[test]
+fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TestDaemon::start();
+    let one = common::containers::busybox(&a);
+    a.berth_ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox:latest",
+        "sh",
+        "-c",
+        "echo two >/two",
+    ]);
+    let two = a.berth_ok(&["commit", "mk", "two:1"]).trim().to_string();
+    assert_ne!(one, two);
+    let repo = format!("{}/team/app", reg.host());
+    for (image, tag) in [
+        ("busybox:latest", "one"),
+        ("two:1", "two"),
+        ("busybox:latest", "also-one"),
+    ] {
+        let name = format!("{repo}:{tag}");
+        a.berth_ok(&["tag", image, &name]);
+        ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "push");
+    }
+
+    let b = TestDaemon::start_short();
+    let out = ok(
+        berth_cfg(&b, cfg.path(), &["pull", "-a", &repo], None),
+        "pull -a",
+    );
+    for tag in ["one", "two", "also-one"] {
+        assert!(
+            out.contains(&format!("{tag}: Pulling from team/app")),
+            "{out}"
+        );
+    }
+    assert_eq!(out.matches("Status: ").count(), 1, "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {repo}")),
+        "{out}"
+    );
+    assert_eq!(out.trim_end().lines().last(), Some(repo.as_str()), "{out}");
+    for (tag, id) in [("one", &one), ("two", &two), ("also-one", &one)] {
+        assert_eq!(
+            b.inspect(&format!("{repo}:{tag}"))["Id"].as_str().unwrap(),
+            id
+        );
+    }
+    // Only the registry's tags: no `latest` was made up.
+    let (st, _, _) = b.berth(&["image", "inspect", &format!("{repo}:latest")]);
+    assert!(!st.success());
+    let out = ok(
+        berth_cfg(&b, cfg.path(), &["pull", "-a", &repo], None),
+        "pull -a again",
+    );
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {repo}")),
+        "{out}"
+    );
+    let o = berth_cfg(
+        &b,
+        cfg.path(),
+        &["pull", "-a", &format!("{repo}:one")],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        o.stderr.contains("tag can't be used with --all-tags/-a"),
+        "{o:?}"
+    );
+
+    // docker's client sends the bare name without a tag: the same pull.
+    let c = TestDaemon::start_short();
+    let out = c.docker_ok(&["pull", "-a", &repo]);
+    assert!(out.contains("two: Pulling from team/app"), "{out}");
+    assert_eq!(
+        c.inspect(&format!("{repo}:two"))["Id"].as_str().unwrap(),
+        two
+    );
+    assert_eq!(
+        c.inspect(&format!("{repo}:also-one"))["Id"]
+            .as_str()
+            .unwrap(),
+        one
+    );
+}
+
 /// Debian's docker-registry on a free port, with temporary storage.
 struct DistributionRegistry {
     child: std::process::Child,

@@ -12,7 +12,7 @@ pub struct PullArgs {
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Download all tagged images in the repository (not supported)
+    /// Download all tagged images in the repository
     #[arg(short = 'a', long = "all-tags")]
     pub all_tags: bool,
 }

@@ -120,13 +120,16 @@ pub fn auth_headers(image: &str) -> Vec<(&'static str, String)> {
 }
 
 pub async fn pull(e: &Engine, a: PullArgs) -> Result<()> {
-    if a.all_tags {
-        bail!("--all-tags is not supported");
-    }
-    let r = Reference::parse_normalized(&a.name)
+    // Not normalized to `:latest`: whether a tag was given matters.
+    let r = Reference::parse_name_only_ok(&a.name)
         .map_err(|err| anyhow!("invalid reference format: {err}"))?;
+    if a.all_tags && (r.tag().is_some() || r.digest().is_some()) {
+        bail!("tag can't be used with --all-tags/-a");
+    }
     let mut q: Vec<(&str, String)> = vec![("fromImage", r.familiar_name())];
+    // All tags: the bare name and no `tag`, as docker's client sends it.
     match (r.tag(), r.digest()) {
+        _ if a.all_tags => {}
         (_, Some(d)) => q.push(("tag", d.to_string())),
         (Some(t), None) => q.push(("tag", t.to_string())),
         (None, None) => q.push(("tag", "latest".into())),
@@ -134,7 +137,7 @@ pub async fn pull(e: &Engine, a: PullArgs) -> Result<()> {
     if let Some(p) = &a.platform {
         q.push(("platform", p.clone()));
     }
-    if r.tag().is_none() && r.digest().is_none() && !a.quiet {
+    if !a.all_tags && r.tag().is_none() && r.digest().is_none() && !a.quiet {
         println!("Using default tag: latest");
     }
     let path = format!("/images/create?{}", serde_urlencoded::to_string(&q)?);
@@ -150,10 +153,10 @@ pub async fn pull(e: &Engine, a: PullArgs) -> Result<()> {
         a.quiet,
     )
     .await?;
-    let shown = if r.tag().is_none() && r.digest().is_none() {
-        r.with_tag("latest")?.to_string()
-    } else {
+    let shown = if a.all_tags || r.tag().is_some() || r.digest().is_some() {
         r.to_string()
+    } else {
+        r.with_tag("latest")?.to_string()
     };
     println!("{shown}");
     Ok(())
