@@ -531,6 +531,45 @@ impl Session {
     /// Monolithic upload (spec.md "POST then PUT"): opens a session, then
     /// PUTs the whole blob with its digest. `body` makes the request body
     /// (called again if the PUT must be re-sent after a challenge).
+    /// Cross-repository mount (spec.md "Mounting a blob from another
+    /// repository"): `POST …/blobs/uploads/?mount=<digest>&from=<repo>`.
+    /// True when the registry mounted it (201). Anything else (202 with an
+    /// upload session, a refusal) is false: the caller uploads instead; a
+    /// session the registry opened anyway is cancelled.
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool, DistributionError> {
+        let url = format!(
+            "{}?{}",
+            self.url("blobs/uploads/"),
+            serde_urlencoded::to_string([
+                ("mount", digest.to_string()),
+                ("from", from.to_string())
+            ])
+            .expect("query encodes")
+        );
+        // A mount that fails in any way (no pull access to `from` with the
+        // token it asks for, included) only means uploading instead.
+        let resp = match self
+            .send(|h| h.request(Method::POST, &url).header(CONTENT_LENGTH, 0))
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%digest, from, error = %e, "cross-repository mount failed");
+                return Ok(false);
+            }
+        };
+        match resp.status() {
+            StatusCode::CREATED => Ok(true),
+            StatusCode::ACCEPTED => {
+                if let Ok(location) = self.location(&resp) {
+                    let _ = self.send(|h| h.delete(&location)).await;
+                }
+                Ok(false)
+            }
+            _ => Ok(false),
+        }
+    }
+
     pub async fn upload_blob(
         &self,
         digest: &Digest,

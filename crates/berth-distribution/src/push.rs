@@ -91,7 +91,7 @@ pub fn push(
                 let Some(i) = queue.lock().expect("lock").next() else {
                     return;
                 };
-                match push_layer(handle, &session, store, &diff_ids[i], &progress) {
+                match push_layer(handle, &session, store, r.domain(), &diff_ids[i], &progress) {
                     Ok(b) => blobs.lock().expect("lock")[i] = Some(b),
                     Err(e) => {
                         failure.lock().expect("lock").get_or_insert(e);
@@ -180,24 +180,45 @@ fn push_layer(
     handle: &Handle,
     session: &Session,
     store: &ImageStore,
+    domain: &str,
     diff_id: &Digest,
     progress: &ProgressSink,
 ) -> Result<(Digest, u64), DistributionError> {
     let id = short(diff_id);
+    let here = format!("{domain}/{}", session.repo);
+    let pushed = |digest: Digest, size: u64, status: String| {
+        // Only a hint for later mounts: failing to note it fails nothing.
+        if let Err(e) = store.note_blob_repository(&digest, &here) {
+            tracing::warn!(error = %e, "remembering where a blob was pushed");
+        }
+        progress(Progress::layer(&id, status));
+        Ok((digest, size))
+    };
     // Compressed before (for this registry or another): the one question
-    // to the registry is whether it has that blob.
+    // to the registry is whether it has that blob; if not, whether it can
+    // mount it from a repository of its own an earlier push put it in
+    // (as docker's push does), and only then the upload.
     if let Some((digest, size)) = store.compressed_layer(diff_id) {
         if handle.block_on(session.blob_exists(&digest))? {
-            progress(Progress::layer(&id, "Layer already exists"));
-            return Ok((digest, size));
+            return pushed(digest, size, "Layer already exists".into());
+        }
+        let prefix = format!("{domain}/");
+        for repo in store.blob_repositories(&digest).iter().rev() {
+            let Some(path) = repo.strip_prefix(&prefix) else {
+                continue;
+            };
+            if path == session.repo {
+                continue;
+            }
+            if handle.block_on(session.mount_blob(&digest, path))? {
+                return pushed(digest, size, format!("Mounted from {path}"));
+            }
         }
         upload_kept(handle, session, store, &digest, size, &id, progress)?;
-        progress(Progress::layer(&id, "Pushed"));
-        return Ok((digest, size));
+        return pushed(digest, size, "Pushed".into());
     }
-    let pushed = compress_and_upload(handle, session, store, diff_id, &id, progress)?;
-    progress(Progress::layer(&id, "Pushed"));
-    Ok(pushed)
+    let (digest, size) = compress_and_upload(handle, session, store, diff_id, &id, progress)?;
+    pushed(digest, size, "Pushed".into())
 }
 
 /// Uploads a kept compressed blob from the content store.

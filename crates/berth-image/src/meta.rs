@@ -21,6 +21,11 @@ const TAGS: TableDefinition<&str, &str> = TableDefinition::new("tags");
 /// which is kept in the content store while an image references the layer
 /// (see `push_cache.rs`).
 const COMPRESSED: TableDefinition<&str, &str> = TableDefinition::new("compressed");
+/// Compressed blob digest → the repositories (`domain/path`, one per line,
+/// most recent last) a push put it in, for cross-repository mounts.
+const BLOB_REPOS: TableDefinition<&str, &str> = TableDefinition::new("blob_repos");
+/// How many repositories are remembered per blob.
+const BLOB_REPOS_KEPT: usize = 8;
 
 /// What berth records about an image besides its config blob.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -241,9 +246,49 @@ impl MetaStore {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = tx.open_table(COMPRESSED).map_err(db_err)?;
+            let mut repos = tx.open_table(BLOB_REPOS).map_err(db_err)?;
             for d in diff_ids {
-                table.remove(d.to_string().as_str()).map_err(db_err)?;
+                let blob = table
+                    .remove(d.to_string().as_str())
+                    .map_err(db_err)?
+                    .and_then(|v| v.value().split_once(' ').map(|(b, _)| b.to_string()));
+                if let Some(b) = blob {
+                    repos.remove(b.as_str()).map_err(db_err)?;
+                }
             }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// The repositories a push put `blob` in, most recent last.
+    pub fn blob_repos(&self, blob: &Digest) -> Vec<String> {
+        let read = || -> Option<Vec<String>> {
+            let tx = self.db.begin_read().ok()?;
+            let table = tx.open_table(BLOB_REPOS).ok()?;
+            let v = table.get(blob.to_string().as_str()).ok()??;
+            Some(v.value().lines().map(str::to_string).collect())
+        };
+        read().unwrap_or_default()
+    }
+
+    /// Remembers that `repo` (`domain/path`) has `blob`.
+    pub fn add_blob_repo(&self, blob: &Digest, repo: &str) -> Result<(), ImageError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(BLOB_REPOS).map_err(db_err)?;
+            let key = blob.to_string();
+            let mut repos: Vec<String> = table
+                .get(key.as_str())
+                .map_err(db_err)?
+                .map(|v| v.value().lines().map(str::to_string).collect())
+                .unwrap_or_default();
+            repos.retain(|r| r != repo);
+            repos.push(repo.to_string());
+            let skip = repos.len().saturating_sub(BLOB_REPOS_KEPT);
+            let joined = repos[skip..].join("\n");
+            table
+                .insert(key.as_str(), joined.as_str())
+                .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }

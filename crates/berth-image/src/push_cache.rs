@@ -61,6 +61,18 @@ impl ImageStore {
         Ok((digest, size))
     }
 
+    /// The repositories (`domain/path`) earlier pushes put a kept
+    /// compressed blob in, most recent last: where a push to another
+    /// repository of the same registry can mount it from.
+    pub fn blob_repositories(&self, blob: &Digest) -> Vec<String> {
+        self.meta.blob_repos(blob)
+    }
+
+    /// Records that the repository `repo` (`domain/path`) has `blob`.
+    pub fn note_blob_repository(&self, blob: &Digest, repo: &str) -> Result<(), ImageError> {
+        self.meta.add_blob_repo(blob, repo)
+    }
+
     /// Opens a committed blob (a kept compressed layer) for reading.
     pub fn open_blob(&self, digest: &Digest) -> Result<std::fs::File, ImageError> {
         Ok(self.content.open_blob(digest)?)

@@ -332,6 +332,26 @@ fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
     );
 }
 
+#[test]
+fn push_to_another_repository_mounts_the_blobs() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TestDaemon::start();
+    let id = common::containers::busybox(&a);
+    let first = format!("{}/team/base:1", reg.host());
+    let second = format!("{}/other/app:1", reg.host());
+    a.berth_ok(&["tag", "busybox:latest", &first]);
+    a.berth_ok(&["tag", "busybox:latest", &second]);
+    let out = ok(berth_cfg(&a, cfg.path(), &["push", &first], None), "push");
+    assert!(out.contains("Pushed"), "{out}");
+    let out = ok(berth_cfg(&a, cfg.path(), &["push", &second], None), "push");
+    assert!(out.contains("Mounted from team/base"), "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+    let b = TestDaemon::start_short();
+    ok(berth_cfg(&b, cfg.path(), &["pull", &second], None), "pull");
+    assert_eq!(b.inspect(&second)["Id"].as_str().unwrap(), id);
+}
+
 /// Debian's docker-registry on a free port, with temporary storage.
 struct DistributionRegistry {
     child: std::process::Child,
