@@ -136,6 +136,9 @@ pub struct PushRequest {
     pub name: String,
     pub tag: Option<String>,
     pub auth: Option<RegistryAuth>,
+    /// Layer compression (`gzip`, the default, or `zstd`): berth's own
+    /// `compression` query parameter; docker's client never sends it.
+    pub compression: Option<String>,
 }
 
 pub use crate::container_types::*;

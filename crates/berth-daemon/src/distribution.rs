@@ -159,6 +159,12 @@ impl Engine {
             berth_distribution::push::PushRequest {
                 reference: reference.clone(),
                 creds: credentials(req.auth.as_ref()),
+                compression: req
+                    .compression
+                    .as_deref()
+                    .unwrap_or("gzip")
+                    .parse()
+                    .map_err(e)?,
             },
             sink(progress),
         )

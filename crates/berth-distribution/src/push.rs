@@ -13,7 +13,8 @@ use std::sync::Mutex;
 use berth_content::BlobWriter;
 use berth_core::{Digest, Reference};
 use berth_image::manifest::{
-    Descriptor, Manifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST,
+    Descriptor, Manifest, DOCKER_CONFIG, DOCKER_LAYER_GZIP, DOCKER_MANIFEST, OCI_CONFIG,
+    OCI_LAYER_ZSTD, OCI_MANIFEST,
 };
 use berth_image::{ImageError, ImageStore};
 use bytes::Bytes;
@@ -30,6 +31,41 @@ pub struct PushRequest {
     /// The local image name, with the tag to push.
     pub reference: Reference,
     pub creds: Option<Credentials>,
+    pub compression: LayerCompression,
+}
+
+/// How pushed layers are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayerCompression {
+    /// gzip, in a Docker v2.2 manifest (what docker pushes).
+    #[default]
+    Gzip,
+    /// zstd, in an OCI image manifest (`tar+zstd` layers; containerd,
+    /// podman and docker 23+ pull them).
+    Zstd,
+}
+
+impl LayerCompression {
+    /// The push-cache codec name.
+    fn codec(self) -> &'static str {
+        match self {
+            LayerCompression::Gzip => "gzip",
+            LayerCompression::Zstd => "zstd",
+        }
+    }
+}
+
+impl std::str::FromStr for LayerCompression {
+    type Err = DistributionError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gzip" => Ok(LayerCompression::Gzip),
+            "zstd" => Ok(LayerCompression::Zstd),
+            other => Err(DistributionError::InvalidArgument(format!(
+                "unsupported compression {other:?}: use gzip or zstd"
+            ))),
+        }
+    }
 }
 
 pub struct Pushed {
@@ -91,7 +127,15 @@ pub fn push(
                 let Some(i) = queue.lock().expect("lock").next() else {
                     return;
                 };
-                match push_layer(handle, &session, store, r.domain(), &diff_ids[i], &progress) {
+                match push_layer(
+                    handle,
+                    &session,
+                    store,
+                    r.domain(),
+                    req.compression,
+                    &diff_ids[i],
+                    &progress,
+                ) {
                     Ok(b) => blobs.lock().expect("lock")[i] = Some(b),
                     Err(e) => {
                         failure.lock().expect("lock").get_or_insert(e);
@@ -111,7 +155,10 @@ pub fn push(
         .map(|b| {
             let (digest, size) = b.expect("every layer pushed");
             Descriptor {
-                media_type: DOCKER_LAYER_GZIP.into(),
+                media_type: match req.compression {
+                    LayerCompression::Gzip => DOCKER_LAYER_GZIP.into(),
+                    LayerCompression::Zstd => OCI_LAYER_ZSTD.into(),
+                },
                 digest,
                 size,
                 platform: None,
@@ -131,11 +178,15 @@ pub fn push(
         }
         Ok::<_, DistributionError>(())
     })?;
+    let (manifest_type, config_type) = match req.compression {
+        LayerCompression::Gzip => (DOCKER_MANIFEST, DOCKER_CONFIG),
+        LayerCompression::Zstd => (OCI_MANIFEST, OCI_CONFIG),
+    };
     let manifest = Manifest {
         schema_version: 2,
-        media_type: Some(DOCKER_MANIFEST.into()),
+        media_type: Some(manifest_type.into()),
         config: Descriptor {
-            media_type: DOCKER_CONFIG.into(),
+            media_type: config_type.into(),
             digest: id.clone(),
             size: config_size,
             platform: None,
@@ -146,7 +197,7 @@ pub fn push(
     };
     let bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
     let size = bytes.len() as u64;
-    let digest = handle.block_on(session.put_manifest(&tag, DOCKER_MANIFEST, bytes))?;
+    let digest = handle.block_on(session.put_manifest(&tag, manifest_type, bytes))?;
     progress(Progress::status(format!(
         "{tag}: digest: {digest} size: {size}"
     )));
@@ -169,6 +220,36 @@ const GZIP_LEVEL: u32 = 6;
 
 /// Threads compressing one layer: the machine's cores, at most 4 (three
 /// layers are pushed at once).
+/// zstd level of pushed layers: 3, zstd's default (and containerd's).
+const ZSTD_LEVEL: i32 = 3;
+
+/// zstd-compresses `src` into `dst` as one frame with a content checksum,
+/// single-threaded so the bytes (and the digest) depend only on the input.
+/// Calls `progress` with the input bytes consumed so far.
+fn zstd_compress(
+    mut src: impl std::io::Read,
+    dst: &mut impl Write,
+    mut progress: impl FnMut(u64),
+) -> std::io::Result<u64> {
+    let mut enc = zstd::stream::write::Encoder::new(dst, ZSTD_LEVEL)?;
+    enc.include_checksum(true)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n: u64 = 0;
+    loop {
+        let k = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(k) => k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        enc.write_all(&buf[..k])?;
+        n += k as u64;
+        progress(n);
+    }
+    enc.finish()?;
+    Ok(n)
+}
+
 fn gzip_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -181,6 +262,7 @@ fn push_layer(
     session: &Session,
     store: &ImageStore,
     domain: &str,
+    compression: LayerCompression,
     diff_id: &Digest,
     progress: &ProgressSink,
 ) -> Result<(Digest, u64), DistributionError> {
@@ -198,7 +280,7 @@ fn push_layer(
     // to the registry is whether it has that blob; if not, whether it can
     // mount it from a repository of its own an earlier push put it in
     // (as docker's push does), and only then the upload.
-    if let Some((digest, size)) = store.compressed_layer(diff_id) {
+    if let Some((digest, size)) = store.compressed_layer(diff_id, compression.codec()) {
         if handle.block_on(session.blob_exists(&digest))? {
             return pushed(digest, size, "Layer already exists".into());
         }
@@ -217,7 +299,8 @@ fn push_layer(
         upload_kept(handle, session, store, &digest, size, &id, progress)?;
         return pushed(digest, size, "Pushed".into());
     }
-    let (digest, size) = compress_and_upload(handle, session, store, diff_id, &id, progress)?;
+    let (digest, size) =
+        compress_and_upload(handle, session, store, compression, diff_id, &id, progress)?;
     pushed(digest, size, "Pushed".into())
 }
 
@@ -306,6 +389,7 @@ fn compress_and_upload(
     handle: &Handle,
     session: &Session,
     store: &ImageStore,
+    compression: LayerCompression,
     diff_id: &Digest,
     id: &str,
     progress: &ProgressSink,
@@ -328,14 +412,20 @@ fn compress_and_upload(
             };
             let sink = progress.clone();
             let pid = id.to_string();
-            let res = gzip::gzip(src, &mut tee, GZIP_LEVEL, gzip_threads(), |n| {
+            let report = |n| {
                 sink(Progress {
                     id: Some(pid.clone()),
                     status: "Pushing".into(),
                     detail: Some((n, total)),
                     aux: None,
                 })
-            });
+            };
+            let res = match compression {
+                LayerCompression::Gzip => {
+                    gzip::gzip(src, &mut tee, GZIP_LEVEL, gzip_threads(), report)
+                }
+                LayerCompression::Zstd => zstd_compress(src, &mut tee, report),
+            };
             match res {
                 Ok(_) => Ok(tee.blob),
                 Err(e) => {
@@ -362,7 +452,7 @@ fn compress_and_upload(
             ))(c))
         }
     };
-    let (digest, size) = store.keep_compressed_layer(diff_id, writer)?;
+    let (digest, size) = store.keep_compressed_layer(diff_id, compression.codec(), writer)?;
     handle.block_on(session.finish_upload(&location, &digest))?;
     Ok((digest, size))
 }

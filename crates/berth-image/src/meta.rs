@@ -189,36 +189,31 @@ impl MetaStore {
         Ok(())
     }
 
-    /// The compressed blob (digest, size) recorded for a layer by a push.
-    pub fn compressed_of(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
+    /// The compressed blob (digest, size) recorded under `key` by a push:
+    /// the diff ID for gzip, `"<diff ID> <codec>"` for another codec.
+    pub fn compressed_of(&self, key: &str) -> Option<(Digest, u64)> {
         let tx = self.db.begin_read().ok()?;
         let table = tx.open_table(COMPRESSED).ok()?;
-        let v = table.get(diff_id.to_string().as_str()).ok()??;
+        let v = table.get(key).ok()??;
         let (d, n) = v.value().split_once(' ')?;
         Some((d.parse().ok()?, n.parse().ok()?))
     }
 
-    pub fn set_compressed(
-        &self,
-        diff_id: &Digest,
-        blob: &Digest,
-        size: u64,
-    ) -> Result<(), ImageError> {
+    pub fn set_compressed(&self, key: &str, blob: &Digest, size: u64) -> Result<(), ImageError> {
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = tx.open_table(COMPRESSED).map_err(db_err)?;
             table
-                .insert(
-                    diff_id.to_string().as_str(),
-                    format!("{blob} {size}").as_str(),
-                )
+                .insert(key, format!("{blob} {size}").as_str())
                 .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
     }
 
-    /// Every push-cache entry: (diff ID, compressed blob digest).
-    pub fn compressed_all(&self) -> Result<Vec<(Digest, Digest)>, ImageError> {
+    /// Every push-cache entry: its key and, if it parses, (diff ID,
+    /// compressed blob digest).
+    #[allow(clippy::type_complexity)]
+    pub fn compressed_all(&self) -> Result<Vec<(String, Option<(Digest, Digest)>)>, ImageError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let table = match tx.open_table(COMPRESSED) {
             Ok(t) => t,
@@ -228,28 +223,28 @@ impl MetaStore {
         let mut out = Vec::new();
         for row in table.iter().map_err(db_err)? {
             let (k, v) = row.map_err(db_err)?;
-            // An entry that does not parse names nothing: it is dropped by
-            // the caller's clean-up like an unreferenced one would be.
+            let key = k.value().to_string();
+            // An entry that does not parse names nothing: its layer is
+            // unknown, so the caller's clean-up forgets it.
+            let diff = key.split(' ').next().and_then(|d| d.parse().ok());
             let blob = v.value().split_once(' ').and_then(|(d, _)| d.parse().ok());
-            if let (Ok(diff), Some(blob)) = (k.value().parse(), blob) {
-                out.push((diff, blob));
-            }
+            out.push((key, diff.zip(blob)));
         }
         Ok(out)
     }
 
-    /// Forgets the push-cache entries of these layers, in one transaction.
-    pub fn remove_compressed(&self, diff_ids: &[Digest]) -> Result<(), ImageError> {
-        if diff_ids.is_empty() {
+    /// Forgets these push-cache entries (by key), in one transaction.
+    pub fn remove_compressed(&self, keys: &[String]) -> Result<(), ImageError> {
+        if keys.is_empty() {
             return Ok(());
         }
         let tx = self.db.begin_write().map_err(db_err)?;
         {
             let mut table = tx.open_table(COMPRESSED).map_err(db_err)?;
             let mut repos = tx.open_table(BLOB_REPOS).map_err(db_err)?;
-            for d in diff_ids {
+            for k in keys {
                 let blob = table
-                    .remove(d.to_string().as_str())
+                    .remove(k.as_str())
                     .map_err(db_err)?
                     .and_then(|v| v.value().split_once(' ').map(|(b, _)| b.to_string()));
                 if let Some(b) = blob {

@@ -22,11 +22,22 @@ use berth_core::Digest;
 
 use crate::{ImageError, ImageStore};
 
+/// The push-cache key of a layer's compressed form: the diff ID alone for
+/// gzip (as entries made before other codecs were), `"<diff ID> <codec>"`
+/// otherwise.
+fn cache_key(diff_id: &Digest, codec: &str) -> String {
+    if codec == "gzip" {
+        diff_id.to_string()
+    } else {
+        format!("{diff_id} {codec}")
+    }
+}
+
 impl ImageStore {
-    /// The kept compressed blob of a layer, if a push made one and it is
-    /// still here whole: its digest and size.
-    pub fn compressed_layer(&self, diff_id: &Digest) -> Option<(Digest, u64)> {
-        let (digest, size) = self.meta.compressed_of(diff_id)?;
+    /// The kept compressed blob of a layer in `codec` (`gzip`, `zstd`), if
+    /// a push made one and it is still here whole: its digest and size.
+    pub fn compressed_layer(&self, diff_id: &Digest, codec: &str) -> Option<(Digest, u64)> {
+        let (digest, size) = self.meta.compressed_of(&cache_key(diff_id, codec))?;
         (self.content.size(&digest).ok()? == size).then_some((digest, size))
     }
 
@@ -44,6 +55,7 @@ impl ImageStore {
     pub fn keep_compressed_layer(
         &self,
         diff_id: &Digest,
+        codec: &str,
         writer: BlobWriter,
     ) -> Result<(Digest, u64), ImageError> {
         let _guard = self.publish.lock().expect("publish lock");
@@ -57,7 +69,8 @@ impl ImageStore {
             self.content.delete(&digest)?;
             return Ok((digest, size));
         }
-        self.meta.set_compressed(diff_id, &digest, size)?;
+        self.meta
+            .set_compressed(&cache_key(diff_id, codec), &digest, size)?;
         Ok((digest, size))
     }
 

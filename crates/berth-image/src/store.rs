@@ -108,11 +108,12 @@ impl ImageStore {
         // its blob goes with the sweep below (a crash in between leaves an
         // unreferenced blob, which the next collection removes).
         let mut stale = Vec::new();
-        for (diff_id, blob) in self.meta.compressed_all()? {
-            if blobs.contains(&diff_id) {
-                blobs.insert(blob);
-            } else {
-                stale.push(diff_id);
+        for (key, entry) in self.meta.compressed_all()? {
+            match entry {
+                Some((diff_id, blob)) if blobs.contains(&diff_id) => {
+                    blobs.insert(blob);
+                }
+                _ => stale.push(key),
             }
         }
         self.meta.remove_compressed(&stale)?;

@@ -352,6 +352,95 @@ fn push_to_another_repository_mounts_the_blobs() {
     assert_eq!(b.inspect(&second)["Id"].as_str().unwrap(), id);
 }
 
+#[test]
+fn push_with_zstd_writes_an_oci_manifest_once_and_pulls_back() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TestDaemon::start();
+    let id = common::containers::busybox(&a);
+    let name = format!("{}/z/busybox:zstd", reg.host());
+    a.berth_ok(&["tag", "busybox:latest", &name]);
+    let out = ok(
+        berth_cfg(
+            &a,
+            cfg.path(),
+            &["push", "--compression", "zstd", &name],
+            None,
+        ),
+        "push zstd",
+    );
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = pushed_digest(&out);
+
+    // What the registry holds: an OCI manifest of tar+zstd layers whose
+    // blobs are zstd frames.
+    assert!(
+        Path::new("/usr/bin/skopeo").exists(),
+        "skopeo is required: apt-get install skopeo"
+    );
+    let mut cmd = Command::new("/usr/bin/skopeo");
+    cmd.args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{name}"),
+    ]);
+    let raw = ok(
+        common::run(cmd, None, Duration::from_secs(60)),
+        "skopeo inspect --raw",
+    );
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        m["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{m:#}"
+    );
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.image.config.v1+json"
+    );
+    let layers = m["layers"].as_array().unwrap();
+    assert!(!layers.is_empty());
+    for l in layers {
+        assert_eq!(
+            l["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{m:#}"
+        );
+        let url = format!(
+            "http://{}/v2/z/busybox/blobs/{}",
+            reg.host(),
+            l["digest"].as_str().unwrap()
+        );
+        let mut curl = Command::new("curl");
+        curl.args(["-fsS", "-r", "0-3", "-o", "-", &url]);
+        let o = common::run(curl, None, Duration::from_secs(30));
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(o.stdout, [0x28, 0xb5, 0x2f, 0xfd], "zstd magic");
+    }
+
+    // Compressed once: the second zstd push finds the kept blobs there.
+    let out = ok(
+        berth_cfg(
+            &a,
+            cfg.path(),
+            &["push", "--compression", "zstd", &name],
+            None,
+        ),
+        "push zstd again",
+    );
+    assert!(out.contains("Layer already exists"), "{out}");
+    assert_eq!(pushed_digest(&out), digest);
+
+    let b = TestDaemon::start_short();
+    ok(berth_cfg(&b, cfg.path(), &["pull", &name], None), "pull");
+    assert_eq!(b.inspect(&name)["Id"].as_str().unwrap(), id);
+    let out = b.berth_ok(&["run", "--rm", &name, "echo", "unpacked from zstd"]);
+    assert_eq!(out.trim(), "unpacked from zstd");
+
+    let (st, _, err) = a.berth(&["push", "--compression", "lz4", &name]);
+    assert!(!st.success());
+    assert!(err.contains("lz4"), "{err}");
+}
+
 /// Debian's docker-registry on a free port, with temporary storage.
 struct DistributionRegistry {
     child: std::process::Child,

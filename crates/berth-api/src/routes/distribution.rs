@@ -109,6 +109,10 @@ pub async fn push(
         name,
         tag: q.get("tag").filter(|s| !s.is_empty()).map(str::to_string),
         auth: auth_header(headers),
+        compression: q
+            .get("compression")
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
     };
     progress_response(move |p| b.push_image(req, p)).await
 }

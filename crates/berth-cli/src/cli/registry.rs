@@ -21,6 +21,10 @@ pub struct PullArgs {
 pub struct PushArgs {
     #[arg(value_name = "NAME[:TAG]")]
     pub name: String,
+    /// Layer compression: gzip (default; Docker v2.2 manifest) or zstd
+    /// (OCI manifest); each layer is compressed once per codec and kept
+    #[arg(long, value_parser = ["gzip", "zstd"])]
+    pub compression: Option<String>,
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,

@@ -163,8 +163,12 @@ pub async fn pull(e: &Engine, a: PullArgs) -> Result<()> {
 }
 
 pub async fn push(e: &Engine, a: PushArgs) -> Result<()> {
-    let r = Reference::parse_normalized(&a.name)
+    // Not normalized to `:latest`: whether a tag was given matters.
+    let r = Reference::parse_name_only_ok(&a.name)
         .map_err(|err| anyhow!("invalid reference format: {err}"))?;
+    if r.digest().is_some() {
+        bail!("cannot push a digest reference");
+    }
     let tag = match r.tag() {
         Some(t) => t.to_string(),
         None => {
@@ -174,10 +178,14 @@ pub async fn push(e: &Engine, a: PushArgs) -> Result<()> {
             "latest".into()
         }
     };
+    let mut q = vec![("tag", tag.as_str())];
+    if let Some(c) = &a.compression {
+        q.push(("compression", c.as_str()));
+    }
     let path = format!(
         "/images/{}/push?{}",
         r.familiar_name(),
-        serde_urlencoded::to_string([("tag", tag.as_str())])?
+        serde_urlencoded::to_string(&q)?
     );
     let stdout = std::io::stdout();
     let tty = stdout.is_terminal();
