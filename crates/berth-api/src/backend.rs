@@ -129,6 +129,10 @@ pub struct PullRequest {
     pub tag: Option<String>,
     pub platform: Option<String>,
     pub auth: Option<RegistryAuth>,
+    /// Every tag of the repository (`docker pull -a`). Set only by the API
+    /// route, for a bare `fromImage` without `tag`, as dockerd reads it;
+    /// a pull the engine starts itself (a build's `FROM`) never is.
+    pub all_tags: bool,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -102,11 +102,10 @@ impl Engine {
 
     pub(crate) fn do_pull(&self, req: PullRequest, progress: ProgressFn) -> ApiResult<()> {
         let handle = tokio::runtime::Handle::current();
-        // A bare repository name with no `tag` parameter is dockerd's
-        // all-tags pull (`docker pull -a` sends exactly that; every other
-        // client names a tag).
+        // The API route decides (a bare name without `tag`, as dockerd);
+        // the engine's own pulls (a build's `FROM`) get `:latest`.
         let base = Reference::parse_name_only_ok(&req.from_image).map_err(e)?;
-        if req.tag.is_none() && base.tag().is_none() && base.digest().is_none() {
+        if req.all_tags && req.tag.is_none() && base.tag().is_none() && base.digest().is_none() {
             let pulled = berth_distribution::pull::pull_all_tags(
                 &handle,
                 &self.images,

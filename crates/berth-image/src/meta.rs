@@ -266,6 +266,26 @@ impl MetaStore {
         read().unwrap_or_default()
     }
 
+    /// Forgets the repositories of every blob `keep` says no to.
+    pub fn retain_blob_repos(&self, keep: impl Fn(&Digest) -> bool) -> Result<(), ImageError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(BLOB_REPOS).map_err(db_err)?;
+            let mut gone = Vec::new();
+            for row in table.iter().map_err(db_err)? {
+                let (k, _) = row.map_err(db_err)?;
+                let key = k.value().to_string();
+                if !key.parse::<Digest>().is_ok_and(|d| keep(&d)) {
+                    gone.push(key);
+                }
+            }
+            for k in gone {
+                table.remove(k.as_str()).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
     /// Remembers that `repo` (`domain/path`) has `blob`.
     pub fn add_blob_repo(&self, blob: &Digest, repo: &str) -> Result<(), ImageError> {
         let tx = self.db.begin_write().map_err(db_err)?;

@@ -117,6 +117,9 @@ impl ImageStore {
             }
         }
         self.meta.remove_compressed(&stale)?;
+        // Where blobs were pushed matters only for blobs still kept (a
+        // push can note a repository for a blob that was not kept).
+        self.meta.retain_blob_repos(|d| blobs.contains(d))?;
         let mut removed_blobs = 0;
         for d in self.content.list()? {
             if !blobs.contains(&d) {

@@ -441,6 +441,51 @@ fn push_with_zstd_writes_an_oci_manifest_once_and_pulls_back() {
     assert!(err.contains("lz4"), "{err}");
 }
 
+#[test]
+fn build_from_an_untagged_name_pulls_latest_only() {
+    let reg = Registry::start(|_| AuthConfig::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TestDaemon::start();
+    let one = common::containers::busybox(&a);
+    a.berth_ok(&[
+        "run",
+        "--name",
+        "mk",
+        "busybox:latest",
+        "sh",
+        "-c",
+        "echo x >/x",
+    ]);
+    a.berth_ok(&["commit", "mk", "other:1"]);
+    let repo = format!("{}/lib/base", reg.host());
+    for (image, tag) in [("busybox:latest", "latest"), ("other:1", "other")] {
+        let name = format!("{repo}:{tag}");
+        a.berth_ok(&["tag", image, &name]);
+        ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "push");
+    }
+    let b = TestDaemon::start_short();
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {repo}\nRUN echo built\n"),
+    )
+    .unwrap();
+    let (st, out, err) = b.berth(&[
+        "build",
+        "-t",
+        "from-untagged",
+        &ctx.path().display().to_string(),
+    ]);
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(
+        b.inspect(&format!("{repo}:latest"))["Id"].as_str().unwrap(),
+        one
+    );
+    // A build's FROM is one image, never the repository's every tag.
+    let (st, _, _) = b.berth(&["image", "inspect", &format!("{repo}:other")]);
+    assert!(!st.success(), "the build pulled every tag");
+}
+
 /// Debian's docker-registry on a free port, with temporary storage.
 struct DistributionRegistry {
     child: std::process::Child,

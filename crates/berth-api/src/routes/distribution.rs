@@ -87,9 +87,17 @@ fn json_response(body: Body) -> Response {
 }
 
 pub async fn pull(b: Shared, q: &Query, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let from_image = q.get("fromImage").unwrap_or("").to_string();
+    let tag = q.get("tag").filter(|s| !s.is_empty()).map(str::to_string);
+    // dockerd: a repository name with neither a tag in it nor a `tag`
+    // parameter pulls every tag (what `docker pull -a` sends).
+    let all_tags = tag.is_none()
+        && berth_core::Reference::parse_name_only_ok(&from_image)
+            .is_ok_and(|r| r.tag().is_none() && r.digest().is_none());
     let req = PullRequest {
-        from_image: q.get("fromImage").unwrap_or("").to_string(),
-        tag: q.get("tag").filter(|s| !s.is_empty()).map(str::to_string),
+        from_image,
+        tag,
+        all_tags,
         platform: q
             .get("platform")
             .filter(|s| !s.is_empty())
