@@ -536,7 +536,7 @@ impl Session {
     /// True when the registry mounted it (201). Anything else (202 with an
     /// upload session, a refusal) is false: the caller uploads instead; a
     /// session the registry opened anyway is cancelled.
-    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> Result<bool, DistributionError> {
+    pub async fn mount_blob(&self, digest: &Digest, from: &str) -> bool {
         let url = format!(
             "{}?{}",
             self.url("blobs/uploads/"),
@@ -555,18 +555,18 @@ impl Session {
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(%digest, from, error = %e, "cross-repository mount failed");
-                return Ok(false);
+                return false;
             }
         };
         match resp.status() {
-            StatusCode::CREATED => Ok(true),
+            StatusCode::CREATED => true,
             StatusCode::ACCEPTED => {
                 if let Ok(location) = self.location(&resp) {
                     let _ = self.send(|h| h.delete(&location)).await;
                 }
-                Ok(false)
+                false
             }
-            _ => Ok(false),
+            _ => false,
         }
     }
 

@@ -104,27 +104,8 @@ pub fn pull_all_tags(
             "tag can't be used with --all-tags/-a".into(),
         ));
     }
-    let mut tags = None;
-    let mut last_err = None;
-    for ep in &opts.endpoints(r.domain()) {
-        let listed = handle.block_on(async {
-            let s = Session::connect(ep, r.path(), "pull", req.creds.clone()).await?;
-            s.list_tags().await
-        });
-        match listed {
-            Ok(t) => {
-                tags = Some(t);
-                break;
-            }
-            Err(e) if ep.mirror => {
-                tracing::info!(mirror = ?ep.urls, error = %e, "mirror failed; trying the next endpoint");
-                last_err = Some(e);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    let tags = tags.ok_or_else(|| {
-        last_err.unwrap_or_else(|| DistributionError::Protocol("no endpoint".into()))
+    let tags = on_first_endpoint(handle, opts, r, req.creds.as_ref(), |s| async move {
+        s.list_tags().await
     })?;
     if tags.is_empty() {
         return Err(DistributionError::NotFound(format!(
@@ -196,30 +177,12 @@ fn pull_one(
     };
 
     // The manifest, from the first endpoint that has it.
-    let mut found = None;
-    let endpoints = opts.endpoints(r.domain());
-    let mut last_err = None;
-    for ep in &endpoints {
-        let attempt = handle.block_on(async {
-            let s = Session::connect(ep, r.path(), "pull", req.creds.clone()).await?;
+    let (session, (bytes, _media_type)) =
+        on_first_endpoint(handle, opts, r, req.creds.as_ref(), |s| async {
             let m = s.get_manifest(&reference).await?;
-            Ok::<_, DistributionError>((s, m))
-        });
-        match attempt {
-            Ok(v) => {
-                found = Some(v);
-                break;
-            }
-            Err(e) if ep.mirror => {
-                tracing::info!(mirror = ?ep.urls, error = %e, "mirror failed; trying the next endpoint");
-                last_err = Some(e);
-            }
-            Err(e) => return Err(not_found(e)),
-        }
-    }
-    let (session, (bytes, _media_type)) = found.ok_or_else(|| {
-        last_err.unwrap_or_else(|| DistributionError::Protocol("no endpoint".into()))
-    })?;
+            Ok((s, m))
+        })
+        .map_err(not_found)?;
     let top_digest = Digest::sha256_of(&bytes);
     if let Some(d) = r.digest() {
         if d != &top_digest {
@@ -312,6 +275,38 @@ fn pull_one(
         digest: top_digest,
         up_to_date,
     })
+}
+
+/// Runs `op` on a pull session with the first endpoint of `r`'s registry
+/// (mirrors first) where it succeeds. A mirror's failure moves on to the
+/// next endpoint; the registry's own failure is the answer.
+fn on_first_endpoint<T, F, Fut>(
+    handle: &Handle,
+    opts: &RegistryOptions,
+    r: &Reference,
+    creds: Option<&Credentials>,
+    op: F,
+) -> Result<T, DistributionError>
+where
+    F: Fn(Session) -> Fut,
+    Fut: std::future::Future<Output = Result<T, DistributionError>>,
+{
+    let mut last_err = None;
+    for ep in &opts.endpoints(r.domain()) {
+        let attempt = handle.block_on(async {
+            let s = Session::connect(ep, r.path(), "pull", creds.cloned()).await?;
+            op(s).await
+        });
+        match attempt {
+            Ok(v) => return Ok(v),
+            Err(e) if ep.mirror => {
+                tracing::info!(mirror = ?ep.urls, error = %e, "mirror failed; trying the next endpoint");
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| DistributionError::Protocol("no endpoint".into())))
 }
 
 /// Follows an index to the platform's image manifest, verifying digests.

@@ -292,7 +292,7 @@ fn push_layer(
             if path == session.repo {
                 continue;
             }
-            if handle.block_on(session.mount_blob(&digest, path))? {
+            if handle.block_on(session.mount_blob(&digest, path)) {
                 return pushed(digest, size, format!("Mounted from {path}"));
             }
         }

@@ -266,11 +266,17 @@ impl MetaStore {
         read().unwrap_or_default()
     }
 
-    /// Forgets the repositories of every blob `keep` says no to.
+    /// Forgets the repositories of every blob `keep` says no to. Looks
+    /// first with a read transaction, so a collection with nothing to
+    /// forget (the usual case) costs no write commit.
     pub fn retain_blob_repos(&self, keep: impl Fn(&Digest) -> bool) -> Result<(), ImageError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = tx.open_table(BLOB_REPOS).map_err(db_err)?;
+        let gone: Vec<String> = {
+            let tx = self.db.begin_read().map_err(db_err)?;
+            let table = match tx.open_table(BLOB_REPOS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
+                Err(e) => return Err(db_err(e)),
+            };
             let mut gone = Vec::new();
             for row in table.iter().map_err(db_err)? {
                 let (k, _) = row.map_err(db_err)?;
@@ -279,6 +285,14 @@ impl MetaStore {
                     gone.push(key);
                 }
             }
+            gone
+        };
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = tx.open_table(BLOB_REPOS).map_err(db_err)?;
             for k in gone {
                 table.remove(k.as_str()).map_err(db_err)?;
             }

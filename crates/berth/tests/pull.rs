@@ -47,6 +47,23 @@ fn ok(o: common::Output, what: &str) -> String {
     o.stdout_str()
 }
 
+/// busybox plus one file `/NAME`, committed as `image`; returns its ID.
+fn busybox_with_file(d: &TestDaemon, name: &str, image: &str) -> String {
+    let ctr = format!("mk-{name}");
+    let script = format!("echo {name} >/{name}");
+    d.berth_ok(&["run", "--name", &ctr, "busybox:latest", "sh", "-c", &script]);
+    d.berth_ok(&["commit", &ctr, image]).trim().to_string()
+}
+
+/// Tags each local image as `repo:tag` and pushes it.
+fn push_as_tags(d: &TestDaemon, cfg: &Path, repo: &str, tags: &[(&str, &str)]) {
+    for (image, tag) in tags {
+        let name = format!("{repo}:{tag}");
+        d.berth_ok(&["tag", image, &name]);
+        ok(berth_cfg(d, cfg, &["push", &name], None), "push");
+    }
+}
+
 /// `latest: digest: sha256:… size: N` → the digest.
 fn pushed_digest(out: &str) -> String {
     let line = out
@@ -248,27 +265,19 @@ fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
     let cfg = tempfile::tempdir().unwrap();
     let a = TestDaemon::start();
     let one = common::containers::busybox(&a);
-    a.berth_ok(&[
-        "run",
-        "--name",
-        "mk",
-        "busybox:latest",
-        "sh",
-        "-c",
-        "echo two >/two",
-    ]);
-    let two = a.berth_ok(&["commit", "mk", "two:1"]).trim().to_string();
+    let two = busybox_with_file(&a, "two", "two:1");
     assert_ne!(one, two);
     let repo = format!("{}/team/app", reg.host());
-    for (image, tag) in [
-        ("busybox:latest", "one"),
-        ("two:1", "two"),
-        ("busybox:latest", "also-one"),
-    ] {
-        let name = format!("{repo}:{tag}");
-        a.berth_ok(&["tag", image, &name]);
-        ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "push");
-    }
+    push_as_tags(
+        &a,
+        cfg.path(),
+        &repo,
+        &[
+            ("busybox:latest", "one"),
+            ("two:1", "two"),
+            ("busybox:latest", "also-one"),
+        ],
+    );
 
     let b = TestDaemon::start_short();
     let out = ok(
@@ -447,22 +456,14 @@ fn build_from_an_untagged_name_pulls_latest_only() {
     let cfg = tempfile::tempdir().unwrap();
     let a = TestDaemon::start();
     let one = common::containers::busybox(&a);
-    a.berth_ok(&[
-        "run",
-        "--name",
-        "mk",
-        "busybox:latest",
-        "sh",
-        "-c",
-        "echo x >/x",
-    ]);
-    a.berth_ok(&["commit", "mk", "other:1"]);
+    busybox_with_file(&a, "x", "other:1");
     let repo = format!("{}/lib/base", reg.host());
-    for (image, tag) in [("busybox:latest", "latest"), ("other:1", "other")] {
-        let name = format!("{repo}:{tag}");
-        a.berth_ok(&["tag", image, &name]);
-        ok(berth_cfg(&a, cfg.path(), &["push", &name], None), "push");
-    }
+    push_as_tags(
+        &a,
+        cfg.path(),
+        &repo,
+        &[("busybox:latest", "latest"), ("other:1", "other")],
+    );
     let b = TestDaemon::start_short();
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
