@@ -4,8 +4,6 @@
 
 use std::io::{Read, Write};
 
-use tokio::sync::broadcast;
-
 use crate::error::ApiResult;
 use crate::filters::Filters;
 use crate::types::*;
@@ -42,7 +40,9 @@ impl<
 pub struct EventSubscription {
     /// Buffered events matching `since`.
     pub past: Vec<Event>,
-    pub live: broadcast::Receiver<Event>,
+    /// Every event from the subscription on; closed when the backend
+    /// stops. Dropping it ends the subscription.
+    pub live: tokio::sync::mpsc::Receiver<Event>,
 }
 
 pub trait SystemBackend {

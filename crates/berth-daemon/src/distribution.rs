@@ -11,7 +11,7 @@ use berth_core::{Digest, Reference};
 use berth_distribution::{Credentials, Progress, ProgressSink, RegistryOptions};
 use serde_json::{json, Value};
 
-use crate::Engine;
+use crate::images::ImageService;
 
 fn e<E: berth_core::HasKind + std::fmt::Display>(err: E) -> ApiError {
     ApiError::from_err(err)
@@ -92,15 +92,12 @@ fn pull_reference(from: &str, tag: Option<&str>) -> ApiResult<Reference> {
     }
 }
 
-impl Engine {
+impl ImageService {
     fn registry_options(&self) -> RegistryOptions {
-        RegistryOptions {
-            mirrors: self.config.registry_mirrors.clone(),
-            insecure: self.config.insecure_registries.clone(),
-        }
+        self.registry.clone()
     }
 
-    pub(crate) fn do_pull(&self, req: PullRequest, progress: ProgressFn) -> ApiResult<()> {
+    pub fn pull(&self, req: PullRequest, progress: ProgressFn) -> ApiResult<()> {
         let handle = tokio::runtime::Handle::current();
         // The API route decides (a bare name without `tag`, as dockerd);
         // the engine's own pulls (a build's `FROM`) get `:latest`.
@@ -108,7 +105,7 @@ impl Engine {
         if req.all_tags && req.tag.is_none() && base.tag().is_none() && base.digest().is_none() {
             let pulled = berth_distribution::pull::pull_all_tags(
                 &handle,
-                &self.images,
+                &self.store,
                 &self.registry_options(),
                 berth_distribution::pull::PullRequest {
                     reference: base,
@@ -119,15 +116,18 @@ impl Engine {
             )
             .map_err(e)?;
             for (r, p) in pulled {
-                self.events
-                    .image("pull", &p.id.to_string(), Some(&r.familiar()));
+                self.events.image(
+                    crate::events::ImageAction::Pull,
+                    &p.id.to_string(),
+                    Some(&r.familiar()),
+                );
             }
             return Ok(());
         }
         let reference = pull_reference(&req.from_image, req.tag.as_deref())?;
         let pulled = berth_distribution::pull::pull(
             &handle,
-            &self.images,
+            &self.store,
             &self.registry_options(),
             berth_distribution::pull::PullRequest {
                 reference: reference.clone(),
@@ -137,12 +137,15 @@ impl Engine {
             sink(progress),
         )
         .map_err(e)?;
-        self.events
-            .image("pull", &pulled.id.to_string(), Some(&reference.familiar()));
+        self.events.image(
+            crate::events::ImageAction::Pull,
+            &pulled.id.to_string(),
+            Some(&reference.familiar()),
+        );
         Ok(())
     }
 
-    pub(crate) fn do_push(&self, req: PushRequest, progress: ProgressFn) -> ApiResult<()> {
+    pub fn push(&self, req: PushRequest, progress: ProgressFn) -> ApiResult<()> {
         let base = Reference::parse_name_only_ok(&req.name).map_err(e)?;
         let reference = match (&req.tag, base.tag()) {
             (Some(t), _) => base.with_tag(t).map_err(e)?,
@@ -150,10 +153,10 @@ impl Engine {
             (None, None) => base.with_tag("latest").map_err(e)?,
         };
         let handle = tokio::runtime::Handle::current();
-        let id = self.images.resolve(&reference.to_string()).ok();
+        let id = self.store.resolve(&reference.to_string()).ok();
         berth_distribution::push::push(
             &handle,
-            &self.images,
+            &self.store,
             &self.registry_options(),
             berth_distribution::push::PushRequest {
                 reference: reference.clone(),
@@ -169,13 +172,16 @@ impl Engine {
         )
         .map_err(e)?;
         if let Some(id) = id {
-            self.events
-                .image("push", &id.to_string(), Some(&reference.familiar()));
+            self.events.image(
+                crate::events::ImageAction::Push,
+                &id.to_string(),
+                Some(&reference.familiar()),
+            );
         }
         Ok(())
     }
 
-    pub(crate) fn do_login(&self, auth: RegistryAuth) -> ApiResult<()> {
+    pub fn login(&self, auth: RegistryAuth) -> ApiResult<()> {
         let creds: Credentials = serde_json::from_str(&auth.raw)
             .map_err(|err| ApiError::bad_request(format!("invalid auth configuration: {err}")))?;
         let handle = tokio::runtime::Handle::current();

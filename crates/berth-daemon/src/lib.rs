@@ -1,26 +1,25 @@
-//! The berth engine: the composition root. It resolves the configuration,
-//! takes the data-root lock, opens the stores, wires them into the
-//! [`Engine`] (which implements the API's backend traits) and serves the
-//! Engine API on every configured host until SIGTERM or SIGINT.
+//! The berth engine's composition root. It resolves the configuration,
+//! takes the data-root lock, opens the stores, builds the services —
+//! images, volumes, networks, containers, builds, each given the others it
+//! needs as handles — wires them into the API adapters ([`api`]) and
+//! serves the Engine API on every configured host until SIGTERM or SIGINT.
 //!
-//! Everything is wired explicitly here; nothing registers itself.
+//! Everything is wired explicitly here; nothing registers itself, and no
+//! service holds the others through a common object.
 
+mod api;
 mod build;
 pub mod config;
-mod container_api;
 mod containers;
 mod distribution;
 mod events;
-mod exec_api;
 mod images;
 mod lock;
 mod network;
-mod system;
-mod volume_api;
 mod volumes;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::{ErrorKind, HasKind};
@@ -64,24 +63,6 @@ impl HasKind for DaemonError {
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DaemonError {
     let context = context.into();
     move |source| DaemonError::Io { context, source }
-}
-
-/// The running engine: every service the API reaches.
-pub struct Engine {
-    pub(crate) config: DaemonConfig,
-    pub(crate) images: ImageStore,
-    pub(crate) containers: containers::Containers,
-    pub(crate) volumes: volumes::Volumes,
-    pub(crate) networks: network::Networks,
-    pub(crate) events: EventBus,
-    pub(crate) engine_id: String,
-    me: Weak<Engine>,
-}
-
-impl Engine {
-    pub(crate) fn arc(&self) -> Arc<Engine> {
-        self.me.upgrade().expect("engine is alive while serving")
-    }
 }
 
 fn init_tracing(level: &str) {
@@ -145,30 +126,54 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     // image store clears.
     build::release_leftover_mounts(&config.data_root.join("tmp"));
     let engine_id = engine_id(&config.data_root)?;
-    let images = ImageStore::open(&config.data_root)?;
-    let containers = containers::Containers::open(&config.data_root, &config.exec_root)
-        .map_err(|e| DaemonError::Containers(e.to_string()))?;
-    let volumes = volumes::Volumes::open(&config.data_root)
-        .map_err(|e| DaemonError::Containers(e.to_string()))?;
-    let networks = network::Networks::open(
-        &config.data_root,
-        &config.exec_root,
-        &config.bridge,
-        config.bip.as_deref(),
-    )
-    .map_err(|e| DaemonError::Config(format!("setting up networks: {e}")))?;
-    let engine = Arc::new_cyclic(|me| Engine {
+    let config = Arc::new(config);
+    let events = Arc::new(EventBus::default());
+    let images = Arc::new(images::ImageService::new(
+        ImageStore::open(&config.data_root)?,
+        events.clone(),
+        berth_distribution::RegistryOptions {
+            mirrors: config.registry_mirrors.clone(),
+            insecure: config.insecure_registries.clone(),
+        },
+    ));
+    let volumes = Arc::new(
+        volumes::Volumes::open(&config.data_root)
+            .map_err(|e| DaemonError::Containers(e.to_string()))?,
+    );
+    let networks = Arc::new(
+        network::Networks::open(
+            &config.data_root,
+            &config.exec_root,
+            &config.bridge,
+            config.bip.as_deref(),
+        )
+        .map_err(|e| DaemonError::Config(format!("setting up networks: {e}")))?,
+    );
+    let containers = containers::ContainerService::new(
+        containers::Containers::open(&config.data_root, &config.exec_root)
+            .map_err(|e| DaemonError::Containers(e.to_string()))?,
+        images.clone(),
+        volumes.clone(),
+        networks.clone(),
+        events.clone(),
+    );
+    containers.restore_containers();
+    containers.network_sweep();
+    let builds = Arc::new(build::BuildService::new(
+        config.clone(),
+        images.clone(),
+        containers.clone(),
+    ));
+    let api = Arc::new(api::Api {
         config: config.clone(),
+        engine_id,
+        events,
         images,
-        containers,
         volumes,
         networks,
-        events: EventBus::default(),
-        engine_id,
-        me: me.clone(),
+        containers,
+        builds,
     });
-    engine.restore_containers();
-    engine.network_sweep();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -177,7 +182,7 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(io("starting the async runtime"))?;
-    let result = rt.block_on(serve(engine, &config));
+    let result = rt.block_on(serve(api, &config));
     rt.shutdown_timeout(Duration::from_secs(2));
     drop(lock);
     result
@@ -201,10 +206,10 @@ fn prepare_socket(path: &Path) -> Result<(), DaemonError> {
     Ok(())
 }
 
-async fn serve(engine: Arc<Engine>, config: &DaemonConfig) -> Result<(), DaemonError> {
+async fn serve(api: Arc<api::Api>, config: &DaemonConfig) -> Result<(), DaemonError> {
     use std::os::unix::fs::PermissionsExt;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = berth_api::app(engine.clone());
+    let app = berth_api::app(api);
     let mut tasks = tokio::task::JoinSet::new();
     let mut sockets: Vec<PathBuf> = Vec::new();
     let shutdown = |mut rx: watch::Receiver<bool>| async move {

@@ -32,7 +32,7 @@ pub use commit::CommitOptions;
 pub use import::ImportOptions;
 pub use load::Loaded;
 pub use pulled::{PulledLayer, ScratchDir};
-pub use save::SaveFormat;
+pub use save::{SaveFormat, SavePlan};
 pub use store::{ImageInfo, ImageStore, Removed};
 
 use berth_core::{ErrorKind, HasKind};

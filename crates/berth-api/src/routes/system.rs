@@ -8,7 +8,6 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::stream;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::{blocking, Shared};
 use crate::filters::Filters;
@@ -137,7 +136,7 @@ pub async fn events(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Re
 
     struct St {
         past: std::vec::IntoIter<Event>,
-        live: Option<tokio::sync::broadcast::Receiver<Event>>,
+        live: Option<tokio::sync::mpsc::Receiver<Event>>,
         filters: Filters,
         deadline: Option<tokio::time::Instant>,
     }
@@ -161,9 +160,9 @@ pub async fn events(State(b): State<Shared>, RawQuery(q): RawQuery) -> Result<Re
                 None => rx.recv().await,
             };
             match next {
-                Ok(e) if matches(&st.filters, &e) => return Some((Ok(line(&e)), st)),
-                Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return None,
+                Some(e) if matches(&st.filters, &e) => return Some((Ok(line(&e)), st)),
+                Some(_) => continue,
+                None => return None,
             }
         }
     });

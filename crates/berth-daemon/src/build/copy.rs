@@ -386,7 +386,7 @@ impl Builder<'_> {
         };
         let src_view_dir = self.scratch("from");
         let src_view = match &from_image {
-            Some(img) => Some(RootView::open(self.engine, img.as_ref(), &src_view_dir)?),
+            Some(img) => Some(RootView::open(self.service, img.as_ref(), &src_view_dir)?),
             None => None,
         };
         let src_root = src_view
@@ -468,7 +468,7 @@ impl Builder<'_> {
         }
 
         let view_dir = self.scratch("view");
-        let view = RootView::open(self.engine, st.image.as_ref(), &view_dir)?;
+        let view = RootView::open(self.service, st.image.as_ref(), &view_dir)?;
         let owner = match &op.chown {
             Some(c) => parse_chown(c, view.path())?,
             None => (0, 0),

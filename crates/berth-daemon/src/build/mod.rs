@@ -36,16 +36,18 @@ mod view;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 
-use berth_api::backend::{BuildBackend, BuildFailure, BuildMessage, BuildRequest};
+use berth_api::backend::{BuildFailure, BuildMessage, BuildRequest};
 use berth_build::{
     plan, ArgScope, Base, BuildOptions, BuildPlan, Dockerfile, Env, Instruction, Lexer, Located,
 };
 use berth_core::{Digest, Reference};
 use berth_image::config::ContainerConfig;
 
-use crate::Engine;
+use crate::config::DaemonConfig;
+use crate::containers::ContainerService;
+use crate::images::ImageService;
 use cache::BuildCache;
 use cache_from::{CacheSource, Step};
 
@@ -88,8 +90,30 @@ type Result<T> = std::result::Result<T, BuildError>;
 /// Docker's default `PATH` for stages whose image has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-impl BuildBackend for Engine {
-    fn build(
+/// The build service: runs Dockerfiles (`POST /build`) and prunes the
+/// build cache. It runs `RUN` steps as containers of the container service
+/// and commits step images to the image service.
+pub struct BuildService {
+    pub(crate) config: Arc<DaemonConfig>,
+    pub(crate) images: Arc<ImageService>,
+    pub(crate) containers: Arc<ContainerService>,
+}
+
+impl BuildService {
+    pub fn new(
+        config: Arc<DaemonConfig>,
+        images: Arc<ImageService>,
+        containers: Arc<ContainerService>,
+    ) -> BuildService {
+        BuildService {
+            config,
+            images,
+            containers,
+        }
+    }
+
+    /// Builds the Dockerfile in `context`; returns the image ID.
+    pub fn build(
         &self,
         context: Box<dyn std::io::Read + Send>,
         req: BuildRequest,
@@ -103,7 +127,7 @@ impl BuildBackend for Engine {
                 }
             })?;
         let mut b = Builder {
-            engine: self,
+            service: self,
             req: &req,
             out: Sink::Direct(progress),
             work: work.root.clone(),
@@ -133,7 +157,8 @@ impl BuildBackend for Engine {
         })
     }
 
-    fn prune_build_cache(
+    /// `POST /build/prune`.
+    pub fn prune_cache(
         &self,
         req: berth_api::backend::BuildPruneRequest,
     ) -> std::result::Result<berth_api::backend::BuildPruneReport, berth_api::ApiError> {
@@ -319,7 +344,7 @@ impl Sink<'_> {
 /// itself holds the request's progress callback, which stays on the
 /// request's thread).
 pub(crate) struct WorkerSeed<'a> {
-    engine: &'a Engine,
+    service: &'a BuildService,
     req: &'a BuildRequest,
     tx: mpsc::Sender<parallel::Event>,
     prefix: String,
@@ -339,13 +364,13 @@ pub(crate) struct WorkerSeed<'a> {
 impl<'a> WorkerSeed<'a> {
     pub fn into_builder(self) -> Builder<'a> {
         Builder {
-            engine: self.engine,
+            service: self.service,
             req: self.req,
             out: Sink::Stage {
                 tx: self.tx,
                 lines: parallel::LinePrefixer::new(self.prefix),
             },
-            cache: BuildCache::open(&self.engine.config.data_root),
+            cache: BuildCache::open(&self.service.config.data_root),
             work: self.work,
             context: self.context,
             mem: self.mem,
@@ -365,7 +390,7 @@ impl<'a> WorkerSeed<'a> {
 }
 
 pub(crate) struct Builder<'a> {
-    pub engine: &'a Engine,
+    pub service: &'a BuildService,
     pub req: &'a BuildRequest,
     out: Sink<'a>,
     pub work: PathBuf,
@@ -407,7 +432,7 @@ impl<'a> Builder<'a> {
         'a: 's,
     {
         WorkerSeed {
-            engine: self.engine,
+            service: self.service,
             req: self.req,
             tx,
             prefix: format!("[{}] ", plan.stages[idx].display_name()),
@@ -467,8 +492,8 @@ impl Builder<'_> {
     fn cleanup_containers(&mut self) {
         let _ = self.join_removals();
         for id in std::mem::take(&mut self.containers) {
-            if let Ok(c) = self.engine.containers.get(&id) {
-                let _ = self.engine.container_remove_v(&c, true, true);
+            if let Ok(c) = self.service.containers.store().get(&id) {
+                let _ = self.service.containers.container_remove_v(&c, true, true);
             }
         }
     }
@@ -500,7 +525,7 @@ impl Builder<'_> {
         let local = self
             .cache
             .get(&step.local)
-            .filter(|id| self.engine.images.exists(id));
+            .filter(|id| self.service.images.store.exists(id));
         let id = match local {
             Some(id) => id,
             None => match self.lookup_cache_sources(st, step)? {
@@ -527,8 +552,9 @@ impl Builder<'_> {
         }
         let parent = match &st.image {
             Some(id) => Some(
-                self.engine
+                self.service
                     .images
+                    .store
                     .config(id)
                     .map_err(|e| BuildError::new(e.to_string()))?,
             ),
@@ -542,8 +568,9 @@ impl Builder<'_> {
         let id = if last {
             source.id.clone()
         } else {
-            self.engine
+            self.service
                 .images
+                .store
                 .commit_cached_step(st.image.as_ref(), &source.id, index, st.config.clone())
                 .map_err(|e| BuildError::new(format!("--cache-from {}: {e}", source.id)))?
         };
@@ -564,7 +591,7 @@ impl Builder<'_> {
     fn resolve_cache_from(&mut self) -> Result<()> {
         let req = self.req;
         for name in &req.cache_from {
-            let id = match self.engine.images.resolve(name) {
+            let id = match self.service.images.store.resolve(name) {
                 Ok(id) => id,
                 Err(e) if berth_core::HasKind::kind(&e) == berth_core::ErrorKind::NotFound => {
                     self.say(format!(
@@ -577,8 +604,9 @@ impl Builder<'_> {
                 }
             };
             let config = self
-                .engine
+                .service
                 .images
+                .store
                 .config(&id)
                 .map_err(|e| BuildError::new(format!("--cache-from {name}: {e}")))?;
             if !self.cache_from.iter().any(|s| s.id == id) {
@@ -590,8 +618,9 @@ impl Builder<'_> {
 
     pub fn image_config(&self, id: &Digest) -> Result<ContainerConfig> {
         Ok(self
-            .engine
+            .service
             .images
+            .store
             .config(id)
             .map_err(|e| BuildError::new(e.to_string()))?
             .config
@@ -600,8 +629,9 @@ impl Builder<'_> {
 
     /// An image the build resolved (or pulled) before its first step.
     pub fn resolved_image(&self, name: &str) -> Result<Digest> {
-        self.engine
+        self.service
             .images
+            .store
             .resolve(name)
             .map_err(|e| BuildError::new(e.to_string()))
     }
@@ -610,7 +640,7 @@ impl Builder<'_> {
     /// (or always with `--pull`), through the engine's registry client —
     /// mirrors and insecure registries as the daemon is configured.
     pub fn local_image(&mut self, name: &str) -> Result<Digest> {
-        let local = self.engine.images.resolve(name);
+        let local = self.service.images.store.resolve(name);
         let missing = matches!(&local, Err(e) if berth_core::HasKind::kind(e) == berth_core::ErrorKind::NotFound);
         if missing || (self.req.pull && local.is_ok()) {
             let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -624,7 +654,7 @@ impl Builder<'_> {
                         }
                     }
                 });
-            let pulled = self.engine.do_pull(
+            let pulled = self.service.images.pull(
                 berth_api::backend::PullRequest {
                     from_image: name.to_string(),
                     ..Default::default()
@@ -647,8 +677,9 @@ impl Builder<'_> {
                 ));
             }
         }
-        self.engine
+        self.service
             .images
+            .store
             .resolve(name)
             .map_err(|e| BuildError::new(e.to_string()))
     }
@@ -768,13 +799,10 @@ impl Builder<'_> {
         for t in &self.req.tags {
             let r = Reference::parse_normalized(t)
                 .map_err(|e| BuildError::new(format!("invalid tag {t:?}: {e}")))?;
-            self.engine
+            self.service
                 .images
                 .tag(&image.to_string(), &r)
                 .map_err(|e| BuildError::new(e.to_string()))?;
-            self.engine
-                .events
-                .image("tag", &image.to_string(), Some(&r.familiar()));
             self.say(format!("Successfully tagged {}\n", r.familiar()));
         }
         if self.req.quiet {

@@ -215,7 +215,7 @@ impl Builder<'_> {
                         Some(from) => {
                             let image = self.mount_from(plan, from)?;
                             let dir = self.scratch("mount-from");
-                            let view = RootView::open(self.engine, image.as_ref(), &dir)?;
+                            let view = RootView::open(self.service, image.as_ref(), &dir)?;
                             let root = view.path().to_path_buf();
                             p.views.push(view);
                             root
@@ -303,7 +303,7 @@ impl Builder<'_> {
         p: &mut Prepared,
     ) -> Result<PathBuf> {
         let dir = self
-            .engine
+            .service
             .config
             .exec_root
             .join("build-secrets")
@@ -330,7 +330,7 @@ impl Builder<'_> {
     /// locked as its `sharing` says.
     fn cache_mount(&mut self, plan: &BuildPlan, m: &Mount, p: &mut Prepared) -> Result<PathBuf> {
         let id = m.id.clone().unwrap_or_default();
-        let base = cache_mounts_dir(&self.engine.config.data_root)
+        let base = cache_mounts_dir(&self.service.config.data_root)
             .join(&hex::encode(Sha256::digest(id.as_bytes()))[..32]);
         let io = |e| err(&format!("cache mount {id:?}"), e);
         fs::create_dir_all(&base).map_err(io)?;
@@ -389,7 +389,7 @@ impl Builder<'_> {
             Some(from) => {
                 let image = self.mount_from(plan, from)?;
                 let view_dir = self.scratch("mount-from");
-                let view = RootView::open(self.engine, image.as_ref(), &view_dir)?;
+                let view = RootView::open(self.service, image.as_ref(), &view_dir)?;
                 let src = self.bind_source(view.path(), m)?;
                 super::copy::copy_tree(&src, dir)?;
             }

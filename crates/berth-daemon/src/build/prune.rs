@@ -20,7 +20,7 @@ use berth_core::Digest;
 
 use super::cache::BuildCache;
 use super::mounts::cache_mounts_dir;
-use crate::Engine;
+use crate::build::BuildService;
 
 /// Bytes used by the files under `p` (hard links once per directory walk).
 fn tree_size(p: &Path) -> u64 {
@@ -39,10 +39,10 @@ fn tree_size(p: &Path) -> u64 {
 }
 
 pub(super) fn prune(
-    engine: &Engine,
+    service: &BuildService,
     req: &BuildPruneRequest,
 ) -> Result<BuildPruneReport, ApiError> {
-    let cache = BuildCache::open(&engine.config.data_root);
+    let cache = BuildCache::open(&service.config.data_root);
     let removed = cache
         .remove_where(|e| req.until.is_none_or(|u| e.last_used < u))
         .map_err(|e| ApiError::internal(format!("pruning the build cache: {e}")))?;
@@ -56,14 +56,16 @@ pub(super) fn prune(
     }
     // Leaves first: deleting a step image may make its parent a leaf.
     loop {
-        let (gone, bytes) = engine
+        let (gone, bytes) = service
             .images
+            .store
             .prune(
                 false,
                 &|info| !wanted.contains(&info.record.id),
                 &|id: &Digest| {
-                    engine
+                    service
                         .containers
+                        .store()
                         .users_of(&id.to_string())
                         .into_iter()
                         .next()
@@ -76,7 +78,7 @@ pub(super) fn prune(
         }
     }
     if req.all {
-        let dir = cache_mounts_dir(&engine.config.data_root);
+        let dir = cache_mounts_dir(&service.config.data_root);
         for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let base = e.path();
             let Ok(lock) = fs::OpenOptions::new().write(true).open(base.join("lock")) else {

@@ -199,7 +199,7 @@ impl Builder<'_> {
         // therefore never outlives the step.
         let env_secrets = !prepared.env.is_empty();
         env.extend(prepared.env.iter().cloned());
-        let trust = self.req.trust_host_ca || self.engine.config.build_trust_host_ca;
+        let trust = self.req.trust_host_ca || self.service.config.build_trust_host_ca;
         let mut binds = vec![];
         if trust {
             let bundle = host_ca_bundle().ok_or_else(|| {
@@ -247,18 +247,21 @@ impl Builder<'_> {
             networking_config: None,
         };
         let (id, _) = self
-            .engine
+            .service
+            .containers
             .container_create(None, body)
             .map_err(|e| BuildError::new(e.to_string()))?;
         self.containers.push(id.clone());
         let short = id[..12].to_string();
         self.say(format!(" ---> Running in {short}\n"));
         let c = self
-            .engine
+            .service
             .containers
+            .store()
             .get(&id)
             .map_err(|e| BuildError::new(e.to_string()))?;
-        self.engine
+        self.service
+            .containers
             .container_start(&c)
             .map_err(|e| BuildError::new(e.to_string()))?;
         self.follow_output(&c);
@@ -282,9 +285,9 @@ impl Builder<'_> {
             // The step's output is committed: the container goes while the
             // next step runs (joined before the build ends, so a finished
             // build leaves none behind).
-            let engine = self.engine.arc();
+            let containers = self.service.containers.clone();
             self.removals.push(std::thread::spawn(move || {
-                engine
+                containers
                     .container_remove_v(&c, true, true)
                     .map_err(|e| BuildError::new(e.to_string()))
             }));
@@ -353,7 +356,7 @@ impl Builder<'_> {
         // the host CA bundle) are not the step's output: drop those that
         // the image did not have, so they reach no layer.
         let lower = match &st.image {
-            Some(id) => self.engine.images.layer_dirs(id).unwrap_or_default(),
+            Some(id) => self.service.images.store.layer_dirs(id).unwrap_or_default(),
             None => vec![],
         };
         let fixed = [
@@ -384,7 +387,7 @@ impl Builder<'_> {
         let producer = std::thread::spawn(move || {
             berth_snapshot::write_layer_from_dir(&dir, writer).map(|_| ())
         });
-        let result = self.engine.images.commit_child(
+        let result = self.service.images.store.commit_child(
             st.image.as_ref(),
             ChildOptions {
                 config: st.config.clone(),

@@ -227,8 +227,9 @@ impl Builder<'_> {
             return Ok(());
         }
         let id = self
-            .engine
+            .service
             .images
+            .store
             .commit_child(
                 st.image.as_ref(),
                 ChildOptions {
@@ -263,7 +264,7 @@ impl Builder<'_> {
         std::fs::create_dir_all(&diff).map_err(|e| super::err("creating a layer dir", e))?;
         {
             let view_dir = self.scratch("view");
-            let view = super::view::RootView::open(self.engine, st.image.as_ref(), &view_dir)?;
+            let view = super::view::RootView::open(self.service, st.image.as_ref(), &view_dir)?;
             super::copy::make_dirs(view.path(), &diff, &abs, (0, 0))?;
         }
         let id = self.commit_dir(st, &diff, &step)?;

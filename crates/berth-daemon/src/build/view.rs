@@ -10,7 +10,7 @@ use berth_core::Digest;
 use nix::mount::{umount2, MntFlags};
 
 use super::{err, BuildError};
-use crate::Engine;
+use crate::build::BuildService;
 
 pub(crate) struct RootView {
     path: PathBuf,
@@ -21,13 +21,14 @@ impl RootView {
     /// A view of `image` (`None`: scratch) using `scratch_dir` (which must
     /// not exist yet) as mount point when one is needed.
     pub fn open(
-        engine: &Engine,
+        service: &BuildService,
         image: Option<&Digest>,
         scratch_dir: &Path,
     ) -> Result<RootView, BuildError> {
         let layers = match image {
-            Some(id) => engine
+            Some(id) => service
                 .images
+                .store
                 .layer_dirs(id)
                 .map_err(|e| BuildError::new(e.to_string()))?,
             None => Vec::new(),

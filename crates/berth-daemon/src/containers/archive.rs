@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::ContainerService;
 use super::{Container, ContainerError};
-use crate::Engine;
 
 /// Resolves `path` inside `root` as if `root` were `/`. With `follow_last`
 /// false a final symlink is returned itself (like lstat).
@@ -79,7 +79,7 @@ fn go_mode(m: &std::fs::Metadata) -> u32 {
     mode
 }
 
-impl Engine {
+impl ContainerService {
     /// Runs `f` with the container's root file system mounted.
     fn with_rootfs<T>(
         &self,

@@ -9,8 +9,8 @@ use berth_core::HasKind;
 
 use super::names;
 use super::record::{ContainerRecord, MountPoint, State};
+use super::ContainerService;
 use super::{io, ContainerError};
-use crate::Engine;
 
 /// Image env first, then the container's, a later `KEY=` replacing an earlier one.
 pub fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
@@ -23,7 +23,7 @@ pub fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
     out
 }
 
-impl Engine {
+impl ContainerService {
     pub(crate) fn container_create(
         &self,
         name: Option<&str>,
@@ -51,6 +51,7 @@ impl Engine {
         };
         let image_id = self
             .images
+            .store
             .resolve(&config.image)
             .map_err(|e| match e.kind() {
                 berth_core::ErrorKind::NotFound => {
@@ -60,6 +61,7 @@ impl Engine {
             })?;
         let image = self
             .images
+            .store
             .config(&image_id)
             .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         let ic = image.config.clone().unwrap_or_default();
@@ -156,12 +158,12 @@ impl Engine {
             .map_err(io(format!("saving container {id}")))?;
         self.containers.insert(c);
         self.events
-            .container("create", &id, &record.name, &record.image);
+            .container(&record, crate::events::ContainerAction::Create);
         Ok((id, vec![]))
     }
 }
 
-impl Engine {
+impl ContainerService {
     /// `-v`, `--mount` and the config's `Volumes` as mount points: binds
     /// keep their host path; named volumes are created when missing; paths
     /// nothing else covers get anonymous volumes.

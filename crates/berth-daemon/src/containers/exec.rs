@@ -13,7 +13,7 @@
 //! One thread per started exec sits between the shim's stream and the API
 //! (or drains the output of a detached exec) and notices the end.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -23,8 +23,9 @@ use berth_shim::protocol::{frame_header, read_frame, StreamType};
 use berth_shim::{ExecRequest, ShimClient, ShimError};
 
 use super::record::{ContainerRecord, Status};
+use super::ContainerService;
 use super::{Container, ContainerError};
-use crate::Engine;
+use crate::events::{ContainerAction, EngineEvent};
 
 /// What `POST /containers/{id}/exec` asked for.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +65,6 @@ impl ExecRecord {
 
     fn update(&self, f: impl FnOnce(&mut ExecState)) {
         f(&mut self.state.lock().expect("exec state lock"))
-    }
-
-    /// `exec_create: ls -l /`, as dockerd names the event.
-    fn action(&self, verb: &str) -> String {
-        format!("{verb}: {}", self.config.cmd.join(" "))
     }
 }
 
@@ -181,7 +177,7 @@ fn start_failure_code(message: &str) -> i64 {
     }
 }
 
-impl Engine {
+impl ContainerService {
     pub(crate) fn exec_create(
         &self,
         c: &Container,
@@ -205,12 +201,12 @@ impl Engine {
             config,
             state: Mutex::default(),
         });
-        self.events.container_with(
-            &rec.action("exec_create"),
-            &r.id,
-            &r.name,
-            &r.image,
-            BTreeMap::from([("execID".to_string(), id.clone())]),
+        self.events.container(
+            &r,
+            ContainerAction::ExecCreate {
+                exec_id: id.clone(),
+                command: rec.config.cmd.clone(),
+            },
         );
         self.containers.execs.insert(rec);
         Ok(id)
@@ -270,14 +266,14 @@ impl Engine {
             s.running = true;
             s.pid = pid as i64;
         });
-        self.events.container_with(
-            &exec.action("exec_start"),
-            &r.id,
-            &r.name,
-            &r.image,
-            BTreeMap::from([("execID".to_string(), exec.id.clone())]),
+        self.events.container(
+            &r,
+            ContainerAction::ExecStart {
+                exec_id: exec.id.clone(),
+                command: exec.config.cmd.clone(),
+            },
         );
-        let engine = self.arc();
+        let service = self.arc();
         let shim_dir = c.shim_dir();
         let exec = exec.clone();
         let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
@@ -293,7 +289,7 @@ impl Engine {
                 Box::new(move || {
                     let mut shim = shim;
                     let _ = std::io::copy(&mut shim, &mut std::io::sink());
-                    engine.exec_finished(&exec, &shim_dir);
+                    service.exec_finished(&exec, &shim_dir);
                 }),
             )?;
             return Ok(None);
@@ -332,7 +328,7 @@ impl Engine {
                         copy_frames(&mut shim, &mut to_client, stdout, stderr)
                     }
                 }
-                engine.exec_finished(&exec, &shim_dir);
+                service.exec_finished(&exec, &shim_dir);
                 // Only now may the client's session end: it reads the exit
                 // code right after, and must find it recorded.
                 let _ = to_client.shutdown(std::net::Shutdown::Both);
@@ -409,16 +405,15 @@ impl Engine {
             }
             Err(_) => (String::new(), String::new()),
         };
-        self.events.container_with(
-            "exec_die",
-            &exec.container_id,
-            &name,
-            &image,
-            BTreeMap::from([
-                ("execID".to_string(), exec.id.clone()),
-                ("exitCode".to_string(), code.to_string()),
-            ]),
-        );
+        self.events.publish(EngineEvent::Container {
+            id: exec.container_id.clone(),
+            name,
+            image,
+            action: ContainerAction::ExecDie {
+                exec_id: exec.id.clone(),
+                exit_code: code,
+            },
+        });
     }
 
     pub(crate) fn exec_resize(

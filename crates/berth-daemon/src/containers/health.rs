@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::exec::ExecConfig;
 use super::Container;
-use crate::Engine;
+use super::ContainerService;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -96,7 +96,7 @@ fn now() -> String {
     berth_image::config::now_rfc3339()
 }
 
-impl Engine {
+impl ContainerService {
     /// Starts the health thread of a container that just started (or was
     /// re-attached); it ends when that run of the container ends.
     pub(crate) fn start_health(&self, c: &Arc<Container>) {
@@ -111,7 +111,7 @@ impl Engine {
                     Some(json!({ "Status": "starting", "FailingStreak": 0, "Log": [] }))
             });
         }
-        let engine = self.arc();
+        let service = self.arc();
         let c = c.clone();
         let _ = std::thread::Builder::new()
             .name(format!("health-{}", &c.id[..12]))
@@ -132,7 +132,7 @@ impl Engine {
                         continue;
                     }
                     let start = now();
-                    let (code, output) = engine.run_probe(&c, &p);
+                    let (code, output) = service.run_probe(&c, &p);
                     let entry =
                         json!({ "Start": start, "End": now(), "ExitCode": code, "Output": output });
                     let counts = started.elapsed() >= p.start_period;
@@ -150,11 +150,9 @@ impl Engine {
                         r.state.health = Some(after);
                     });
                     if let Some(s) = changed {
-                        engine.events.container(
-                            &format!("health_status: {s}"),
-                            &r.id,
-                            &r.name,
-                            &r.image,
+                        service.events.container(
+                            &r,
+                            crate::events::ContainerAction::HealthStatus { status: s },
                         );
                     }
                 }

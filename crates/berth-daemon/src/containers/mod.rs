@@ -13,22 +13,92 @@ mod create;
 mod devices;
 pub mod exec;
 mod health;
+mod lifecycle;
 pub mod logs;
 mod names;
 pub(crate) mod ops;
 pub use names::validate as validate_name;
 pub mod record;
+mod restart;
 mod runtime;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use berth_core::{ErrorKind, HasKind};
 use tokio::sync::watch;
 
+pub use lifecycle::{RemoveOptions, StopOptions, WaitCondition};
 pub use record::{ContainerRecord, Status};
+
+use crate::events::EventBus;
+use crate::images::ImageService;
+use crate::network::Networks;
+use crate::volumes::Volumes;
+
+/// The container service: creates, starts, stops, waits on and removes
+/// containers, runs their execs and health checks, and sets up their
+/// network sandboxes. It owns the container records ([`Containers`]) and
+/// takes the image, volume and network services it needs at construction.
+///
+/// Threads it starts for a container (the exit monitor, health checks)
+/// hold the service itself, not the engine.
+pub struct ContainerService {
+    pub(crate) containers: Containers,
+    pub(crate) images: Arc<ImageService>,
+    pub(crate) volumes: Arc<Volumes>,
+    pub(crate) networks: Arc<Networks>,
+    pub(crate) events: Arc<EventBus>,
+    me: Weak<ContainerService>,
+}
+
+impl ContainerService {
+    pub fn new(
+        containers: Containers,
+        images: Arc<ImageService>,
+        volumes: Arc<Volumes>,
+        networks: Arc<Networks>,
+        events: Arc<EventBus>,
+    ) -> Arc<ContainerService> {
+        Arc::new_cyclic(|me| ContainerService {
+            containers,
+            images,
+            volumes,
+            networks,
+            events,
+            me: me.clone(),
+        })
+    }
+
+    /// The service as an owned handle, for the threads it starts.
+    pub(crate) fn arc(&self) -> Arc<ContainerService> {
+        self.me
+            .upgrade()
+            .expect("container service is alive while in use")
+    }
+
+    /// The container records, for lookups.
+    pub fn store(&self) -> &Containers {
+        &self.containers
+    }
+
+    /// Containers (IDs) whose mounts use volume `name`.
+    pub fn volume_users(&self, name: &str) -> Vec<String> {
+        self.containers
+            .all()
+            .iter()
+            .map(|c| c.record())
+            .filter(|r| {
+                r.mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.name == name)
+            })
+            .map(|r| r.id)
+            .collect()
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {

@@ -1,7 +1,7 @@
 //! Operations on a container's processes and file system besides its
 //! lifecycle: pause/unpause, top, changes (diff), commit, stats, update.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use berth_shim::ShimClient;
 use serde_json::{json, Value};
 
 use super::record::Status;
+use super::ContainerService;
 use super::{Container, ContainerError};
-use crate::Engine;
 
 fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
@@ -34,7 +34,7 @@ fn not_running(c: &Container) -> ContainerError {
     ContainerError::Conflict(format!("Container {} is not running", c.id))
 }
 
-impl Engine {
+impl ContainerService {
     pub(crate) fn container_pause(
         &self,
         c: &Arc<Container>,
@@ -80,10 +80,12 @@ impl Engine {
             }
         })?;
         self.events.container(
-            if pause { "pause" } else { "unpause" },
-            &r.id,
-            &r.name,
-            &r.image,
+            &r,
+            if pause {
+                crate::events::ContainerAction::Pause
+            } else {
+                crate::events::ContainerAction::Unpause
+            },
         );
         Ok(())
     }
@@ -167,6 +169,7 @@ impl Engine {
             .map_err(|_| ContainerError::Runtime("bad image id".into()))?;
         let lowers = self
             .images
+            .store
             .layer_dirs(&image)
             .map_err(|e| ContainerError::Runtime(e.to_string()))?;
         let upper = c.upper_dir();
@@ -223,6 +226,7 @@ impl Engine {
             .map_err(|_| ContainerError::Runtime("bad image id".into()))?;
         let mut config = self
             .images
+            .store
             .config(&parent)
             .map_err(|e| ContainerError::Runtime(e.to_string()))?
             .config
@@ -258,7 +262,7 @@ impl Engine {
             .chain(r.args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" ");
-        let result = self.images.commit_layer(
+        let result = self.images.store.commit_layer(
             &parent,
             Box::new(reader),
             berth_image::CommitOptions {
@@ -282,14 +286,33 @@ impl Engine {
             ContainerError::Runtime(format!("reading the container's changes: {e}"))
         })?;
         let id = result.map_err(|e| ContainerError::Runtime(e.to_string()))?;
-        self.events.container_with(
-            "commit",
-            &r.id,
-            &r.name,
-            &r.image,
-            BTreeMap::from([("comment".to_string(), opts.comment.unwrap_or_default())]),
+        self.events.container(
+            &r,
+            crate::events::ContainerAction::Commit {
+                comment: opts.comment.unwrap_or_default(),
+            },
         );
         Ok(id.to_string())
+    }
+
+    /// `rename`: a new name, unique among the engine's containers.
+    pub(crate) fn container_rename(
+        &self,
+        c: &Arc<Container>,
+        new_name: &str,
+    ) -> Result<(), ContainerError> {
+        let new = new_name.strip_prefix('/').unwrap_or(new_name);
+        super::validate_name(new).map_err(ContainerError::InvalidArgument)?;
+        if let Some(owner) = self.containers.name_owner(new) {
+            return Err(ContainerError::Conflict(format!("Conflict. The container name \"/{new}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.")));
+        }
+        let old_name = c.name();
+        c.update(|r| r.name = new.to_string())?;
+        self.events.container(
+            &c.record(),
+            crate::events::ContainerAction::Rename { old_name },
+        );
+        Ok(())
     }
 
     /// One stats sample in the Engine API's shape.
@@ -460,7 +483,8 @@ impl Engine {
             }
         }
         c.update(|rec| rec.host_config = h)?;
-        self.events.container("update", &r.id, &r.name, &r.image);
+        self.events
+            .container(&r, crate::events::ContainerAction::Update);
         Ok(vec![])
     }
 }

@@ -8,15 +8,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_api::backend::{AttachOptions, Attached, BoxFut, ContainerWaitResponse};
+use berth_api::backend::{AttachOptions, Attached, BoxFut};
 use berth_api::ApiError;
 use berth_oci::{MountKind, MountSpec, NetworkMode, Resources, SeccompChoice, SpecInput, Ulimit};
 use berth_shim::{ShimArgs, ShimClient};
 use nix::mount::{umount2, MntFlags};
 
 use super::record::Status;
+use super::ContainerService;
 use super::{io, Container, ContainerError};
-use crate::Engine;
 
 fn now() -> String {
     berth_image::config::now_rfc3339()
@@ -149,7 +149,7 @@ fn unmount_rootfs(c: &Container) {
     }
 }
 
-impl Engine {
+impl ContainerService {
     fn spec_input(&self, c: &Container) -> Result<SpecInput, ContainerError> {
         let r = c.record();
         let h = &r.host_config;
@@ -329,7 +329,7 @@ impl Engine {
             .image_id
             .parse()
             .map_err(|_| ContainerError::Runtime(format!("bad image id {}", r.image_id)))?;
-        let layers = self.images.layer_dirs(&image).map_err(|e| {
+        let layers = self.images.store.layer_dirs(&image).map_err(|e| {
             ContainerError::Runtime(format!("image {} of container {}: {e}", r.image, r.id))
         })?;
         let root = c.rootfs();
@@ -476,7 +476,8 @@ impl Engine {
             r.state.stopped_by_user = false;
             r.state.health = None;
         })?;
-        self.events.container("start", &r.id, &r.name, &r.image);
+        self.events
+            .container(&r, crate::events::ContainerAction::Start);
         self.monitor(c.clone());
         self.start_health(c);
         Ok(())
@@ -485,7 +486,7 @@ impl Engine {
     /// Waits (on its own thread) for the shim to report the exit, then
     /// records it and applies `--rm` and the restart policy.
     pub(crate) fn monitor(&self, c: Arc<Container>) {
-        let engine = self.arc();
+        let service = self.arc();
         std::thread::Builder::new()
             .name(format!("monitor-{}", &c.id[..12]))
             .spawn(move || {
@@ -494,7 +495,7 @@ impl Engine {
                     .and_then(|cl| cl.wait())
                     .ok()
                     .or_else(|| berth_shim::read_exit_file(&shim_dir).ok().flatten());
-                engine.on_exit(&c, exit);
+                service.on_exit(&c, exit);
             })
             .expect("spawn monitor thread");
     }
@@ -529,15 +530,11 @@ impl Engine {
         });
         let r = c.record();
         if oom {
-            self.events.container("oom", &r.id, &r.name, &r.image);
+            self.events
+                .container(&r, crate::events::ContainerAction::Oom);
         }
-        self.events.container_with(
-            "die",
-            &r.id,
-            &r.name,
-            &r.image,
-            [("exitCode".to_string(), code.to_string())].into(),
-        );
+        self.events
+            .container(&r, crate::events::ContainerAction::Die { exit_code: code });
         if r.host_config.auto_remove {
             let deadline = std::time::Instant::now() + Duration::from_secs(5);
             loop {
@@ -553,27 +550,17 @@ impl Engine {
             }
             return;
         }
-        let policy = r.host_config.restart_policy.name.as_str();
-        let restart = match policy {
-            "always" => !r.state.stopped_by_user,
-            "unless-stopped" => !r.state.stopped_by_user,
-            "on-failure" => {
-                code != 0
-                    && (r.host_config.restart_policy.maximum_retry_count == 0
-                        || r.restart_count < r.host_config.restart_policy.maximum_retry_count)
-            }
-            _ => false,
+        let last = super::restart::LastRun {
+            exit_code: code,
+            restart_count: r.restart_count,
+            stopped_by_user: r.state.stopped_by_user,
         };
-        if restart {
-            // Docker's back-off: 100 ms doubling, capped at one minute.
-            let delay =
-                Duration::from_millis(100u64.saturating_mul(1 << r.restart_count.clamp(0, 10)))
-                    .min(Duration::from_secs(60));
+        if let Some(delay) = super::restart::decide(&r.host_config.restart_policy, last) {
             let _ = c.update(|r| {
                 r.restart_count += 1;
                 r.state.status = Status::Restarting;
             });
-            let engine = self.arc();
+            let service = self.arc();
             let c = c.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(delay);
@@ -581,7 +568,7 @@ impl Engine {
                     return;
                 }
                 let _ = c.update(|r| r.state.status = Status::Exited);
-                if let Err(e) = engine.container_start(&c) {
+                if let Err(e) = service.container_start(&c) {
                     tracing::warn!(container = %c.id, error = %e, "restart failed");
                 }
             });
@@ -600,12 +587,11 @@ impl Engine {
         ShimClient::connect(&c.shim_dir())
             .and_then(|cl| cl.kill(sig))
             .map_err(|e| ContainerError::Runtime(format!("killing container {}: {e}", r.id)))?;
-        self.events.container_with(
-            "kill",
-            &r.id,
-            &r.name,
-            &r.image,
-            [("signal".to_string(), sig.to_string())].into(),
+        self.events.container(
+            &r,
+            crate::events::ContainerAction::Kill {
+                signal: sig.to_string(),
+            },
         );
         Ok(())
     }
@@ -662,7 +648,8 @@ impl Engine {
                 )));
             }
         }
-        self.events.container("stop", &r.id, &r.name, &r.image);
+        self.events
+            .container(&r, crate::events::ContainerAction::Stop);
         Ok(true)
     }
 
@@ -721,7 +708,8 @@ impl Engine {
                 }
             }
         }
-        self.events.container("destroy", &r.id, &r.name, &r.image);
+        self.events
+            .container(&r, crate::events::ContainerAction::Destroy);
         if failures.is_empty() {
             Ok(())
         } else {
@@ -731,40 +719,6 @@ impl Engine {
                 failures.join("; ")
             )))
         }
-    }
-
-    pub(crate) fn container_wait(
-        &self,
-        c: &Container,
-        condition: &str,
-    ) -> BoxFut<Result<ContainerWaitResponse, ApiError>> {
-        let mut rx = c.subscribe();
-        let start = *rx.borrow();
-        let condition = condition.to_string();
-        Box::pin(async move {
-            loop {
-                let s = *rx.borrow_and_update();
-                let done = match condition.as_str() {
-                    "next-exit" => s.exits > start.exits,
-                    "removed" => s.removed,
-                    _ => !s.status.is_running(),
-                };
-                if done {
-                    return Ok(ContainerWaitResponse {
-                        status_code: s.exit_code,
-                        error: None,
-                    });
-                }
-                if rx.changed().await.is_err() {
-                    // The container is gone: report its last state.
-                    let s = *rx.borrow();
-                    return Ok(ContainerWaitResponse {
-                        status_code: s.exit_code,
-                        error: None,
-                    });
-                }
-            }
-        })
     }
 
     pub(crate) fn container_resize(

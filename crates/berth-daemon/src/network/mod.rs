@@ -14,7 +14,6 @@
 //! reserved and forwarded, names registered in the resolvers, hosts and
 //! resolv.conf written; exit → all of it undone, in reverse.
 
-pub(crate) mod api;
 pub(crate) mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};

@@ -13,10 +13,11 @@ use berth_net::{files, ipam, netns, ports};
 use berth_oci::{MountKind, MountSpec, NetworkMode};
 use serde_json::Value;
 
+use super::NetworkRecord;
 use super::{net_err, BRIDGE};
 use crate::containers::record::{Endpoint, PublishedPort};
+use crate::containers::ContainerService;
 use crate::containers::{io, Container, ContainerError};
-use crate::Engine;
 
 fn extra_strings(h: &HostConfig, key: &str) -> Vec<String> {
     h.extra
@@ -140,7 +141,7 @@ pub(crate) fn requested_endpoint(
     })
 }
 
-impl Engine {
+impl ContainerService {
     /// At create: the networks the container joins, from `NetworkMode` and
     /// `NetworkingConfig.EndpointsConfig` (aliases, `--ip`).
     pub(crate) fn initial_networks(
@@ -666,6 +667,83 @@ impl Engine {
         if let Err(e) = self.networks.apply_firewall() {
             tracing::error!(error = %e, "applying the firewall");
         }
+    }
+
+    /// Connects a container to network `n` (`POST /networks/{id}/connect`),
+    /// live when it runs.
+    pub(crate) fn connect_network(
+        &self,
+        n: &NetworkRecord,
+        body: &Value,
+    ) -> Result<(), ContainerError> {
+        let name = body["Container"].as_str().unwrap_or("");
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().expect("op lock");
+        let r = c.record();
+        let mode = mode_name(&r.host_config);
+        if mode == "host" || mode == "none" || mode.starts_with("container:") || !n.is_bridge() {
+            return Err(ContainerError::InvalidArgument(
+                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
+            ));
+        }
+        if r.networks.contains_key(&n.name) {
+            return Err(ContainerError::Conflict(format!(
+                "endpoint with name {} already exists in network {}",
+                r.name, n.name
+            )));
+        }
+        let ep = requested_endpoint(n, &body["EndpointConfig"])?;
+        c.update(|r| {
+            r.networks.insert(n.name.clone(), ep);
+        })?;
+        if r.state.status.is_running() {
+            if let Err(e) = self.connect_live(&c, &n.name) {
+                let _ = c.update(|r| {
+                    r.networks.remove(&n.name);
+                });
+                return Err(e);
+            }
+        }
+        self.events.network(
+            crate::events::NetworkAction::Connect {
+                container: r.id.clone(),
+            },
+            &n.id,
+            &n.name,
+        );
+        Ok(())
+    }
+
+    /// Disconnects a container from network `n`, live when it runs.
+    pub(crate) fn disconnect_network(
+        &self,
+        n: &NetworkRecord,
+        body: &Value,
+    ) -> Result<(), ContainerError> {
+        let name = body["Container"].as_str().unwrap_or("");
+        let c = self.containers.get(name)?;
+        let _op = c.op.lock().expect("op lock");
+        let r = c.record();
+        let Some(ep) = r.networks.get(&n.name).cloned() else {
+            return Err(ContainerError::Conflict(format!(
+                "container {} is not connected to network {}",
+                r.id, n.name
+            )));
+        };
+        if r.state.status.is_running() && !ep.ip.is_empty() {
+            self.disconnect_live(&c, &n.name, &ep);
+        }
+        c.update(|r| {
+            r.networks.remove(&n.name);
+        })?;
+        self.events.network(
+            crate::events::NetworkAction::Disconnect {
+                container: r.id.clone(),
+            },
+            &n.id,
+            &n.name,
+        );
+        Ok(())
     }
 }
 

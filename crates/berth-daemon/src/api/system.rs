@@ -8,7 +8,7 @@ use berth_api::types::*;
 use berth_api::{ApiError, API_VERSION, MIN_API_VERSION};
 use serde_json::json;
 
-use crate::Engine;
+use super::Api;
 
 fn uname() -> (String, String) {
     nix::sys::utsname::uname()
@@ -57,7 +57,7 @@ fn arch() -> &'static str {
     std::env::consts::ARCH
 }
 
-impl SystemBackend for Engine {
+impl SystemBackend for Api {
     fn version(&self) -> Version {
         let (kernel, _) = uname();
         let version = env!("CARGO_PKG_VERSION").to_string();
@@ -98,10 +98,11 @@ impl SystemBackend for Engine {
     fn info(&self) -> ApiResult<Info> {
         let (kernel, hostname) = uname();
         let (os, os_version) = os_release();
-        let images = self.images.list().map_err(ApiError::from_err)?.len() as i64;
+        let images = self.images.store.list().map_err(ApiError::from_err)?.len() as i64;
         let cgv = cgroup_version();
         let states: Vec<_> = self
             .containers
+            .store()
             .all()
             .iter()
             .map(|c| c.record().state.status)
@@ -198,7 +199,7 @@ impl SystemBackend for Engine {
     fn disk_usage(&self) -> ApiResult<DiskUsage> {
         let images = self.list_images_for_df()?;
         Ok(DiskUsage {
-            layers_size: self.images.disk_usage() as i64,
+            layers_size: self.images.store.disk_usage() as i64,
             images,
             containers: vec![],
             volumes: vec![],
@@ -207,11 +208,11 @@ impl SystemBackend for Engine {
     }
 
     fn subscribe_events(&self, since: Option<i64>) -> EventSubscription {
-        self.events.subscribe(since)
+        super::events::subscribe(&self.events, since)
     }
 }
 
-impl Engine {
+impl Api {
     fn list_images_for_df(&self) -> ApiResult<Vec<ImageSummary>> {
         use berth_api::backend::{ImageBackend, ImageListOptions};
         let mut images = self.list_images(ImageListOptions {

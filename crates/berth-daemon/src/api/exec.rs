@@ -7,8 +7,8 @@ use berth_api::backend::{
 use berth_api::error::ApiResult;
 use berth_api::ApiError;
 
+use super::Api;
 use crate::containers::exec::ExecConfig;
-use crate::Engine;
 
 fn e(err: crate::containers::ContainerError) -> ApiError {
     ApiError::from_err(err)
@@ -25,9 +25,9 @@ fn console_size(v: &Option<Vec<u16>>) -> ApiResult<Option<[u16; 2]>> {
     }
 }
 
-impl ExecBackend for Engine {
+impl ExecBackend for Api {
     fn create_exec(&self, container: &str, body: ExecCreateBody) -> ApiResult<String> {
-        let c = self.containers.get(container).map_err(e)?;
+        let c = self.containers.store().get(container).map_err(e)?;
         let config = ExecConfig {
             cmd: body.cmd.unwrap_or_default(),
             env: body.env.unwrap_or_default(),
@@ -47,21 +47,22 @@ impl ExecBackend for Engine {
                 config.working_dir
             )));
         }
-        self.exec_create(&c, config).map_err(e)
+        self.containers.exec_create(&c, config).map_err(e)
     }
 
     fn start_exec(&self, id: &str, opts: ExecStartBody) -> ApiResult<Option<ExecStream>> {
-        let exec = self.containers.execs.get(id).map_err(e)?;
+        let exec = self.containers.store().execs.get(id).map_err(e)?;
         let size = console_size(&opts.console_size)?;
         let tty = exec.config.tty;
         Ok(self
+            .containers
             .exec_start(&exec, opts.detach, size)
             .map_err(e)?
             .map(|io| ExecStream { tty, io }))
     }
 
     fn inspect_exec(&self, id: &str) -> ApiResult<ExecInspect> {
-        let exec = self.containers.execs.get(id).map_err(e)?;
+        let exec = self.containers.store().execs.get(id).map_err(e)?;
         let s = exec.state();
         let cfg = &exec.config;
         Ok(ExecInspect {
@@ -86,13 +87,13 @@ impl ExecBackend for Engine {
     }
 
     fn resize_exec(&self, id: &str, height: u16, width: u16) -> ApiResult<()> {
-        let exec = self.containers.execs.get(id).map_err(e)?;
+        let exec = self.containers.store().execs.get(id).map_err(e)?;
         if !exec.config.tty {
             return Err(ApiError::new(
                 berth_core::ErrorKind::Conflict,
                 format!("Exec {id} has no tty"),
             ));
         }
-        self.exec_resize(&exec, height, width).map_err(e)
+        self.containers.exec_resize(&exec, height, width).map_err(e)
     }
 }

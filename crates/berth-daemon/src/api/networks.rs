@@ -8,11 +8,10 @@ use berth_api::ApiError;
 use berth_core::HasKind;
 use serde_json::{json, Map, Value};
 
-use super::sandbox::mode_name;
-use super::{CreateRequest, NetworkRecord};
+use super::Api;
 use crate::containers::record::Endpoint;
-use crate::containers::{ContainerError, ContainerRecord};
-use crate::Engine;
+use crate::containers::ContainerRecord;
+use crate::network::{CreateRequest, NetworkRecord, BRIDGE};
 
 fn api<E: HasKind + std::fmt::Display>(e: E) -> ApiError {
     ApiError::new(e.kind(), e.to_string())
@@ -25,7 +24,7 @@ fn not_found(name: &str) -> ApiError {
     )
 }
 
-impl Engine {
+impl Api {
     fn network(&self, name: &str) -> ApiResult<NetworkRecord> {
         self.networks.find(name).ok_or_else(|| not_found(name))
     }
@@ -33,7 +32,7 @@ impl Engine {
     fn network_json(&self, n: &NetworkRecord, with_containers: bool) -> Value {
         let mut containers = Map::new();
         if with_containers {
-            for c in self.containers.all() {
+            for c in self.containers.store().all() {
                 let r = c.record();
                 if let Some(ep) = r.networks.get(&n.name).filter(|ep| !ep.ip.is_empty()) {
                     containers.insert(
@@ -87,6 +86,7 @@ impl Engine {
     /// Containers with a live endpoint on the network.
     fn active_on(&self, n: &NetworkRecord) -> Vec<ContainerRecord> {
         self.containers
+            .store()
             .all()
             .into_iter()
             .map(|c| c.record())
@@ -103,7 +103,7 @@ impl Engine {
                 endpoint_json(r, name, ep, self.is_user_network(&ep.network_id)),
             );
         }
-        let bridge = r.networks.get(super::BRIDGE).cloned().unwrap_or_default();
+        let bridge = r.networks.get(BRIDGE).cloned().unwrap_or_default();
         let running = r.state.status.is_running();
         json!({
             "Bridge": "",
@@ -141,60 +141,6 @@ impl Engine {
 
     fn is_user_network(&self, id: &str) -> bool {
         self.networks.find(id).is_some_and(|n| !n.is_builtin())
-    }
-
-    fn connect(&self, n: &NetworkRecord, body: &Value) -> Result<(), ContainerError> {
-        let name = body["Container"].as_str().unwrap_or("");
-        let c = self.containers.get(name)?;
-        let _op = c.op.lock().expect("op lock");
-        let r = c.record();
-        let mode = mode_name(&r.host_config);
-        if mode == "host" || mode == "none" || mode.starts_with("container:") || !n.is_bridge() {
-            return Err(ContainerError::InvalidArgument(
-                "container sharing network namespace with another container or host cannot be connected to any other network".into(),
-            ));
-        }
-        if r.networks.contains_key(&n.name) {
-            return Err(ContainerError::Conflict(format!(
-                "endpoint with name {} already exists in network {}",
-                r.name, n.name
-            )));
-        }
-        let ep = super::sandbox::requested_endpoint(n, &body["EndpointConfig"])?;
-        c.update(|r| {
-            r.networks.insert(n.name.clone(), ep);
-        })?;
-        if r.state.status.is_running() {
-            if let Err(e) = self.connect_live(&c, &n.name) {
-                let _ = c.update(|r| {
-                    r.networks.remove(&n.name);
-                });
-                return Err(e);
-            }
-        }
-        self.events.network("connect", &n.id, &n.name, &r.id);
-        Ok(())
-    }
-
-    fn disconnect(&self, n: &NetworkRecord, body: &Value) -> Result<(), ContainerError> {
-        let name = body["Container"].as_str().unwrap_or("");
-        let c = self.containers.get(name)?;
-        let _op = c.op.lock().expect("op lock");
-        let r = c.record();
-        let Some(ep) = r.networks.get(&n.name).cloned() else {
-            return Err(ContainerError::Conflict(format!(
-                "container {} is not connected to network {}",
-                r.id, n.name
-            )));
-        };
-        if r.state.status.is_running() && !ep.ip.is_empty() {
-            self.disconnect_live(&c, &n.name, &ep);
-        }
-        c.update(|r| {
-            r.networks.remove(&n.name);
-        })?;
-        self.events.network("disconnect", &n.id, &n.name, &r.id);
-        Ok(())
     }
 }
 
@@ -293,7 +239,7 @@ fn matches_filters(n: &NetworkRecord, f: &Filters) -> bool {
     name_ok && id_ok && driver_ok && type_ok && label_ok
 }
 
-impl NetworkBackend for Engine {
+impl NetworkBackend for Api {
     fn list_networks(&self, filters: &Filters) -> ApiResult<Vec<Value>> {
         for t in filters.get("type") {
             if t != "builtin" && t != "custom" {
@@ -328,7 +274,8 @@ impl NetworkBackend for Engine {
         let req: CreateRequest = serde_json::from_value(body)
             .map_err(|e| ApiError::bad_request(format!("invalid network config: {e}")))?;
         let n = self.networks.create(req).map_err(api)?;
-        self.events.network("create", &n.id, &n.name, "");
+        self.events
+            .network(crate::events::NetworkAction::Create, &n.id, &n.name);
         Ok(json!({ "Id": n.id, "Warning": "" }))
     }
 
@@ -350,18 +297,19 @@ impl NetworkBackend for Engine {
             ));
         }
         self.networks.remove(&n.id).map_err(api)?;
-        self.events.network("destroy", &n.id, &n.name, "");
+        self.events
+            .network(crate::events::NetworkAction::Destroy, &n.id, &n.name);
         Ok(())
     }
 
     fn connect_network(&self, name: &str, body: Value) -> ApiResult<()> {
         let n = self.network(name)?;
-        self.connect(&n, &body).map_err(api)
+        self.containers.connect_network(&n, &body).map_err(api)
     }
 
     fn disconnect_network(&self, name: &str, body: Value) -> ApiResult<()> {
         let n = self.network(name)?;
-        self.disconnect(&n, &body).map_err(api)
+        self.containers.disconnect_network(&n, &body).map_err(api)
     }
 
     fn prune_networks(&self, filters: &Filters) -> ApiResult<Value> {
@@ -383,6 +331,7 @@ impl NetworkBackend for Engine {
             // Attached stopped containers still use it, as in Docker's prune.
             let used = self
                 .containers
+                .store()
                 .all()
                 .iter()
                 .any(|c| c.record().networks.contains_key(&n.name));
@@ -390,7 +339,8 @@ impl NetworkBackend for Engine {
                 continue;
             }
             if self.networks.remove(&n.id).is_ok() {
-                self.events.network("destroy", &n.id, &n.name, "");
+                self.events
+                    .network(crate::events::NetworkAction::Destroy, &n.id, &n.name);
                 deleted.push(n.name.clone());
             }
         }

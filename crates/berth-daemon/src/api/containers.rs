@@ -2,6 +2,7 @@
 //! filters over the container manager.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use berth_api::backend::*;
 use berth_api::error::ApiResult;
@@ -10,8 +11,10 @@ use berth_api::types::GraphDriver;
 use berth_api::ApiError;
 use serde_json::json;
 
-use crate::containers::{logs, Container, ContainerError, Status};
-use crate::Engine;
+use super::Api;
+use crate::containers::{
+    logs, Container, ContainerError, RemoveOptions, Status, StopOptions, WaitCondition,
+};
 
 fn e(err: ContainerError) -> ApiError {
     ApiError::from_err(err)
@@ -62,9 +65,9 @@ fn zero_time(t: &Option<String>) -> String {
     t.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 
-impl Engine {
+impl Api {
     fn container(&self, name: &str) -> ApiResult<std::sync::Arc<Container>> {
-        self.containers.get(name).map_err(e)
+        self.containers.store().get(name).map_err(e)
     }
 
     fn summary(&self, c: &Container, size: bool) -> ContainerSummary {
@@ -85,7 +88,7 @@ impl Engine {
             image_id: r.image_id.clone(),
             command,
             created: unix(&r.created),
-            ports: crate::network::api::ports_summary(&r),
+            ports: super::networks::ports_summary(&r),
             labels: r.config.labels.clone().unwrap_or_default(),
             state: r.state.status.as_str().into(),
             status: status_text(&r),
@@ -161,14 +164,17 @@ fn matches_filters(
         && created_bounds.1.is_none_or(|s| created > s)
 }
 
-impl ContainerBackend for Engine {
+impl ContainerBackend for Api {
     fn create_container(
         &self,
         name: Option<&str>,
         body: ContainerCreateBody,
     ) -> ApiResult<ContainerCreateResponse> {
-        let (id, warnings) = self.container_create(name, body).map_err(e)?;
-        Ok(ContainerCreateResponse { id, warnings })
+        let created = self.containers.create(name, body).map_err(e)?;
+        Ok(ContainerCreateResponse {
+            id: created.id,
+            warnings: created.warnings,
+        })
     }
 
     fn list_containers(&self, opts: ListContainersOptions) -> ApiResult<Vec<ContainerSummary>> {
@@ -180,7 +186,7 @@ impl ContainerBackend for Engine {
             Some(n) => Some(unix(&self.container(n)?.record().created)),
             None => None,
         };
-        let mut all: Vec<_> = self.containers.all();
+        let mut all: Vec<_> = self.containers.store().all();
         // One record copy per container, not one per comparison.
         all.sort_by_cached_key(|c| std::cmp::Reverse(c.record().created));
         let mut out = Vec::new();
@@ -209,6 +215,7 @@ impl ContainerBackend for Engine {
         let r = c.record();
         let lower = self
             .images
+            .store
             .layer_dirs(
                 &r.image_id
                     .parse()
@@ -271,7 +278,8 @@ impl ContainerBackend for Engine {
             mount_label: String::new(),
             process_label: String::new(),
             app_armor_profile: String::new(),
-            exec_ids: Some(self.containers.execs.of_container(&r.id)).filter(|ids| !ids.is_empty()),
+            exec_ids: Some(self.containers.store().execs.of_container(&r.id))
+                .filter(|ids| !ids.is_empty()),
             host_config,
             graph_driver: GraphDriver {
                 name: "overlay2".into(),
@@ -284,8 +292,7 @@ impl ContainerBackend for Engine {
     }
 
     fn start_container(&self, name: &str) -> ApiResult<bool> {
-        let c = self.container(name)?;
-        self.container_start(&c).map_err(e)
+        self.containers.start(name).map_err(e)
     }
 
     fn stop_container(
@@ -294,8 +301,12 @@ impl ContainerBackend for Engine {
         signal: Option<&str>,
         timeout: Option<i64>,
     ) -> ApiResult<bool> {
-        let c = self.container(name)?;
-        self.container_stop(&c, signal, timeout, true).map_err(e)
+        let opts = StopOptions {
+            signal: signal.map(str::to_string),
+            // A negative timeout kills at once.
+            timeout: timeout.map(|t| Duration::from_secs(t.max(0) as u64)),
+        };
+        self.containers.stop(name, opts).map_err(e)
     }
 
     fn restart_container(
@@ -305,20 +316,24 @@ impl ContainerBackend for Engine {
         timeout: Option<i64>,
     ) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_stop(&c, signal, timeout, false).map_err(e)?;
-        self.container_start(&c).map_err(e)?;
+        self.containers
+            .container_stop(&c, signal, timeout, false)
+            .map_err(e)?;
+        self.containers.container_start(&c).map_err(e)?;
         Ok(())
     }
 
     fn kill_container(&self, name: &str, signal: Option<&str>) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_kill(&c, signal.unwrap_or("SIGKILL"))
+        self.containers
+            .container_kill(&c, signal.unwrap_or("SIGKILL"))
             .map_err(e)
     }
 
     fn remove_container(&self, name: &str, force: bool, volumes: bool) -> ApiResult<()> {
-        let c = self.container(name)?;
-        self.container_remove_v(&c, force, volumes).map_err(e)
+        self.containers
+            .remove(name, RemoveOptions { force, volumes })
+            .map_err(e)
     }
 
     fn wait_container(
@@ -326,8 +341,23 @@ impl ContainerBackend for Engine {
         name: &str,
         condition: &str,
     ) -> ApiResult<BoxFut<ApiResult<ContainerWaitResponse>>> {
-        let c = self.container(name)?;
-        Ok(self.container_wait(&c, condition))
+        let condition = match condition {
+            "" | "not-running" => WaitCondition::NotRunning,
+            "next-exit" => WaitCondition::NextExit,
+            "removed" => WaitCondition::Removed,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid condition: {other:?}: want not-running, next-exit or removed"
+                )))
+            }
+        };
+        let exit = self.containers.wait(name, condition).map_err(e)?;
+        Ok(Box::pin(async move {
+            Ok(ContainerWaitResponse {
+                status_code: exit.await,
+                error: None,
+            })
+        }))
     }
 
     fn container_logs(&self, name: &str, opts: LogsOptions) -> ApiResult<LogStream> {
@@ -357,57 +387,44 @@ impl ContainerBackend for Engine {
     ) -> ApiResult<(bool, BoxFut<ApiResult<Attached>>)> {
         let c = self.container(name)?;
         let tty = c.record().config.tty;
-        Ok((tty, self.container_attach(&c, opts)))
+        Ok((tty, self.containers.container_attach(&c, opts)))
     }
 
     fn resize_container(&self, name: &str, height: u16, width: u16) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_resize(&c, height, width).map_err(e)
+        self.containers
+            .container_resize(&c, height, width)
+            .map_err(e)
     }
 
     fn rename_container(&self, name: &str, new_name: &str) -> ApiResult<()> {
         let c = self.container(name)?;
-        let new = new_name.strip_prefix('/').unwrap_or(new_name);
-        crate::containers::validate_name(new).map_err(ApiError::bad_request)?;
-        if let Some(owner) = self.containers.name_owner(new) {
-            return Err(ApiError::new(berth_core::ErrorKind::Conflict, format!("Conflict. The container name \"/{new}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.")));
-        }
-        let old = c.name();
-        c.update(|r| r.name = new.to_string()).map_err(e)?;
-        let r = c.record();
-        self.events.container_with(
-            "rename",
-            &r.id,
-            new,
-            &r.image,
-            BTreeMap::from([("oldName".to_string(), format!("/{old}"))]),
-        );
-        Ok(())
+        self.containers.container_rename(&c, new_name).map_err(e)
     }
 
     fn pause_container(&self, name: &str, pause: bool) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_pause(&c, pause).map_err(e)
+        self.containers.container_pause(&c, pause).map_err(e)
     }
 
     fn top_container(&self, name: &str, ps_args: &str) -> ApiResult<serde_json::Value> {
         let c = self.container(name)?;
-        self.container_top(&c, ps_args).map_err(e)
+        self.containers.container_top(&c, ps_args).map_err(e)
     }
 
     fn container_changes(&self, name: &str) -> ApiResult<serde_json::Value> {
         let c = self.container(name)?;
-        self.container_changes(&c).map_err(e)
+        self.containers.container_changes(&c).map_err(e)
     }
 
     fn container_stats(&self, name: &str) -> ApiResult<serde_json::Value> {
         let c = self.container(name)?;
-        Ok(self.container_stats_sample(&c))
+        Ok(self.containers.container_stats_sample(&c))
     }
 
     fn update_container(&self, name: &str, update: serde_json::Value) -> ApiResult<Vec<String>> {
         let c = self.container(name)?;
-        self.container_update(&c, &update).map_err(e)
+        self.containers.container_update(&c, &update).map_err(e)
     }
 
     fn commit_container(&self, req: CommitContainer) -> ApiResult<String> {
@@ -420,23 +437,23 @@ impl ContainerBackend for Engine {
             changes: req.changes,
             pause: req.pause,
         };
-        self.container_commit(&c, r).map_err(e)
+        self.containers.container_commit(&c, r).map_err(e)
     }
 
     fn container_path_stat(&self, name: &str, path: &str) -> ApiResult<serde_json::Value> {
         let c = self.container(name)?;
-        self.container_path_stat(&c, path).map_err(e)
+        self.containers.container_path_stat(&c, path).map_err(e)
     }
 
     fn container_archive(&self, name: &str, path: &str) -> ApiResult<(serde_json::Value, SaveJob)> {
         let c = self.container(name)?;
-        let stat = self.container_path_stat(&c, path).map_err(e)?;
-        let engine = self.arc();
+        let stat = self.containers.container_path_stat(&c, path).map_err(e)?;
+        let containers = self.containers.clone();
         let path = path.to_string();
         Ok((
             stat,
             Box::new(move |out: &mut dyn std::io::Write| {
-                engine.container_archive(&c, &path, out).map_err(e)
+                containers.container_archive(&c, &path, out).map_err(e)
             }),
         ))
     }
@@ -448,13 +465,13 @@ impl ContainerBackend for Engine {
         body: Box<dyn std::io::Read + Send>,
     ) -> ApiResult<()> {
         let c = self.container(name)?;
-        self.container_extract(&c, path, body).map_err(e)
+        self.containers.container_extract(&c, path, body).map_err(e)
     }
 
     fn prune_containers(&self, filters: &Filters) -> ApiResult<serde_json::Value> {
         let mut deleted = Vec::new();
         let mut reclaimed = 0u64;
-        for c in self.containers.all() {
+        for c in self.containers.store().all() {
             let r = c.record();
             if r.state.status.is_running()
                 || !matches_filters(
@@ -473,7 +490,7 @@ impl ContainerBackend for Engine {
                 continue;
             }
             let size = dir_size(&c.upper_dir());
-            if self.container_remove(&c, false).is_ok() {
+            if self.containers.container_remove(&c, false).is_ok() {
                 deleted.push(r.id.clone());
                 reclaimed += size;
             }

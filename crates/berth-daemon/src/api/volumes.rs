@@ -8,25 +8,11 @@ use berth_api::filters::Filters;
 use berth_api::ApiError;
 use serde_json::{json, Value};
 
+use super::Api;
+use crate::events::VolumeAction;
 use crate::volumes::{Volume, ANONYMOUS_LABEL};
-use crate::Engine;
 
-impl Engine {
-    /// Containers (IDs) whose mounts use volume `name`.
-    pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
-        self.containers
-            .all()
-            .iter()
-            .map(|c| c.record())
-            .filter(|r| {
-                r.mounts
-                    .iter()
-                    .any(|m| m.kind == "volume" && m.name == name)
-            })
-            .map(|r| r.id)
-            .collect()
-    }
-
+impl Api {
     fn volume_json(&self, v: &Volume) -> Value {
         json!({
             "Name": v.name,
@@ -47,11 +33,11 @@ fn label_match(f: &str, labels: &BTreeMap<String, String>) -> bool {
     }
 }
 
-impl VolumeBackend for Engine {
+impl VolumeBackend for Api {
     fn list_volumes(&self, f: &Filters) -> ApiResult<Value> {
         let mut out = Vec::new();
         for v in self.volumes.list() {
-            let dangling = self.volume_users(&v.name).is_empty();
+            let dangling = self.containers.volume_users(&v.name).is_empty();
             let ok = f
                 .get("dangling")
                 .iter()
@@ -93,12 +79,7 @@ impl VolumeBackend for Engine {
             .volumes
             .create(name.as_deref(), labels, opts)
             .map_err(ApiError::from_err)?;
-        self.events.publish(
-            "volume",
-            "create",
-            &v.name,
-            BTreeMap::from([("driver".to_string(), "local".to_string())]),
-        );
+        self.events.volume(VolumeAction::Create, &v.name);
         Ok(self.volume_json(&v))
     }
 
@@ -108,18 +89,13 @@ impl VolumeBackend for Engine {
     }
 
     fn remove_volume(&self, name: &str, force: bool) -> ApiResult<()> {
-        let users = self.volume_users(name);
+        let users = self.containers.volume_users(name);
         match self.volumes.remove(name, &users) {
             Ok(()) => {}
             Err(crate::volumes::VolumeError::NotFound(_)) if force => return Ok(()),
             Err(e) => return Err(ApiError::from_err(e)),
         }
-        self.events.publish(
-            "volume",
-            "destroy",
-            name,
-            BTreeMap::from([("driver".to_string(), "local".to_string())]),
-        );
+        self.events.volume(VolumeAction::Destroy, name);
         Ok(())
     }
 
@@ -137,7 +113,7 @@ impl VolumeBackend for Engine {
             {
                 continue;
             }
-            let users = self.volume_users(&v.name);
+            let users = self.containers.volume_users(&v.name);
             if !users.is_empty() {
                 continue;
             }
@@ -145,8 +121,7 @@ impl VolumeBackend for Engine {
             if self.volumes.remove(&v.name, &users).is_ok() {
                 reclaimed += size;
                 deleted.push(v.name.clone());
-                self.events
-                    .publish("volume", "destroy", &v.name, BTreeMap::new());
+                self.events.volume(VolumeAction::Destroy, &v.name);
             }
         }
         Ok(
