@@ -15,6 +15,7 @@ mod exec_api;
 mod images;
 mod lock;
 mod network;
+mod rootpath;
 mod system;
 mod volume_api;
 mod volumes;

@@ -11,6 +11,7 @@
 pub(crate) mod archive;
 mod create;
 mod devices;
+mod freeze;
 pub mod exec;
 mod health;
 pub mod logs;
