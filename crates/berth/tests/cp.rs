@@ -26,6 +26,9 @@ fn one_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
     h.set_cksum();
     b.append_data(&mut h, name, data).unwrap();
     b.into_inner().unwrap()

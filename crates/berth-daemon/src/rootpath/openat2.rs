@@ -36,11 +36,11 @@ pub(super) fn open_in_root(
     if !follow_last {
         flags |= libc::O_NOFOLLOW;
     }
-    let how = libc::open_how {
-        flags: flags as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
-    };
+    // SAFETY: `open_how` is plain integers; all-zero is its "nothing set"
+    // value (it is non_exhaustive in libc, so it is filled in field by field).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     for _ in 0..EAGAIN_RETRIES {
         // SAFETY: `c` is NUL-terminated and `how` a valid `open_how` whose
         // size is passed along; both outlive the call, which keeps neither.

@@ -204,6 +204,9 @@ fn one_file_tar(name: &str) -> Vec<u8> {
     let mut h = tar::Header::new_gnu();
     h.set_size(4);
     h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_600_000_000);
     h.set_cksum();
     b.append_data(&mut h, name, &b"data"[..]).unwrap();
     b.into_inner().unwrap()
@@ -245,9 +248,10 @@ fn archiving_through_symlinks_stays_inside() {
     let mut names = Vec::new();
     for e in tar::Archive::new(&out[..]).entries().unwrap() {
         let e = e.unwrap();
-        names.push(e.path().unwrap().display().to_string());
+        let name = e.path().unwrap().display().to_string();
+        names.push(name.trim_start_matches("./").to_string());
         assert!(e.header().entry_type() != tar::EntryType::Regular || e.size() == 0);
     }
-    assert!(names.contains(&"./host".to_string()), "{names:?}");
+    assert!(names.contains(&"host".to_string()), "{names:?}");
     assert!(!names.iter().any(|n| n.contains("secret")), "{names:?}");
 }
