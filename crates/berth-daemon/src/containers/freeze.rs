@@ -31,8 +31,9 @@ impl Freeze {
             return Ok(Freeze { thaw: None });
         }
         let id = c.id.clone();
-        let failed =
-            |e: berth_shim::ShimError| ContainerError::Runtime(format!("freezing container {id} for cp: {e}"));
+        let failed = |e: berth_shim::ShimError| {
+            ContainerError::Runtime(format!("freezing container {id} for cp: {e}"))
+        };
         let client = ShimClient::connect(&c.shim_dir()).map_err(failed)?;
         client.pause().map_err(failed)?;
         Ok(Freeze {

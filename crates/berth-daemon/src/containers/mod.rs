@@ -11,8 +11,8 @@
 pub(crate) mod archive;
 mod create;
 mod devices;
-mod freeze;
 pub mod exec;
+mod freeze;
 mod health;
 pub mod logs;
 mod names;

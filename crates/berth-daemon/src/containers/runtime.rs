@@ -200,8 +200,10 @@ impl Engine {
                 // string is resolved through the host's root.
                 let root = crate::rootpath::Root::open(&c.rootfs());
                 if let Ok(src) = root.and_then(|r| r.open_path(&m.destination, true)) {
-                    self.volumes
-                        .seed_from(&m.name, &crate::rootpath::proc_fd_path(std::os::fd::AsFd::as_fd(&src)));
+                    self.volumes.seed_from(
+                        &m.name,
+                        &crate::rootpath::proc_fd_path(std::os::fd::AsFd::as_fd(&src)),
+                    );
                 }
             }
             let kind = if m.kind == "volume" {

@@ -99,14 +99,13 @@ impl Root {
             root: path.to_path_buf(),
             source,
         })?;
-        let fd = sys_open(&c, libc::O_PATH | libc::O_DIRECTORY).map_err(|source| {
-            RootPathError::Io {
+        let fd =
+            sys_open(&c, libc::O_PATH | libc::O_DIRECTORY).map_err(|source| RootPathError::Io {
                 op: "opening root",
                 path: "/".into(),
                 root: path.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         Ok(Root {
             fd,
             path: path.to_path_buf(),
@@ -143,7 +142,8 @@ impl Root {
                 root: self.path.clone(),
             });
         }
-        let file = reopen(fd.as_fd(), libc::O_RDONLY).map_err(|e| self.error("opening", path, e))?;
+        let file =
+            reopen(fd.as_fd(), libc::O_RDONLY).map_err(|e| self.error("opening", path, e))?;
         let mut out = Vec::new();
         File::from(file)
             .take(SMALL_FILE_LIMIT)

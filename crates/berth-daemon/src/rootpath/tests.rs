@@ -62,7 +62,10 @@ fn relative_and_absolute_symlinks_stay_inside() {
     assert_eq!(resolve(&root, "/bin/sh", true), Ok("usr/bin/sh".into()));
     assert_eq!(resolve(&root, "bin/sh", true), Ok("usr/bin/sh".into()));
     assert_eq!(resolve(&root, "/abs/passwd", true), Ok("etc/passwd".into()));
-    assert_eq!(resolve(&root, "/up/etc/passwd", true), Ok("etc/passwd".into()));
+    assert_eq!(
+        resolve(&root, "/up/etc/passwd", true),
+        Ok("etc/passwd".into())
+    );
     assert_eq!(resolve(&root, "/abs", true), Ok("etc".into()));
 }
 
@@ -74,7 +77,10 @@ fn dot_dot_at_the_root_stays_at_the_root() {
     assert_eq!(resolve(&root, "..", true), Ok("".into()));
     assert_eq!(resolve(&root, "/", true), Ok("".into()));
     assert_eq!(resolve(&root, "", true), Ok("".into()));
-    assert_eq!(resolve(&root, "usr/../../../usr/bin/./sh", true), Ok("usr/bin/sh".into()));
+    assert_eq!(
+        resolve(&root, "usr/../../../usr/bin/./sh", true),
+        Ok("usr/bin/sh".into())
+    );
 }
 
 #[test]
@@ -105,7 +111,10 @@ fn missing_and_non_directory_components() {
     let root = Root::open(d.path()).unwrap();
     assert_eq!(resolve(&root, "/nope", true), Err("not found".into()));
     assert_eq!(resolve(&root, "/dangling", true), Err("not found".into()));
-    assert_eq!(resolve(&root, "/file/x", true), Err("not a directory".into()));
+    assert_eq!(
+        resolve(&root, "/file/x", true),
+        Err("not a directory".into())
+    );
 }
 
 #[test]
@@ -148,13 +157,19 @@ fn resolve_path_appends_what_is_missing() {
     let d = fixture();
     let r = d.path();
     let root = Root::open(r).unwrap();
-    assert_eq!(root.resolve_path("/bin/new", true).unwrap(), r.join("usr/bin/new"));
+    assert_eq!(
+        root.resolve_path("/bin/new", true).unwrap(),
+        r.join("usr/bin/new")
+    );
     assert_eq!(
         root.resolve_path("/dangling/x", true).unwrap(),
         r.join("nonexistent/dir/x")
     );
     assert_eq!(root.resolve_path("/a/b/../c", true).unwrap(), r.join("a/c"));
-    assert_eq!(root.resolve_path("/file/x", true).unwrap(), r.join("file/x"));
+    assert_eq!(
+        root.resolve_path("/file/x", true).unwrap(),
+        r.join("file/x")
+    );
     assert_eq!(root.resolve_path("/bin", false).unwrap(), r.join("bin"));
     assert_eq!(resolve_path(r, "/up/etc", true).unwrap(), r.join("etc"));
 }
@@ -165,8 +180,11 @@ fn small_files_are_read_through_the_descriptor() {
     let root = Root::open(d.path()).unwrap();
     assert_eq!(root.read_small_file("/abs/passwd").unwrap(), b"inside");
     // A FIFO would block the daemon: refused, not opened.
-    nix::unistd::mkfifo(&d.path().join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644))
-        .unwrap();
+    nix::unistd::mkfifo(
+        &d.path().join("fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
     assert!(matches!(
         root.read_small_file("/fifo"),
         Err(RootPathError::NotAFile { .. })
@@ -223,15 +241,28 @@ fn extracting_through_symlinks_stays_inside() {
         let res = extract_tar(&root, dest, Box::new(std::io::Cursor::new(tar)));
         // Whatever happened, nothing was written outside the root.
         assert!(!outside.join(&name).exists(), "{dest}: wrote outside");
-        assert!(!Path::new("/tmp").join(&name).exists(), "{dest}: wrote to host /tmp");
-        assert!(!Path::new("/").join(&name).exists(), "{dest}: wrote to host /");
+        assert!(
+            !Path::new("/tmp").join(&name).exists(),
+            "{dest}: wrote to host /tmp"
+        );
+        assert!(
+            !Path::new("/").join(&name).exists(),
+            "{dest}: wrote to host /"
+        );
         if dest == "/dir/up" {
             res.unwrap();
             assert!(root_dir.join(&name).exists());
         }
     }
-    let res = extract_tar(&root, "/dir/../out", Box::new(std::io::Cursor::new(one_file_tar("x"))));
-    assert!(matches!(res, Err(ArchiveError::Path(RootPathError::NotFound { .. }))), "{res:?}");
+    let res = extract_tar(
+        &root,
+        "/dir/../out",
+        Box::new(std::io::Cursor::new(one_file_tar("x"))),
+    );
+    assert!(
+        matches!(res, Err(ArchiveError::Path(RootPathError::NotFound { .. }))),
+        "{res:?}"
+    );
 }
 
 #[test]
@@ -241,7 +272,10 @@ fn archiving_through_symlinks_stays_inside() {
     let root = Root::open(&root_dir).unwrap();
     let mut out = Vec::new();
     let res = write_tar(&root, "/out/secret", true, &mut out);
-    assert!(matches!(res, Err(ArchiveError::Path(RootPathError::NotFound { .. }))), "{res:?}");
+    assert!(
+        matches!(res, Err(ArchiveError::Path(RootPathError::NotFound { .. }))),
+        "{res:?}"
+    );
     // The directory walk runs confined: "host" inside is a symlink entry.
     let mut out = Vec::new();
     write_tar(&root, "/", true, &mut out).unwrap();
