@@ -224,3 +224,36 @@ fn docker_cp_into_and_out_of_a_running_container() {
     );
     d.docker_ok(&["rm", "-f", "box"]);
 }
+
+#[test]
+fn a_new_named_volume_is_seeded_from_the_image_path() {
+    // The image's content at the mount point is found through the same
+    // resolver (a descriptor handed to `cp -a` as its /proc link).
+    let d = TestDaemon::start_short();
+    busybox(&d);
+    let out = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "seedvol:/etc",
+        "busybox",
+        "cat",
+        "/etc/passwd",
+    ]);
+    assert!(out.contains("root:"), "{out}");
+    let ls = d.docker_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "seedvol:/data",
+        "busybox",
+        "ls",
+        "/data",
+    ]);
+    assert!(ls.lines().any(|l| l == "passwd"), "{ls}");
+    d.docker_ok(&["volume", "rm", "seedvol"]);
+}
