@@ -16,6 +16,7 @@ mod events;
 mod images;
 mod lock;
 mod network;
+mod rootpath;
 mod volumes;
 
 use std::path::{Path, PathBuf};

@@ -26,7 +26,7 @@ use super::history::nop_layer;
 use super::steps::clean_abs;
 use super::view::RootView;
 use super::{err, BuildError, Builder, Result, StageState};
-use crate::containers::archive::resolve_in_root;
+use crate::rootpath::resolve_path;
 
 fn io_err(e: std::io::Error) -> BuildError {
     err("copying files", e)
@@ -215,7 +215,7 @@ fn resolve_sources(root: &Path, src: &str, from_context: bool) -> Result<Vec<Res
         }
         return Ok(out);
     }
-    let path = resolve_in_root(root, rel, true).map_err(|e| BuildError::new(e.to_string()))?;
+    let path = resolve_path(root, rel, true).map_err(|e| BuildError::new(e.to_string()))?;
     if fs::symlink_metadata(&path).is_err() {
         return Err(not_found());
     }
@@ -488,7 +488,7 @@ impl Builder<'_> {
         // Follow the image's symlinks (`/var/run` → `/run`) inside its root.
         let dest = {
             let cleaned = clean_abs(&dest_abs);
-            let p = resolve_in_root(view.path(), &cleaned, true)
+            let p = resolve_path(view.path(), &cleaned, true)
                 .map_err(|e| BuildError::new(e.to_string()))?;
             match p.strip_prefix(view.path()) {
                 Ok(r) => clean_abs(&format!("/{}", r.display())),

@@ -706,7 +706,7 @@ impl Builder<'_> {
     fn build(&mut self, input: Box<dyn std::io::Read + Send>) -> Result<String> {
         context::unpack(input, &self.context)?;
         let df_rel = self.req.dockerfile.trim_start_matches("./").to_string();
-        let df_path = crate::containers::archive::resolve_in_root(&self.context, &df_rel, true)
+        let df_path = crate::rootpath::resolve_path(&self.context, &df_rel, true)
             .map_err(|e| BuildError::new(e.to_string()))?;
         let text = std::fs::read_to_string(&df_path).map_err(|_| {
             BuildError::new(format!(

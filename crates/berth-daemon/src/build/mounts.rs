@@ -38,7 +38,7 @@ use super::cache::hash_tree;
 use super::steps::clean_abs;
 use super::view::RootView;
 use super::{err, BuildError, Builder, Result, StageState};
-use crate::containers::archive::resolve_in_root;
+use crate::rootpath::resolve_path;
 
 /// What the step's container gets from its `--mount`s. Dropping it
 /// releases cache locks, unmounts views and removes secret files and
@@ -183,7 +183,7 @@ impl Builder<'_> {
     fn bind_source(&self, root: &Path, m: &Mount) -> Result<PathBuf> {
         let src = clean_abs(m.source.as_deref().unwrap_or("/"));
         let rel = src.trim_start_matches('/');
-        let p = resolve_in_root(root, rel, true).map_err(|e| BuildError::new(e.to_string()))?;
+        let p = resolve_path(root, rel, true).map_err(|e| BuildError::new(e.to_string()))?;
         if fs::symlink_metadata(&p).is_err() {
             return Err(BuildError::new(format!(
                 "RUN --mount=type={}: source {src:?} not found{}",

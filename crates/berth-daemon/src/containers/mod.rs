@@ -12,6 +12,7 @@ pub(crate) mod archive;
 mod create;
 mod devices;
 pub mod exec;
+mod freeze;
 mod health;
 mod lifecycle;
 pub mod logs;

@@ -40,18 +40,15 @@ pub fn parse_signal(s: &str) -> Result<i32, ContainerError> {
         .map_err(|_| ContainerError::InvalidArgument(format!("Invalid signal: {s}")))
 }
 
-/// Reads a small file of the rootfs without following a symlink out of it.
+/// Reads a small file of the rootfs (`etc/passwd` for `--user`), resolved
+/// inside it through descriptors (CVE-2018-15664: a running container can
+/// swap any component for a symlink); empty if it is missing or not a
+/// regular file.
 pub(crate) fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
-    let mut p = rootfs.to_path_buf();
-    for part in rel.split('/') {
-        p.push(part);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.file_type().is_symlink() => return String::new(),
-            Ok(_) => {}
-            Err(_) => return String::new(),
-        }
-    }
-    std::fs::read_to_string(&p).unwrap_or_default()
+    crate::rootpath::Root::open(rootfs)
+        .and_then(|root| root.read_small_file(rel))
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_default()
 }
 
 fn is_mounted(path: &Path) -> bool {
@@ -198,9 +195,15 @@ impl ContainerService {
             if m.kind == "volume" {
                 // Docker copies the image's content at the mount path into a
                 // new, empty volume.
-                if let Ok(src) = super::archive::resolve_in_root(&c.rootfs(), &m.destination, true)
-                {
-                    self.volumes.seed_from(&m.name, &src);
+                // The source is resolved to a descriptor inside the root
+                // and handed to `cp` as its /proc magic link, so no path
+                // string is resolved through the host's root.
+                let root = crate::rootpath::Root::open(&c.rootfs());
+                if let Ok(src) = root.and_then(|r| r.open_path(&m.destination, true)) {
+                    self.volumes.seed_from(
+                        &m.name,
+                        &crate::rootpath::proc_fd_path(std::os::fd::AsFd::as_fd(&src)),
+                    );
                 }
             }
             let kind = if m.kind == "volume" {
