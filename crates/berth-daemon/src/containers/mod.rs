@@ -118,6 +118,23 @@ pub enum ContainerError {
     },
     #[error("{0}")]
     Runtime(String),
+    #[error(transparent)]
+    Volume(#[from] crate::volumes::VolumeError),
+    /// Tearing a container down left things behind: every failure is kept
+    /// as it was, not flattened into one string.
+    #[error("removing container {id}: {}", join_errors(.failures))]
+    Cleanup {
+        id: String,
+        failures: Vec<ContainerError>,
+    },
+}
+
+fn join_errors(errors: &[ContainerError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl HasKind for ContainerError {
@@ -126,7 +143,10 @@ impl HasKind for ContainerError {
             ContainerError::NotFound(_) | ContainerError::NotFoundOther(_) => ErrorKind::NotFound,
             ContainerError::Conflict(_) => ErrorKind::Conflict,
             ContainerError::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            ContainerError::Io { .. } | ContainerError::Runtime(_) => ErrorKind::Internal,
+            ContainerError::Io { .. }
+            | ContainerError::Runtime(_)
+            | ContainerError::Cleanup { .. } => ErrorKind::Internal,
+            ContainerError::Volume(e) => e.kind(),
         }
     }
 }
@@ -406,5 +426,29 @@ impl Containers {
             .filter(|r| r.image_id == image_id)
             .map(|r| (r.id.clone(), r.state.status.is_running()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_failures_are_kept_as_values_with_their_kinds() {
+        let e = ContainerError::Cleanup {
+            id: "abc".into(),
+            failures: vec![
+                io("/run/x")(std::io::Error::from_raw_os_error(libc::EBUSY)),
+                crate::volumes::VolumeError::InUse("volume v is in use".into()).into(),
+            ],
+        };
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        let ContainerError::Cleanup { failures, .. } = &e else {
+            unreachable!()
+        };
+        assert_eq!(failures[1].kind(), ErrorKind::Conflict);
+        let text = e.to_string();
+        assert!(text.starts_with("removing container abc: /run/x: "), "{text}");
+        assert!(text.ends_with("; volume v is in use"), "{text}");
     }
 }

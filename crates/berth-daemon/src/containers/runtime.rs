@@ -699,7 +699,7 @@ impl ContainerService {
         for d in [&c.run_dir, &c.dir] {
             if let Err(e) = std::fs::remove_dir_all(d) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    failures.push(format!("{}: {e}", d.display()));
+                    failures.push(io(d.display().to_string())(e));
                 }
             }
         }
@@ -707,7 +707,7 @@ impl ContainerService {
         if volumes || r.host_config.auto_remove {
             for m in r.mounts.iter().filter(|m| m.anonymous) {
                 if let Err(e) = self.volumes.remove(&m.name, &self.volume_users(&m.name)) {
-                    failures.push(e.to_string());
+                    failures.push(e.into());
                 }
             }
         }
@@ -716,11 +716,10 @@ impl ContainerService {
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(ContainerError::Runtime(format!(
-                "removing container {}: {}",
-                r.id,
-                failures.join("; ")
-            )))
+            Err(ContainerError::Cleanup {
+                id: r.id.clone(),
+                failures,
+            })
         }
     }
 
