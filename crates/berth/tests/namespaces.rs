@@ -356,7 +356,7 @@ fn docker_cli_namespace_flags_reach_the_container() {
             "busybox",
             "sh",
             "-c",
-            "readlink /proc/self/ns/pid /proc/self/ns/ipc /proc/self/ns/uts",
+            "for k in pid ipc uts; do readlink /proc/self/ns/$k; done",
         ],
         None,
     );
@@ -455,8 +455,8 @@ fn cli_flags_berth_cannot_honour_fail_loudly() {
         "{}",
         o.stderr
     );
-    d.berth_ok(&["create", "--name", "u", "busybox", "true"]);
-    let (st, _, err) = d.berth(&["update", "--cpuset-cpus", "0", "u"]);
+    d.berth_ok(&["create", "--name", "upd", "busybox", "true"]);
+    let (st, _, err) = d.berth(&["update", "--cpuset-cpus", "0", "upd"]);
     assert_ne!(code(st), 0);
     assert!(err.contains("HostConfig.CpusetCpus"), "{err}");
 }
