@@ -1,12 +1,18 @@
 //! Wire types of the container endpoints (swagger `ContainerConfig`,
 //! `HostConfig`, `ContainerSummary`, `ContainerInspectResponse`,
-//! `ContainerWaitResponse`). Fields berth does not act on yet are kept in
-//! `extra` so `inspect` returns what the client sent.
+//! `ContainerWaitResponse`). Every property of the swagger `ContainerConfig`
+//! and `HostConfig` has a typed field ([`crate::host_config`]); none goes
+//! through a map.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use crate::host_config::{
+    BindOptions, DeviceRequest, DriverConfig, HostConfig, ImageOptions, Mount, PortBinding,
+    ThrottleDevice, TmpfsOptions, VolumeOptions, WeightDevice,
+};
 
 /// `POST /containers/create` body: the container config with `HostConfig`
 /// and `NetworkingConfig` alongside.
@@ -24,25 +30,25 @@ pub struct ContainerCreateBody {
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerConfig {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub hostname: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub domainname: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub user: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub attach_stdin: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub attach_stdout: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub attach_stderr: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exposed_ports: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub tty: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub open_stdin: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub stdin_once: bool,
     #[serde(default)]
     pub env: Option<Vec<String>>,
@@ -50,11 +56,11 @@ pub struct ContainerConfig {
     pub cmd: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub image: String,
     #[serde(default)]
     pub volumes: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::host_config::nullable")]
     pub working_dir: String,
     #[serde(default)]
     pub entrypoint: Option<Vec<String>>,
@@ -66,8 +72,18 @@ pub struct ContainerConfig {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_timeout: Option<i64>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    /// Windows only (the command line is already escaped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args_escaped: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_disabled: Option<bool>,
+    /// The image's `SHELL`, for `RUN`/`CMD`/`ENTRYPOINT` in shell form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    /// Deprecated since API 1.44 (the endpoint's `MacAddress` replaces it);
+    /// read from older clients, omitted unless set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
@@ -107,84 +123,6 @@ pub struct DeviceMapping {
     pub path_in_container: String,
     #[serde(default)]
     pub cgroup_permissions: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Mount {
-    #[serde(rename = "Type", default)]
-    pub kind: String,
-    #[serde(default)]
-    pub source: String,
-    #[serde(default)]
-    pub target: String,
-    #[serde(default)]
-    pub read_only: bool,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct HostConfig {
-    #[serde(default)]
-    pub binds: Option<Vec<String>>,
-    #[serde(default)]
-    pub log_config: LogConfig,
-    #[serde(default)]
-    pub network_mode: String,
-    #[serde(default)]
-    pub port_bindings: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    pub restart_policy: RestartPolicy,
-    #[serde(default)]
-    pub auto_remove: bool,
-    #[serde(default)]
-    pub mounts: Option<Vec<Mount>>,
-    #[serde(default)]
-    pub cap_add: Option<Vec<String>>,
-    #[serde(default)]
-    pub cap_drop: Option<Vec<String>>,
-    #[serde(default)]
-    pub group_add: Option<Vec<String>>,
-    #[serde(default)]
-    pub oom_score_adj: i64,
-    #[serde(default)]
-    pub privileged: bool,
-    #[serde(default)]
-    pub readonly_rootfs: bool,
-    #[serde(default)]
-    pub security_opt: Option<Vec<String>>,
-    #[serde(default)]
-    pub tmpfs: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub shm_size: i64,
-    #[serde(default)]
-    pub sysctls: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub runtime: String,
-    #[serde(default)]
-    pub memory: i64,
-    #[serde(default)]
-    pub memory_swap: i64,
-    #[serde(default)]
-    pub nano_cpus: i64,
-    #[serde(default)]
-    pub cpu_shares: i64,
-    #[serde(default)]
-    pub cpu_period: i64,
-    #[serde(default)]
-    pub cpu_quota: i64,
-    #[serde(default)]
-    pub pids_limit: Option<i64>,
-    #[serde(default)]
-    pub ulimits: Option<Vec<Ulimit>>,
-    #[serde(default)]
-    pub devices: Option<Vec<DeviceMapping>>,
-    #[serde(default)]
-    pub init: Option<bool>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]

@@ -13,6 +13,7 @@ pub mod backend;
 pub mod container_types;
 pub mod error;
 pub mod filters;
+pub mod host_config;
 mod query;
 mod routes;
 mod stream;

@@ -6,8 +6,9 @@
 //! [`resolve_user`]) — into a [`SpecInput`]. [`build_spec`] turns that into
 //! an [`oci_spec::runtime::Spec`] carrying Docker's isolation defaults:
 //!
-//! - namespaces: mount, uts, pid, ipc, network (each can be shared with the
-//!   host or, for the network, joined by path); cgroup only on request;
+//! - namespaces: mount, network, uts, pid, ipc, cgroup — each the
+//!   container's own, the host's, or another container's joined by path
+//!   ([`namespaces`]);
 //! - the 14 default capabilities, tweaked by `--cap-add` / `--cap-drop`
 //!   ([`caps`]);
 //! - moby's default seccomp profile resolved for those capabilities and the
@@ -28,6 +29,7 @@
 pub mod caps;
 mod error;
 pub mod mounts;
+pub mod namespaces;
 pub mod resources;
 pub mod seccomp;
 mod spec;
@@ -41,6 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use caps::{default_capabilities, tweak_capabilities};
 pub use error::SpecError;
 pub use mounts::{MountKind, MountSpec};
+pub use namespaces::{DevShm, NamespaceMode};
 pub use resources::{DeviceSpec, DeviceType, Resources, Ulimit};
 pub use seccomp::{docker_default_seccomp, SeccompArch};
 pub use spec::{build_spec, to_config_json, DEFAULT_PATH_ENV, MASKED_PATHS, READONLY_PATHS};
@@ -122,12 +125,19 @@ pub struct SpecInput {
     pub mounts: Vec<MountSpec>,
     /// `--network`.
     pub network: NetworkMode,
-    /// `--ipc host`.
-    pub ipc_host: bool,
-    /// `--pid host`.
-    pub pid_host: bool,
-    /// `--cgroupns private`: Docker's default on cgroup v2 only.
-    pub cgroupns_private: bool,
+    /// `--pid`: private, `host`, or `container:X` joined by path.
+    pub pid: NamespaceMode,
+    /// `--ipc`: private (also `shareable` and `none`), `host`, or
+    /// `container:X` joined by path.
+    pub ipc: NamespaceMode,
+    /// `--uts`: private or `host` (then the spec sets no hostname).
+    pub uts: NamespaceMode,
+    /// `--cgroupns`: private (Docker's default on cgroup v2) or `host`
+    /// (its default on v1); the daemon always says which.
+    pub cgroupns: NamespaceMode,
+    /// `/dev/shm`, as the IPC mode decides: a private tmpfs, a bind of a
+    /// host directory, or none.
+    pub shm: DevShm,
     /// `--memory`, `--cpus`, `--pids-limit`...
     pub resources: Resources,
     /// `--ulimit`; none by default.
@@ -145,6 +155,13 @@ pub struct SpecInput {
     pub cgroups_path: String,
     /// `--oom-score-adj`.
     pub oom_score_adj: Option<i32>,
+    /// `HostConfig.MaskedPaths`: replaces Docker's masked paths (and
+    /// `extra_masked_paths`) when set; ignored with `privileged`.
+    pub masked_paths: Option<Vec<String>>,
+    /// `HostConfig.ReadonlyPaths`: replaces Docker's read-only paths when set.
+    pub readonly_paths: Option<Vec<String>>,
+    /// `--annotation`: OCI annotations of the spec.
+    pub annotations: BTreeMap<String, String>,
     /// `--init`: the init binary's path inside the container (the caller
     /// bind-mounts it there); args become `[init, "--", args...]`.
     pub init: Option<String>,

@@ -11,7 +11,7 @@ use std::path::{Component, Path};
 use oci_spec::runtime::Mount;
 use serde::{Deserialize, Serialize};
 
-use crate::SpecError;
+use crate::{DevShm, SpecError};
 
 /// Docker's `/dev/shm` size when `--shm-size` is not given.
 pub const DEFAULT_SHM_SIZE: u64 = 64 * 1024 * 1024;
@@ -64,24 +64,30 @@ fn size_option(bytes: u64) -> String {
 
 /// Docker's default mounts (moby `oci.DefaultLinuxSpec`).
 ///
-/// `privileged` leaves `/sys` and `/sys/fs/cgroup` writable; `ipc_host`
-/// bind-mounts the host's `/dev/shm` instead of a private tmpfs.
-pub fn default_mounts(privileged: bool, shm_size: Option<u64>, ipc_host: bool) -> Vec<Mount> {
+/// `privileged` leaves `/sys` and `/sys/fs/cgroup` writable; `shm` is a
+/// private tmpfs, a bind of a host directory (`--ipc host`, `shareable`,
+/// `container:`) or absent (`--ipc none`).
+pub fn default_mounts(privileged: bool, shm_size: Option<u64>, shm: &DevShm) -> Vec<Mount> {
     let ro = if privileged { None } else { Some("ro") };
     let with_ro =
         |base: &[&'static str]| -> Vec<&'static str> { base.iter().copied().chain(ro).collect() };
     let shm_size = size_option(shm_size.unwrap_or(DEFAULT_SHM_SIZE));
-    let shm = if ipc_host {
-        mount("/dev/shm", "bind", "/dev/shm", &["rbind", "rprivate"])
-    } else {
-        mount(
+    let shm = match shm {
+        DevShm::Bind(source) => Some(mount(
+            "/dev/shm",
+            "bind",
+            &source.display().to_string(),
+            &["rbind", "rprivate"],
+        )),
+        DevShm::Private => Some(mount(
             "/dev/shm",
             "tmpfs",
             "shm",
             &["nosuid", "noexec", "nodev", "mode=1777", &shm_size],
-        )
+        )),
+        DevShm::None => None,
     };
-    vec![
+    let mut out = vec![
         mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
         mount(
             "/dev",
@@ -120,8 +126,9 @@ pub fn default_mounts(privileged: bool, shm_size: Option<u64>, ipc_host: bool) -
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         ),
-        shm,
-    ]
+    ];
+    out.extend(shm);
+    out
 }
 
 const PROPAGATIONS: [&str; 6] = [
@@ -292,18 +299,18 @@ mod tests {
 
     #[test]
     fn shm_size_default_and_custom() {
-        let d = default_mounts(false, None, false);
+        let d = default_mounts(false, None, &DevShm::Private);
         assert!(opts(&d[6]).contains(&"size=65536k".to_string()));
-        let d = default_mounts(false, Some(1000), false);
+        let d = default_mounts(false, Some(1000), &DevShm::Private);
         assert!(opts(&d[6]).contains(&"size=1000".to_string()));
     }
 
     #[test]
     fn privileged_sys_is_writable() {
-        let d = default_mounts(true, None, false);
+        let d = default_mounts(true, None, &DevShm::Private);
         assert!(!opts(&d[3]).contains(&"ro".to_string()));
         assert!(!opts(&d[4]).contains(&"ro".to_string()));
-        let d = default_mounts(false, None, false);
+        let d = default_mounts(false, None, &DevShm::Private);
         assert!(opts(&d[3]).contains(&"ro".to_string()));
     }
 
@@ -331,7 +338,7 @@ mod tests {
             spec(MountKind::Tmpfs, "/dev/shm", &[]),
             spec(MountKind::Bind, "/data", &[]),
         ];
-        let all = build_mounts(default_mounts(false, None, false), &user).unwrap();
+        let all = build_mounts(default_mounts(false, None, &DevShm::Private), &user).unwrap();
         let dests: Vec<_> = all
             .iter()
             .map(|m| m.destination().display().to_string())

@@ -268,7 +268,7 @@ fn sysctl_namespace(name: &str) -> Option<SysctlNamespace> {
 /// shared namespace would change the host.
 pub(crate) fn sysctls(
     sysctls: &BTreeMap<String, String>,
-    ipc_host: bool,
+    ipc_shared: bool,
     net_host: bool,
 ) -> Result<HashMap<String, String>, SpecError> {
     let refuse = |name: &str, reason: &str| SpecError::SysctlRefused {
@@ -283,8 +283,11 @@ pub(crate) fn sysctls(
                     "only namespaced sysctls (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*) may be set",
                 ))
             }
-            Some(SysctlNamespace::Ipc) if ipc_host => {
-                return Err(refuse(name, "the container shares the host's IPC namespace"))
+            Some(SysctlNamespace::Ipc) if ipc_shared => {
+                return Err(refuse(
+                    name,
+                    "the container shares the IPC namespace of the host or another container",
+                ))
             }
             Some(SysctlNamespace::Net) if net_host => {
                 return Err(refuse(name, "the container shares the host's network namespace"))

@@ -4,11 +4,13 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use oci_spec::runtime::{
-    Capability, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxNamespace, LinuxNamespaceType,
-    LinuxResources, Process, Root, Spec, User,
+    Capability, Linux, LinuxCapabilities, LinuxDeviceCgroup, LinuxResources, Process, Root, Spec,
+    User,
 };
 
-use crate::{caps, mounts, resources, seccomp, NetworkMode, SeccompChoice, SpecError, SpecInput};
+use crate::{
+    caps, mounts, namespaces, resources, seccomp, NetworkMode, SeccompChoice, SpecError, SpecInput,
+};
 
 /// The OCI runtime spec version written; runc 1.1 and youki both accept it.
 const OCI_VERSION: &str = "1.0.2-dev";
@@ -68,21 +70,23 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
 
     let mut spec = Spec::default();
     spec.set_version(OCI_VERSION.to_string());
-    spec.set_annotations(None);
+    spec.set_annotations(
+        (!input.annotations.is_empty()).then(|| input.annotations.clone().into_iter().collect()),
+    );
     let mut root = Root::default();
     root.set_path(input.rootfs.clone());
     root.set_readonly(Some(input.readonly_rootfs));
     spec.set_root(Some(root));
-    spec.set_hostname((!input.hostname.is_empty()).then(|| input.hostname.clone()));
+    spec.set_hostname(namespaces::hostname(input));
     spec.set_process(Some(process(input, &cap_list)?));
 
-    let defaults = mounts::default_mounts(input.privileged, input.shm_size, input.ipc_host);
+    let defaults = mounts::default_mounts(input.privileged, input.shm_size, &input.shm);
     let mount_list = mounts::build_mounts(defaults, &input.mounts)?;
     let propagation = rootfs_propagation(input);
     spec.set_mounts(Some(mount_list));
 
     let mut linux = Linux::default();
-    linux.set_namespaces(Some(namespaces(input)));
+    linux.set_namespaces(Some(namespaces::namespaces(input)));
     let cgroups_path = if input.cgroups_path.is_empty() {
         format!("/berth/{}", input.id)
     } else {
@@ -116,7 +120,7 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
     linux.set_devices((!nodes.is_empty()).then_some(nodes));
 
     let net_host = input.network == NetworkMode::Host;
-    let sysctl = resources::sysctls(&input.sysctls, input.ipc_host, net_host)?;
+    let sysctl = resources::sysctls(&input.sysctls, input.ipc.is_shared(), net_host)?;
     linux.set_sysctl((!sysctl.is_empty()).then_some(sysctl));
 
     let seccomp = match (&input.seccomp, input.privileged) {
@@ -134,14 +138,23 @@ pub fn build_spec(input: &SpecInput) -> Result<Spec, SpecError> {
         linux.set_masked_paths(None);
         linux.set_readonly_paths(None);
     } else {
-        let mut masked: Vec<String> = MASKED_PATHS.iter().map(|p| p.to_string()).collect();
-        for extra in &input.extra_masked_paths {
-            if !masked.contains(extra) {
-                masked.push(extra.clone());
+        // `HostConfig.MaskedPaths`/`ReadonlyPaths` replace Docker's lists
+        // when given (`--security-opt systempaths=unconfined` sends both empty).
+        let masked = input.masked_paths.clone().unwrap_or_else(|| {
+            let mut masked: Vec<String> = MASKED_PATHS.iter().map(|p| p.to_string()).collect();
+            for extra in &input.extra_masked_paths {
+                if !masked.contains(extra) {
+                    masked.push(extra.clone());
+                }
             }
-        }
+            masked
+        });
         linux.set_masked_paths(Some(masked));
-        linux.set_readonly_paths(Some(READONLY_PATHS.iter().map(|p| p.to_string()).collect()));
+        let readonly = input
+            .readonly_paths
+            .clone()
+            .unwrap_or_else(|| READONLY_PATHS.iter().map(|p| p.to_string()).collect());
+        linux.set_readonly_paths(Some(readonly));
     }
     linux.set_rootfs_propagation(propagation);
     spec.set_linux(Some(linux));
@@ -242,33 +255,6 @@ fn environment(input: &SpecInput) -> Vec<String> {
         }
     }
     env.into_iter().flatten().collect()
-}
-
-/// Docker's namespace list, in its order.
-fn namespaces(input: &SpecInput) -> Vec<LinuxNamespace> {
-    let ns = |typ: LinuxNamespaceType, path: Option<&Path>| {
-        let mut n = LinuxNamespace::default();
-        n.set_typ(typ);
-        n.set_path(path.map(Path::to_path_buf));
-        n
-    };
-    let mut out = vec![ns(LinuxNamespaceType::Mount, None)];
-    match &input.network {
-        NetworkMode::None => out.push(ns(LinuxNamespaceType::Network, None)),
-        NetworkMode::Path(p) => out.push(ns(LinuxNamespaceType::Network, Some(p))),
-        NetworkMode::Host => {}
-    }
-    out.push(ns(LinuxNamespaceType::Uts, None));
-    if !input.pid_host {
-        out.push(ns(LinuxNamespaceType::Pid, None));
-    }
-    if !input.ipc_host {
-        out.push(ns(LinuxNamespaceType::Ipc, None));
-    }
-    if input.cgroupns_private {
-        out.push(ns(LinuxNamespaceType::Cgroup, None));
-    }
-    out
 }
 
 /// A shared or slave bind needs the rootfs mount to propagate too (moby

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use berth_oci::caps::capability_mask;
 use berth_oci::{
-    build_spec, default_capabilities, MountKind, MountSpec, NetworkMode, SeccompArch,
-    SeccompChoice, SpecInput,
+    build_spec, default_capabilities, DevShm, MountKind, MountSpec, NamespaceMode, NetworkMode,
+    SeccompArch, SeccompChoice, SpecInput,
 };
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccompAction, Spec};
 
@@ -166,7 +166,8 @@ fn unconfined_seccomp_and_namespaces() {
     let spec = build_spec(&SpecInput {
         seccomp: SeccompChoice::Unconfined,
         network: NetworkMode::Host,
-        pid_host: true,
+        pid: NamespaceMode::Host,
+        cgroupns: NamespaceMode::Host,
         ..input()
     })
     .unwrap();
@@ -264,4 +265,160 @@ fn custom_seccomp_profile_is_translated() {
     let calls = seccomp.syscalls().as_ref().unwrap();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].errno_ret(), Some(13));
+}
+
+/// (type, path) of every namespace entry, in spec order.
+fn namespace_list(spec: &Spec) -> Vec<(LinuxNamespaceType, Option<String>)> {
+    spec.linux()
+        .as_ref()
+        .unwrap()
+        .namespaces()
+        .iter()
+        .flatten()
+        .map(|n| (n.typ(), n.path().as_ref().map(|p| p.display().to_string())))
+        .collect()
+}
+
+fn shm_mount(spec: &Spec) -> Option<(String, String)> {
+    spec.mounts()
+        .iter()
+        .flatten()
+        .find(|m| m.destination().to_str() == Some("/dev/shm"))
+        .map(|m| {
+            (
+                m.typ().clone().unwrap_or_default(),
+                m.source()
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+}
+
+#[test]
+fn default_modes_are_all_private() {
+    use LinuxNamespaceType::*;
+    let spec = build_spec(&input()).unwrap();
+    assert_eq!(
+        namespace_list(&spec),
+        [
+            (Mount, None),
+            (Network, None),
+            (Uts, None),
+            (Pid, None),
+            (Ipc, None),
+            (Cgroup, None)
+        ]
+    );
+    assert_eq!(spec.hostname().as_deref(), Some("aaaaaaaaaaaa"));
+    assert_eq!(shm_mount(&spec), Some(("tmpfs".into(), "shm".into())));
+}
+
+#[test]
+fn host_modes_leave_the_namespace_out() {
+    use LinuxNamespaceType::*;
+    let spec = build_spec(&SpecInput {
+        pid: NamespaceMode::Host,
+        ipc: NamespaceMode::Host,
+        uts: NamespaceMode::Host,
+        cgroupns: NamespaceMode::Host,
+        shm: DevShm::Bind("/dev/shm".into()),
+        ..input()
+    })
+    .unwrap();
+    assert_eq!(namespace_list(&spec), [(Mount, None), (Network, None)]);
+    // With the host's UTS namespace a hostname would rename the host.
+    assert_eq!(spec.hostname(), &None);
+    assert_eq!(shm_mount(&spec), Some(("bind".into(), "/dev/shm".into())));
+}
+
+#[test]
+fn container_modes_join_by_path() {
+    use LinuxNamespaceType::*;
+    let spec = build_spec(&SpecInput {
+        pid: NamespaceMode::Join("/proc/77/ns/pid".into()),
+        ipc: NamespaceMode::Join("/proc/77/ns/ipc".into()),
+        shm: DevShm::Bind("/data/containers/x/mounts/shm".into()),
+        network: NetworkMode::Path("/proc/77/ns/net".into()),
+        ..input()
+    })
+    .unwrap();
+    assert_eq!(
+        namespace_list(&spec),
+        [
+            (Mount, None),
+            (Network, Some("/proc/77/ns/net".into())),
+            (Uts, None),
+            (Pid, Some("/proc/77/ns/pid".into())),
+            (Ipc, Some("/proc/77/ns/ipc".into())),
+            (Cgroup, None)
+        ]
+    );
+    assert_eq!(
+        shm_mount(&spec),
+        Some(("bind".into(), "/data/containers/x/mounts/shm".into()))
+    );
+}
+
+#[test]
+fn ipc_none_has_no_dev_shm() {
+    let spec = build_spec(&SpecInput {
+        shm: DevShm::None,
+        ..input()
+    })
+    .unwrap();
+    assert_eq!(shm_mount(&spec), None);
+    assert!(namespace_list(&spec)
+        .iter()
+        .any(|(t, p)| *t == LinuxNamespaceType::Ipc && p.is_none()));
+}
+
+#[test]
+fn ipc_sysctls_are_refused_with_a_shared_ipc_namespace() {
+    for ipc in [
+        NamespaceMode::Host,
+        NamespaceMode::Join("/proc/77/ns/ipc".into()),
+    ] {
+        let err = build_spec(&SpecInput {
+            ipc,
+            sysctls: BTreeMap::from([("kernel.shmmax".to_string(), "1".to_string())]),
+            ..input()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("kernel.shmmax"), "{err}");
+    }
+}
+
+#[test]
+fn host_config_paths_and_annotations_override_the_defaults() {
+    let spec = build_spec(&SpecInput {
+        masked_paths: Some(vec![]),
+        readonly_paths: Some(vec!["/proc/sys".into()]),
+        annotations: BTreeMap::from([("org.example.k".to_string(), "v".to_string())]),
+        ..input()
+    })
+    .unwrap();
+    let linux = spec.linux().as_ref().unwrap();
+    assert_eq!(linux.masked_paths().as_deref(), Some(&[][..]));
+    assert_eq!(
+        linux.readonly_paths().as_deref(),
+        Some(&["/proc/sys".to_string()][..])
+    );
+    assert_eq!(
+        spec.annotations().as_ref().unwrap().get("org.example.k"),
+        Some(&"v".to_string())
+    );
+    let default = build_spec(&input()).unwrap();
+    assert_eq!(default.annotations(), &None);
+    assert_eq!(
+        default
+            .linux()
+            .as_ref()
+            .unwrap()
+            .masked_paths()
+            .as_ref()
+            .unwrap()
+            .len(),
+        12
+    );
 }

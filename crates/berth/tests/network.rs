@@ -535,7 +535,28 @@ impl Outside {
             .args(["netns", "exec", &ns, "python3", "-c", &script])
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // Wait until the server listens (port 7777 = 0x1E61, state 0A in
+        // the namespace's /proc/net/tcp): python's start-up can take
+        // seconds on a loaded machine.
+        let listening = || {
+            Command::new("ip")
+                .args(["netns", "exec", &ns, "cat", "/proc/net/tcp"])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        f.len() > 3 && f[1].ends_with(":1E61") && f[3] == "0A"
+                    })
+                })
+                .unwrap_or(false)
+        };
+        for _ in 0..200 {
+            if listening() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(listening(), "the server in {ns} never listened on 7777");
         Outside {
             ns,
             near,

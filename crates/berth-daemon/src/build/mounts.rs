@@ -237,7 +237,7 @@ impl Builder<'_> {
                         source: src.display().to_string(),
                         target: target.clone(),
                         read_only: m.readonly,
-                        extra: Default::default(),
+                        ..Default::default()
                     });
                     p.targets.push(target);
                 }
@@ -249,7 +249,7 @@ impl Builder<'_> {
                         source: dir.display().to_string(),
                         target: target.clone(),
                         read_only: m.readonly,
-                        extra: Default::default(),
+                        ..Default::default()
                     });
                     p.targets.push(target);
                 }
@@ -279,7 +279,7 @@ impl Builder<'_> {
                             source: file.display().to_string(),
                             target: target.clone(),
                             read_only: true,
-                            extra: Default::default(),
+                            ..Default::default()
                         });
                         p.targets.push(target);
                     }

@@ -30,7 +30,7 @@ impl ContainerService {
         body: ContainerCreateBody,
     ) -> Result<(String, Vec<String>), ContainerError> {
         let mut config = body.config;
-        let host = body.host_config;
+        let mut host = body.host_config;
         if config.image.is_empty() {
             return Err(ContainerError::InvalidArgument(
                 "config.Image is required".into(),
@@ -121,6 +121,8 @@ impl ContainerService {
             ));
         }
         validate_host_config(&host)?;
+        let warnings = super::host_config::check(&host)?;
+        super::namespaces::validate_and_default(&mut host, &config.hostname)?;
 
         let mounts = self.resolve_mounts(&config, &host)?;
         let networks = self.initial_networks(&host, body.networking_config.as_ref())?;
@@ -159,7 +161,7 @@ impl ContainerService {
         self.containers.insert(c);
         self.events
             .container(&record, crate::events::ContainerAction::Create);
-        Ok((id, vec![]))
+        Ok((id, warnings))
     }
 }
 
@@ -246,6 +248,32 @@ impl ContainerService {
                 _ => {}
             }
         }
+        // `--volumes-from C[:ro|rw]`: C's binds and volumes, at the same
+        // paths, unless this container mounts something there itself.
+        for from in host.volumes_from.clone().unwrap_or_default() {
+            let (name, mode) = from.split_once(':').unwrap_or((from.as_str(), ""));
+            let readonly = match mode {
+                "" | "rw" => false,
+                "ro" => true,
+                other => {
+                    return Err(ContainerError::InvalidArgument(format!(
+                        "invalid mode for volumes-from: {other} (HostConfig.VolumesFrom {from:?})"
+                    )))
+                }
+            };
+            let source = self.containers.get(name)?;
+            for m in source.record().mounts {
+                if out.iter().any(|o| o.destination == m.destination) {
+                    continue;
+                }
+                out.push(MountPoint {
+                    rw: m.rw && !readonly,
+                    // Owned by the source container: `rm -v` here keeps it.
+                    anonymous: false,
+                    ..m
+                });
+            }
+        }
         for path in config.volumes.clone().unwrap_or_default().keys() {
             if out.iter().any(|m| &m.destination == path)
                 || host.tmpfs.as_ref().is_some_and(|t| t.contains_key(path))
@@ -270,7 +298,6 @@ fn normalize(mut c: ContainerConfig) -> ContainerConfig {
     if c.exposed_ports.as_ref().is_some_and(|p| p.is_empty()) {
         c.exposed_ports = None;
     }
-    c.extra.retain(|_, v| !v.is_null());
     c
 }
 

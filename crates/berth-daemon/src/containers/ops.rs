@@ -405,6 +405,7 @@ impl ContainerService {
         c: &Container,
         u: &Value,
     ) -> Result<Vec<String>, ContainerError> {
+        super::host_config::check_update(u)?;
         let get = |k: &str| u.get(k).and_then(|v| v.as_i64()).filter(|v| *v != 0);
         let r = c.record();
         let mut h = r.host_config.clone();

@@ -163,3 +163,78 @@ impl ContainerRecord {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn fixture() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/record-current")
+    }
+
+    /// A record as the daemon wrote it before HostConfig was fully typed
+    /// (the fields berth did not model were flattened from a map) still
+    /// loads, into typed fields, and saving it again loses nothing.
+    #[test]
+    fn a_record_in_the_current_format_loads_and_keeps_every_field() {
+        let r = ContainerRecord::load(&fixture()).expect("loading the fixture record");
+        let h = &r.host_config;
+        assert_eq!(h.dns.as_deref(), Some(&["9.9.9.9".to_string()][..]));
+        assert_eq!(
+            h.dns_search.as_deref(),
+            Some(&["example.org".to_string()][..])
+        );
+        assert_eq!(h.dns_options.as_deref(), Some(&["ndots:2".to_string()][..]));
+        assert_eq!(
+            h.extra_hosts.as_deref(),
+            Some(&["db:10.0.0.5".to_string()][..])
+        );
+        assert!(h.publish_all_ports);
+        let bindings = h.port_binding_list();
+        assert_eq!(bindings.len(), 1);
+        assert_eq!(
+            (bindings[0].0.as_str(), bindings[0].1.host_port.as_str()),
+            ("80/tcp", "8080")
+        );
+        assert_eq!(h.ipc_mode, "");
+        assert_eq!(h.console_size.as_deref(), Some(&[0, 0][..]));
+        let tmpfs = &h.mounts.as_ref().unwrap()[0];
+        assert_eq!(tmpfs.tmpfs_options.as_ref().unwrap().size_bytes, 1 << 20);
+        assert_eq!(r.config.mac_address.as_deref(), Some("02:42:ac:11:00:09"));
+        assert_eq!(r.state.status, Status::Running);
+        assert_eq!(r.state.pid, 4242);
+        assert_eq!(r.networks["bridge"].ip, "172.17.0.9");
+
+        // Every key of the stored JSON comes back with the same value.
+        let stored: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture().join("config.v2.json")).unwrap())
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        r.save(dir.path()).unwrap();
+        let again = ContainerRecord::load(dir.path()).unwrap();
+        let resaved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("config.v2.json")).unwrap())
+                .unwrap();
+        for section in [
+            "host_config",
+            "config",
+            "state",
+            "networks",
+            "mounts",
+            "ports",
+        ] {
+            let (old, new) = (&stored[section], &resaved[section]);
+            if let Some(fields) = old.as_object() {
+                for (k, v) in fields {
+                    assert_eq!(&new[k], v, "{section}.{k} changed on save");
+                }
+            } else {
+                assert_eq!(old, new, "{section} changed on save");
+            }
+        }
+        assert_eq!(again.host_config, r.host_config);
+        assert_eq!(again.config, r.config);
+    }
+}

@@ -51,7 +51,7 @@ pub(crate) fn read_in_rootfs(rootfs: &Path, rel: &str) -> String {
         .unwrap_or_default()
 }
 
-fn is_mounted(path: &Path) -> bool {
+pub(super) fn is_mounted(path: &Path) -> bool {
     let target = path.display().to_string();
     std::fs::read_to_string("/proc/self/mountinfo")
         .map(|m| {
@@ -138,6 +138,7 @@ pub(crate) fn unmount(c: &Container) {
 }
 
 fn unmount_rootfs(c: &Container) {
+    super::namespaces::unmount_shm(&c.dir);
     let root = c.rootfs();
     if is_mounted(&root) {
         if let Err(e) = umount2(&root, MntFlags::MNT_DETACH) {
@@ -237,10 +238,10 @@ impl ContainerService {
                 "bind" | "volume" => {} // resolved at create time
                 "tmpfs" => mounts.push(MountSpec {
                     source: "tmpfs".into(),
+                    options: super::host_config::tmpfs_mount_options(&m),
                     destination: m.target,
                     kind: MountKind::Tmpfs,
                     readonly: m.read_only,
-                    options: vec![],
                 }),
                 other => {
                     return Err(ContainerError::InvalidArgument(format!(
@@ -318,6 +319,9 @@ impl ContainerService {
             } else {
                 vec![]
             },
+            masked_paths: h.masked_paths.clone(),
+            readonly_paths: h.readonly_paths.clone(),
+            annotations: h.annotations.clone().unwrap_or_default(),
             ..Default::default()
         })
     }
@@ -401,6 +405,11 @@ impl ContainerService {
         self.mount_rootfs(c)?;
         let sandbox = self.network_setup(c)?;
         let mut input = self.spec_input(c)?;
+        let ns = super::namespaces::resolve(&c.record().host_config, &c.dir, &|x| {
+            self.containers.get(x)
+        })?;
+        (input.pid, input.ipc, input.uts, input.cgroupns, input.shm) =
+            (ns.pid, ns.ipc, ns.uts, ns.cgroupns, ns.shm);
         input.network = sandbox.network;
         input.mounts.extend(sandbox.mounts);
         if c.record().host_config.init == Some(true) {

@@ -19,16 +19,8 @@ use crate::containers::record::{Endpoint, PublishedPort};
 use crate::containers::ContainerService;
 use crate::containers::{io, Container, ContainerError};
 
-fn extra_strings(h: &HostConfig, key: &str) -> Vec<String> {
-    h.extra
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+fn strings(list: &Option<Vec<String>>) -> Vec<String> {
+    list.clone().unwrap_or_default()
 }
 
 /// `""`/`default` mean the default bridge.
@@ -202,7 +194,7 @@ impl ContainerService {
             .find(BRIDGE)
             .and_then(|b| b.gateway)
             .unwrap_or_default();
-        extra_strings(h, "ExtraHosts")
+        strings(&h.extra_hosts)
             .into_iter()
             .map(|e| {
                 let (name, ip) = e.split_once(':').ok_or_else(|| {
@@ -226,9 +218,9 @@ impl ContainerService {
         let h = &r.host_config;
         let mode = mode_name(h);
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let dns = extra_strings(h, "Dns");
-        let search = extra_strings(h, "DnsSearch");
-        let options = extra_strings(h, "DnsOptions");
+        let dns = strings(&h.dns);
+        let search = strings(&h.dns_search);
+        let options = strings(&h.dns_options);
         let extra = self.extra_hosts(h)?;
         let hostname = format!("{}\n", r.config.hostname);
         let domain = r.config.domainname.clone();
@@ -412,8 +404,8 @@ impl ContainerService {
         let mut wanted: Vec<(u16, Proto, Ipv4Addr, String)> = Vec::new();
         for (key, binds) in h.port_bindings.clone().unwrap_or_default() {
             let (port, proto) = port_key(&key)?;
-            for b in binds.as_array().cloned().unwrap_or_default() {
-                let host_ip = b["HostIp"].as_str().unwrap_or("");
+            for b in binds.unwrap_or_default() {
+                let host_ip = b.host_ip.as_str();
                 if host_ip.contains(':') {
                     continue; // IPv6 bindings: not yet
                 }
@@ -424,20 +416,10 @@ impl ContainerService {
                         ContainerError::InvalidArgument(format!("invalid host IP {host_ip:?}"))
                     })?
                 };
-                wanted.push((
-                    port,
-                    proto,
-                    host_ip,
-                    b["HostPort"].as_str().unwrap_or("").to_string(),
-                ));
+                wanted.push((port, proto, host_ip, b.host_port.clone()));
             }
         }
-        let publish_all = h
-            .extra
-            .get("PublishAllPorts")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
-        if publish_all {
+        if h.publish_all_ports {
             for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
                 let (port, proto) = port_key(key)?;
                 if !wanted.iter().any(|w| w.0 == port && w.1 == proto) {
