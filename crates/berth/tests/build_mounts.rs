@@ -79,7 +79,7 @@ fn using_cache(out: &str) -> usize {
 
 #[test]
 fn cache_bind_and_tmpfs_mounts() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     let df = "FROM busybox AS stage1\n\
         RUN mkdir /out && echo staged > /out/s.txt && cp /out/s.txt /s.txt\n\
@@ -152,7 +152,7 @@ fn cache_bind_and_tmpfs_mounts() {
 
 #[test]
 fn secrets_reach_run_and_nothing_else() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let secret = "s3cr3t-Value-4711-xyzzy";
     let env_secret = "env-Secret-0815-plugh";
@@ -242,7 +242,7 @@ fn secrets_reach_run_and_nothing_else() {
 
 #[test]
 fn mount_errors_name_the_line() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[(
         "Dockerfile",
@@ -291,7 +291,7 @@ fn mount_errors_name_the_line() {
 
 #[test]
 fn run_network_modes() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // An interface of the host the test can see.
     let host_if = fs::read_to_string("/proc/net/dev")
@@ -358,7 +358,7 @@ fn http_server(body: Arc<Mutex<Vec<u8>>>) -> u16 {
 
 #[test]
 fn add_from_url() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // A tar archive: ADD of a URL must not extract it.
     let mut b = tar::Builder::new(Vec::new());
@@ -420,7 +420,7 @@ fn add_from_url() {
 
 #[test]
 fn builder_prune_forgets_the_cache() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let df = "FROM busybox\n\
         RUN --mount=type=cache,target=/c sh -c 'echo x >> /c/n; wc -l < /c/n > /count'\n\
@@ -466,7 +466,7 @@ fn builder_prune_forgets_the_cache() {
 
 #[test]
 fn cache_mount_sharing_locked_and_private() {
-    let d = Arc::new(TestDaemon::start_short());
+    let d = Arc::new(TestDaemon::builder().short().start());
     busybox(&d);
     // Two builds at once on one cache id; each step logs its start and end
     // around a sleep. `locked` serializes them: the log never interleaves.

@@ -122,7 +122,7 @@ fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http
 fn kill9_during_import_leaves_nothing_behind() {
     let large = common::large_rootfs();
     let size = fs::metadata(&large).unwrap().len();
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
 
     // Send half of the body; the socket buffers are a few hundred KiB at most, so by the
     // time write() returns for 256 MiB the daemon has consumed (hashed, stored or unpacked)
@@ -175,7 +175,7 @@ fn kill9_during_import_leaves_nothing_behind() {
 #[test]
 fn kill9_during_load_leaves_nothing_behind() {
     let large = common::large_rootfs();
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     // A docker-archive stream whose only layer is the large tar: write the archive to disk
     // by streaming through the tar crate so the whole thing never sits in memory.
     let scratch = common::scratch();
@@ -242,7 +242,7 @@ fn kill9_during_load_leaves_nothing_behind() {
 
 #[test]
 fn images_survive_kill9_and_restart() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     d.berth_ok(&["tag", "busybox:latest", "busybox:second"]);
     d.kill9();
@@ -263,7 +263,7 @@ fn images_survive_kill9_and_restart() {
 
 #[test]
 fn restart_after_clean_shutdown_keeps_images() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     d.restart();
     assert_eq!(d.image_id("busybox:latest"), id);
@@ -277,7 +277,7 @@ fn restart_after_clean_shutdown_keeps_images() {
 /// that tmpfs and clears the build dir instead of failing on it.
 #[test]
 fn kill9_during_a_build_leaves_no_tmpfs_behind() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     d.import(&common::busybox_rootfs(), "busybox:latest");
     let ctx = tempfile::tempdir().unwrap();
     fs::write(

@@ -9,7 +9,7 @@ use common::TestDaemon;
 
 #[test]
 fn device_is_added_with_its_numbers_and_permissions() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (st, out, err) = d.berth(&[
         "run",

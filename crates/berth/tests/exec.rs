@@ -10,7 +10,7 @@ use common::TestDaemon;
 
 /// A daemon with busybox and a running `web` container.
 fn daemon_with_web() -> (TestDaemon, String) {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.docker_ok(&[
         "run",

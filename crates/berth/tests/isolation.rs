@@ -42,7 +42,7 @@ fn status_field(d: &TestDaemon, opts: &[&str], field: &str) -> String {
 
 #[test]
 fn pid_namespace_shows_only_container_processes() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let out = run_ok(&d, &[], &["ps", "-o", "pid,comm"]);
     let rows: Vec<Vec<&str>> = out
@@ -73,7 +73,7 @@ fn pid_namespace_shows_only_container_processes() {
 
 #[test]
 fn hostname_is_short_id() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (st, out, err) = d.berth(&[
         "run",
@@ -94,7 +94,7 @@ fn hostname_is_short_id() {
 
 #[test]
 fn root_filesystem_writes_stay_in_the_container() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let marker = format!("berth-marker-{}", std::process::id());
     let script =
@@ -132,7 +132,7 @@ fn root_filesystem_writes_stay_in_the_container() {
 
 #[test]
 fn rm_leaves_no_directory_or_mount() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let containers = d.data_root.join("containers");
     let before = dir_entries(&containers);
@@ -160,7 +160,7 @@ fn rm_leaves_no_directory_or_mount() {
 
 #[test]
 fn default_capabilities_and_seccomp() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     assert_eq!(status_field(&d, &[], "CapEff"), "00000000a80425fb");
     assert_eq!(status_field(&d, &[], "CapBnd"), "00000000a80425fb");
@@ -184,7 +184,7 @@ fn default_capabilities_and_seccomp() {
 /// while the capability sets stay Docker's.
 #[test]
 fn seccomp_profiles_are_compiled_once_and_applied_per_container() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let profile = d.data_root.join("profile.json");
     std::fs::write(
@@ -222,7 +222,7 @@ fn seccomp_profiles_are_compiled_once_and_applied_per_container() {
 
 #[test]
 fn privileged_gets_all_capabilities_and_no_seccomp() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // All capabilities the host's bounding set allows (the test may itself be confined).
     let host = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -243,7 +243,7 @@ fn privileged_gets_all_capabilities_and_no_seccomp() {
 
 #[test]
 fn privileged_operations_are_refused() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (c, _, err) = run(&d, &[], &["unshare", "-r", "true"]);
     assert_ne!(c, 0, "unshare -r succeeded");
@@ -260,7 +260,7 @@ fn privileged_operations_are_refused() {
 /// busybox has no keyctl: build a static add_key(2) caller and bind-mount it in.
 #[test]
 fn keyring_syscalls_are_refused() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let dir = common::scratch();
     let src = dir.path().join("addkey.c");
@@ -306,7 +306,7 @@ int main(void) {
 
 #[test]
 fn read_only_user_env_workdir() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (c, _, err) = run(&d, &["--read-only"], &["touch", "/x"]);
     assert_ne!(c, 0, "touch /x succeeded on a read-only rootfs");
@@ -350,7 +350,7 @@ fn read_only_user_env_workdir() {
 
 #[test]
 fn memory_limit_oom_kills() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // dd's 64 MiB buffer is filled by read(2) from /dev/zero: really resident memory.
     let (st, _, err) = d.berth(&[
@@ -414,7 +414,7 @@ fn memory_limit_oom_kills() {
 
 #[test]
 fn pids_limit_stops_a_fork_bomb() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // A bounded bomb (100 background sleeps) in a subshell: forks fail at the limit, the
     // subshell dies, PID 1 survives and counts the processes it can see.

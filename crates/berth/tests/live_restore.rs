@@ -14,7 +14,7 @@ use common::TestDaemon;
 
 #[test]
 fn running_containers_survive_daemon_kill9() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     let names = ["lr1", "lr2", "lr3"];
     let mut ids = vec![];
@@ -107,7 +107,7 @@ fn running_containers_survive_daemon_kill9() {
 
 #[test]
 fn exit_while_daemon_is_down_is_recorded() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",
@@ -148,7 +148,7 @@ fn exit_while_daemon_is_down_is_recorded() {
 
 #[test]
 fn killed_shim_is_reported_exited() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",
@@ -234,7 +234,7 @@ fn wait_until_quiet(mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn paused_container_stays_paused_across_daemon_kill9() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     busybox(&d);
     d.berth_ok(&[
         "run",

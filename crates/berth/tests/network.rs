@@ -94,7 +94,7 @@ fn nft_table(d: &TestDaemon) -> String {
 
 #[test]
 fn published_ports_answer_on_every_covered_host_address() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let site = www("hello from the container\n");
     let (all, lo) = (free_port(), free_port());
@@ -175,7 +175,7 @@ fn published_ports_answer_on_every_covered_host_address() {
 
 #[test]
 fn a_port_in_use_is_refused_before_the_container_starts() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let taken = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
@@ -209,7 +209,7 @@ fn a_port_in_use_is_refused_before_the_container_starts() {
 
 #[test]
 fn user_network_resolves_names_and_isolates_other_networks() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let site = www("page by name\n");
     let vol = format!("{}:/www", site.path().display());
@@ -333,7 +333,7 @@ fn user_network_resolves_names_and_isolates_other_networks() {
 
 #[test]
 fn containers_reach_a_host_server_on_the_gateway_and_the_outside_through_nat() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let gw = d.bip.split('/').next().unwrap().to_string();
     let server = TcpListener::bind((gw.as_str(), 0)).unwrap();
@@ -411,7 +411,7 @@ fn containers_reach_a_host_server_on_the_gateway_and_the_outside_through_nat() {
 
 #[test]
 fn connect_and_disconnect_a_running_container() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let subnet = unique_subnet();
     d.berth_ok(&["network", "create", "--subnet", &subnet, "n2"]);
@@ -445,7 +445,7 @@ fn connect_and_disconnect_a_running_container() {
 
 #[test]
 fn kill9_of_the_daemon_leaves_nothing_for_containers_that_are_gone() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     let port = free_port();
     let keep_port = free_port();
@@ -580,7 +580,7 @@ fn unsafe_kill(pid: i32) {
 
 #[test]
 fn hundred_containers_on_a_user_network_leak_nothing() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let subnet = unique_subnet();
     d.berth_ok(&["network", "create", "--subnet", &subnet, "churn"]);
@@ -636,7 +636,7 @@ fn hundred_containers_on_a_user_network_leak_nothing() {
 
 #[test]
 fn docker_cli_network_commands_work_against_berth() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let subnet = unique_subnet();
     let id = d.docker_ok(&[
@@ -699,7 +699,7 @@ fn docker_cli_network_commands_work_against_berth() {
 
 #[test]
 fn container_mode_shares_the_namespace_and_prune_removes_unused_networks() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&["run", "-d", "--name", "base", "busybox", "sleep", "100"]);
     let ip = d.berth_ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "base"]);
