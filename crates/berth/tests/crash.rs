@@ -92,20 +92,20 @@ fn partial_state(d: &TestDaemon) -> Vec<String> {
     v
 }
 
-/// Stream `file` as an import body, stopping after `limit` bytes (None: send all and
-/// return the response).
-fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http::Response> {
+/// Stream `file` as an import body, stopping after `limit` bytes (None: the whole file).
+/// The request stays open: dropping the upload ends it.
+fn send_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> http::Upload {
     let mut up = http::Upload::start(&d.socket, "POST", IMPORT_PATH, "application/x-tar")
         .expect("connect for import");
     let mut f = fs::File::open(file).unwrap();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         if limit.is_some_and(|l| up.sent >= l) {
-            return None;
+            return up;
         }
         let n = f.read(&mut buf).unwrap();
         if n == 0 {
-            break;
+            return up;
         }
         up.send(&buf[..n]).unwrap_or_else(|e| {
             panic!(
@@ -115,7 +115,16 @@ fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http
             )
         });
     }
-    Some(up.finish().expect("import response"))
+}
+
+/// Waits until an interrupted operation has something on disk (partial ingest or a
+/// temporary snapshot): the proof that a kill now lands in its middle.
+fn wait_for_partial_state(d: &TestDaemon, what: &str) {
+    common::containers::wait_until(
+        &format!("{what} to have partial state on disk (else the kill would miss the window)"),
+        Duration::from_secs(60),
+        || !partial_state(d).is_empty(),
+    );
 }
 
 #[test]
@@ -129,12 +138,15 @@ fn kill9_during_import_leaves_nothing_behind() {
     // most of it. Then pull the plug.
     let half = size / 2;
     let started = Instant::now();
-    assert!(stream_import(&d, &large, Some(half)).is_none());
+    // The request stays open until after the kill: the daemon is mid-import, not cleaning
+    // up after a client that went away.
+    let up = send_import(&d, &large, Some(half));
     assert!(
         d.is_running(),
         "daemon died during the import:\n{}",
         d.log()
     );
+    wait_for_partial_state(&d, "the import");
     eprintln!(
         "sent {half} bytes in {:?}; killing the daemon; data-root holds {} bytes in {:?}",
         started.elapsed(),
@@ -142,12 +154,15 @@ fn kill9_during_import_leaves_nothing_behind() {
         partial_state(&d),
     );
     d.kill9();
+    drop(up);
 
     d.restart();
     assert_clean_and_empty(&d);
 
     // The same import now succeeds.
-    let r = stream_import(&d, &large, None).unwrap();
+    let r = send_import(&d, &large, None)
+        .finish()
+        .expect("import response");
     assert_eq!(r.status, 200, "import after restart: {}", r.body_str());
     let body = r.body_str();
     assert!(
@@ -225,6 +240,7 @@ fn kill9_during_load_leaves_nothing_behind() {
             .unwrap_or_else(|e| panic!("load body refused after {} bytes: {e}", up.sent));
     }
     assert!(d.is_running(), "daemon died during load:\n{}", d.log());
+    wait_for_partial_state(&d, "the load");
     eprintln!(
         "sent {} bytes of the load; data-root holds {} bytes in {:?}",
         up.sent,
@@ -267,8 +283,8 @@ fn restart_after_clean_shutdown_keeps_images() {
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     d.restart();
     assert_eq!(d.image_id("busybox:latest"), id);
-    // Wait briefly to make sure the daemon stays up.
-    std::thread::sleep(Duration::from_millis(200));
+    // Still up after answering: a request after the restart is served.
+    assert_eq!(d.api("GET", "/_ping", None), (200, "OK".to_string()));
     assert!(d.is_running());
 }
 
@@ -297,18 +313,15 @@ fn kill9_during_a_build_leaves_no_tmpfs_behind() {
         .spawn()
         .unwrap();
     let tmp = d.data_root.join("tmp");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !common::mounts_under(&tmp)
-        .iter()
-        .any(|m| m.ends_with("mem"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no build tmpfs under {}",
-            tmp.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::containers::wait_until(
+        &format!("the build's tmpfs under {}", tmp.display()),
+        Duration::from_secs(30),
+        || {
+            common::mounts_under(&tmp)
+                .iter()
+                .any(|m| m.ends_with("mem"))
+        },
+    );
     d.kill9();
     let _ = build.wait();
     d.restart();
