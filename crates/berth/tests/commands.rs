@@ -515,11 +515,10 @@ fn restart_policies() {
     assert_eq!(inspect_f(&d, "{{.State.Status}}", "always"), "exited");
     d.restart();
     wait_until(
-        "the stopped `always` container to be started again when the daemon starts, as dockerd does",
+        "stopped `always` container started again with the daemon (as dockerd)",
         LONG,
-        || {
-        inspect_f(&d, "{{.State.Status}}", "always") == "running"
-    });
+        || inspect_f(&d, "{{.State.Status}}", "always") == "running",
+    );
     assert_eq!(inspect_f(&d, "{{.State.Status}}", "unless"), "exited");
     d.berth_ok(&["rm", "-f", "fails", "ok", "always", "unless"]);
 }
