@@ -89,6 +89,12 @@ fn partial_state(d: &TestDaemon) -> Vec<String> {
             .into_iter()
             .map(|s| format!("snapshots/{s}")),
     );
+    // `load` stages the archive's content under tmp/ first.
+    v.extend(
+        dir_entries(&d.data_root.join("tmp"))
+            .into_iter()
+            .map(|s| format!("tmp/{s}")),
+    );
     v
 }
 
@@ -140,6 +146,7 @@ fn kill9_during_import_leaves_nothing_behind() {
     let started = Instant::now();
     // The request stays open until after the kill: the daemon is mid-import, not cleaning
     // up after a client that went away.
+    assert_eq!(partial_state(&d), Vec::<String>::new(), "before the import");
     let up = send_import(&d, &large, Some(half));
     assert!(
         d.is_running(),
@@ -225,6 +232,7 @@ fn kill9_during_load_leaves_nothing_behind() {
         b.into_inner().unwrap();
     }
     let size = fs::metadata(&archive).unwrap().len();
+    assert_eq!(partial_state(&d), Vec::<String>::new(), "before the load");
     let mut up = http::Upload::start(
         &d.socket,
         "POST",
