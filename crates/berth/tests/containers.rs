@@ -206,6 +206,9 @@ fn is_rfc3339_utc(s: &str) -> bool {
 fn logs_since_skips_earlier_lines() {
     let d = TestDaemon::builder().short().start();
     busybox(&d);
+    // `late` is written only once the test has taken its --since time (it creates `go`).
+    let sync = common::scratch();
+    let bind = format!("{}:/sync", sync.path().display());
     d.berth_ok(&[
         "run",
         "-d",
@@ -213,16 +216,19 @@ fn logs_since_skips_earlier_lines() {
         "sn",
         "--network",
         "none",
+        "-v",
+        &bind,
         "busybox",
         "sh",
         "-c",
-        "echo early; sleep 3; echo late",
+        "echo early; until [ -e /sync/go ]; do sleep 0.05; done; echo late",
     ]);
     wait_until("the first log line", Duration::from_secs(20), || {
         d.berth_ok(&["logs", "sn"]).contains("early")
     });
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    std::fs::write(sync.path().join("go"), "").unwrap();
     assert_eq!(d.berth_ok(&["wait", "sn"]).trim(), "0");
 
     assert_eq!(d.berth_ok(&["logs", "sn"]), "early\nlate\n");
