@@ -118,7 +118,10 @@ impl ContainerBackend for Fake {
         body: ContainerCreateBody,
     ) -> ApiResult<ContainerCreateResponse> {
         let name = name.unwrap_or("");
-        self.did(&format!("create_container image={}", body.config.image), name)?;
+        self.did(
+            &format!("create_container image={}", body.config.image),
+            name,
+        )?;
         Ok(ContainerCreateResponse {
             id: "c0ffee".into(),
             warnings: vec![],
@@ -344,13 +347,25 @@ async fn container_verbs_reach_their_backend_method_with_dockers_status_codes() 
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let r = send(&fake, Method::POST, "/containers/running1/start", "").await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED, "already running");
-    let r = send(&fake, Method::POST, "/containers/web/stop?t=3&signal=SIGINT", "").await;
+    let r = send(
+        &fake,
+        Method::POST,
+        "/containers/web/stop?t=3&signal=SIGINT",
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let r = send(&fake, Method::POST, "/containers/stopped1/stop", "").await;
     assert_eq!(r.status, StatusCode::NOT_MODIFIED, "already stopped");
     let r = send(&fake, Method::POST, "/containers/web/kill?signal=HUP", "").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
-    let r = send(&fake, Method::DELETE, "/v1.41/containers/web?force=1&v=true", "").await;
+    let r = send(
+        &fake,
+        Method::DELETE,
+        "/v1.41/containers/web?force=1&v=true",
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
     let r = send(&fake, Method::POST, "/containers/web/rename?name=web2", "").await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
@@ -385,7 +400,10 @@ async fn create_passes_name_and_config_and_answers_201() {
     let r = send(&fake, Method::POST, "/containers/create", "{not json").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(!r.message().is_empty());
-    assert!(calls(&fake).is_empty(), "a malformed body reaches no backend");
+    assert!(
+        calls(&fake).is_empty(),
+        "a malformed body reaches no backend"
+    );
 }
 
 #[tokio::test]
@@ -457,7 +475,10 @@ async fn versions_outside_the_supported_range_and_unknown_paths_are_refused() {
     assert!(r.message().contains("1.99"), "{}", r.body);
     let r = send(&fake, Method::GET, "/v1.12/version", "").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert!(calls(&fake).is_empty(), "refused before reaching the backend");
+    assert!(
+        calls(&fake).is_empty(),
+        "refused before reaching the backend"
+    );
 
     let r = send(&fake, Method::GET, "/v1.24/version", "").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
@@ -470,10 +491,22 @@ async fn versions_outside_the_supported_range_and_unknown_paths_are_refused() {
 #[tokio::test]
 async fn wait_streams_the_exit_code_and_refuses_unknown_conditions() {
     let fake = Arc::new(Fake::default());
-    let r = send(&fake, Method::POST, "/containers/web/wait?condition=next-exit", "").await;
+    let r = send(
+        &fake,
+        Method::POST,
+        "/containers/web/wait?condition=next-exit",
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.json()["StatusCode"], 3);
-    let r = send(&fake, Method::POST, "/containers/web/wait?condition=soon", "").await;
+    let r = send(
+        &fake,
+        Method::POST,
+        "/containers/web/wait?condition=soon",
+        "",
+    )
+    .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(calls(&fake), ["wait_container next-exit web"]);
 }

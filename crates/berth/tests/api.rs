@@ -16,7 +16,7 @@ fn api_version_ok(v: &str) -> bool {
 
 #[test]
 fn ping_get_and_head() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let r = d.api_full("GET", "/_ping", None, &[]);
     assert_eq!(r.status, 200);
     assert_eq!(r.body_str(), "OK");
@@ -44,7 +44,7 @@ fn ping_get_and_head() {
 
 #[test]
 fn version_with_and_without_prefix() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let ping = d.api_full("GET", "/_ping", None, &[]);
     let header_version = ping.header("api-version").unwrap().to_string();
     let plain = d.api_json("/version");
@@ -71,7 +71,7 @@ fn version_with_and_without_prefix() {
 
 #[test]
 fn unsupported_api_version_is_rejected_with_json() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let (status, body) = d.api("GET", "/v1.12/version", None);
     assert_eq!(status, 400, "{body}");
     let v: serde_json::Value =
@@ -84,7 +84,7 @@ fn unsupported_api_version_is_rejected_with_json() {
 
 #[test]
 fn unknown_path_is_404_json() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     for path in ["/definitely/not/a/route", "/v1.47/definitely/not/a/route"] {
         let r = d.api_full("GET", path, None, &[]);
         assert_eq!(r.status, 404, "{path}: {}", r.body_str());
@@ -104,7 +104,7 @@ fn unknown_path_is_404_json() {
 
 #[test]
 fn missing_image_is_404_naming_it() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     for path in ["/images/nope/json", "/v1.47/images/nope/json"] {
         let r = d.api_full("GET", path, None, &[]);
         assert_eq!(r.status, 404, "{path}: {}", r.body_str());
@@ -121,7 +121,7 @@ fn missing_image_is_404_naming_it() {
 
 #[test]
 fn images_json_lists_imported_image() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     let v = d.api_json("/v1.47/images/json");
     let arr = v.as_array().unwrap();
@@ -139,7 +139,7 @@ fn images_json_lists_imported_image() {
 
 #[test]
 fn events_stream_reports_tag() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     let mut stream = http::open_stream(&d.socket, "GET", "/events", Duration::from_secs(2))
         .expect("open /events");
@@ -188,7 +188,7 @@ fn events_stream_reports_tag() {
 
 #[test]
 fn second_daemon_on_same_data_root_is_refused() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let other = common::scratch();
     let mut args = d.daemon_args();
     // Same data-root, different exec-root and socket: only the data-root is shared.
@@ -217,7 +217,7 @@ fn second_daemon_on_same_data_root_is_refused() {
 
 #[test]
 fn sigterm_shuts_down_cleanly() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     d.import(&common::busybox_rootfs(), "busybox:latest");
     let (status, killed) = d.stop();
     assert!(!killed, "daemon ignored SIGTERM for 10 s");

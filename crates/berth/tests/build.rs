@@ -19,7 +19,7 @@ fn image_id(d: &TestDaemon, name: &str) -> String {
 
 #[test]
 fn run_copy_cmd_build_runs() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[
         (
@@ -57,7 +57,7 @@ fn run_copy_cmd_build_runs() {
 
 #[test]
 fn multi_stage_copy_from_and_target() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[(
         "Dockerfile",
@@ -103,7 +103,7 @@ fn multi_stage_copy_from_and_target() {
 
 #[test]
 fn cache_hits_and_changed_copy_reruns_from_there() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[
         (
@@ -153,7 +153,7 @@ fn cache_hits_and_changed_copy_reruns_from_there() {
 
 #[test]
 fn failing_run_reports_docker_message_and_code() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[("Dockerfile", "FROM busybox\nRUN echo before && exit 3\n")]);
     let (st, out, err) = d.berth(&["build", "--force-rm", path(&ctx)]);
@@ -179,7 +179,7 @@ fn failing_run_reports_docker_message_and_code() {
 
 #[test]
 fn dockerignore_excludes_files() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[
         ("Dockerfile", "FROM busybox\nCOPY . /ctx/\n"),
@@ -225,7 +225,7 @@ fn docker_build(d: &TestDaemon, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn docker_cli_legacy_build() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     assert!(
         Path::new(common::DOCKER).exists(),
@@ -275,7 +275,7 @@ fn docker_cli_legacy_build() {
 
 #[test]
 fn build_args_and_unused_warning() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[(
         "Dockerfile",
@@ -331,7 +331,7 @@ fn build_args_and_unused_warning() {
 
 #[test]
 fn image_config_and_history_match_the_classic_builder() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[(
         "Dockerfile",
@@ -398,7 +398,7 @@ fn image_config_and_history_match_the_classic_builder() {
 
 #[test]
 fn add_tar_chown_chmod_and_onbuild() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[
         (
@@ -474,7 +474,7 @@ fn add_tar_chown_chmod_and_onbuild() {
 /// leave no container, mount, build directory or image behind.
 #[test]
 fn bad_input_fails_before_running_anything_with_file_and_line() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let images_before = d.image_ids();
     let cases: &[(&str, &str, &str)] = &[

@@ -54,7 +54,7 @@ CMD ["--port", "8080"]
 
 #[test]
 fn every_instruction_builds_and_inspects_as_the_reference_says() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[
         ("Dockerfile", EVERY_INSTRUCTION),
@@ -292,7 +292,7 @@ int main(int argc, char **argv) {
 /// binary; `--target` leaves out a later stage that would fail.
 #[test]
 fn multi_stage_static_binary_from_gcc_onto_scratch() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.import(&python_tar(), "python:3");
     let ctx = context(&[
@@ -390,7 +390,7 @@ fn rendezvous(want: usize, patience: std::time::Duration) -> (u16, std::thread::
 /// of two RUN steps waits for the other to be running too.
 #[test]
 fn independent_stages_build_in_parallel() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (port, server) = rendezvous(2, std::time::Duration::from_secs(60));
     let gw = d.bip.split('/').next().unwrap().to_string();
@@ -461,7 +461,7 @@ fn independent_stages_build_in_parallel() {
 /// default `auto`), the builder's plain text otherwise.
 #[test]
 fn progress_view_tty_auto_and_plain() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[
         (

@@ -39,7 +39,7 @@ fn built_elsewhere_and_loaded() -> (TestDaemon, tempfile::TempDir, String) {
     let archive = tempfile::tempdir().unwrap();
     let tar = archive.path().join("app.tar");
     let app_id = {
-        let first = TestDaemon::start_short();
+        let first = TestDaemon::builder().short().start();
         busybox(&first);
         let (st, out, err) = first.berth(&["build", "-t", "app", path(&ctx)]);
         assert_eq!(code(st), 0, "stdout: {out}\nstderr: {err}");
@@ -50,7 +50,7 @@ fn built_elsewhere_and_loaded() -> (TestDaemon, tempfile::TempDir, String) {
         first.berth_ok(&["save", "-o", tar.to_str().unwrap(), "busybox", "app"]);
         image_id(&first, "app")
     };
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let loaded = d.berth_ok(&["load", "-i", tar.to_str().unwrap()]);
     assert!(loaded.contains("app:latest"), "{loaded}");
     assert_eq!(image_id(&d, "app"), app_id);

@@ -7,10 +7,12 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::build::{context, path};
-use common::containers::{busybox, code};
+use common::containers::{busybox, code, wait_until};
 use common::TestDaemon;
 
 fn build_ok(d: &TestDaemon, args: &[&str]) -> String {
@@ -79,7 +81,7 @@ fn using_cache(out: &str) -> usize {
 
 #[test]
 fn cache_bind_and_tmpfs_mounts() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     let df = "FROM busybox AS stage1\n\
         RUN mkdir /out && echo staged > /out/s.txt && cp /out/s.txt /s.txt\n\
@@ -152,7 +154,7 @@ fn cache_bind_and_tmpfs_mounts() {
 
 #[test]
 fn secrets_reach_run_and_nothing_else() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let secret = "s3cr3t-Value-4711-xyzzy";
     let env_secret = "env-Secret-0815-plugh";
@@ -242,7 +244,7 @@ fn secrets_reach_run_and_nothing_else() {
 
 #[test]
 fn mount_errors_name_the_line() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let ctx = context(&[(
         "Dockerfile",
@@ -291,7 +293,7 @@ fn mount_errors_name_the_line() {
 
 #[test]
 fn run_network_modes() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // An interface of the host the test can see.
     let host_if = fs::read_to_string("/proc/net/dev")
@@ -358,7 +360,7 @@ fn http_server(body: Arc<Mutex<Vec<u8>>>) -> u16 {
 
 #[test]
 fn add_from_url() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     // A tar archive: ADD of a URL must not extract it.
     let mut b = tar::Builder::new(Vec::new());
@@ -420,7 +422,7 @@ fn add_from_url() {
 
 #[test]
 fn builder_prune_forgets_the_cache() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let df = "FROM busybox\n\
         RUN --mount=type=cache,target=/c sh -c 'echo x >> /c/n; wc -l < /c/n > /count'\n\
@@ -466,59 +468,76 @@ fn builder_prune_forgets_the_cache() {
 
 #[test]
 fn cache_mount_sharing_locked_and_private() {
-    let d = Arc::new(TestDaemon::start_short());
+    let d = Arc::new(TestDaemon::builder().short().start());
     busybox(&d);
-    // Two builds at once on one cache id; each step logs its start and end
-    // around a sleep. `locked` serializes them: the log never interleaves.
-    let step = |sharing: &str, tag: &str| {
+    // Build `a`'s step logs its start, then holds the cache mount until the test creates
+    // `release` in it; build `b`'s step comes while `a` holds it. No timing: the test sees
+    // `a` inside the step, and (locked) `b` blocked on the cache's lock in /proc/locks.
+    let step = |sharing: &str, tag: &str, hold: bool| {
+        let wait = if hold {
+            "until [ -e /c/release ]; do sleep 0.1; done; "
+        } else {
+            ""
+        };
         format!(
             "FROM busybox\nRUN --mount=type=cache,id=shared-log,target=/c,sharing={sharing} \
-             sh -c 'echo start-{tag} >> /c/log; sleep 2; echo end-{tag} >> /c/log'\n"
+             sh -c 'echo start-{tag} >> /c/log; {wait}echo end-{tag} >> /c/log'\n"
         )
     };
-    let run_pair = |sharing: &str| {
-        let ctxs: Vec<_> = ["a", "b"]
-            .iter()
-            .map(|t| context(&[("Dockerfile", &step(sharing, t))]))
-            .collect();
-        let handles: Vec<_> = ctxs
-            .iter()
-            .map(|c| {
-                let d = d.clone();
-                let p = path(c).to_string();
-                std::thread::spawn(move || {
-                    let (st, out, err) = d.berth(&["build", "--no-cache", &p]);
-                    assert_eq!(code(st), 0, "{out}\n{err}");
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().unwrap();
-        }
+    let build = |df: String| {
+        let d = d.clone();
+        std::thread::spawn(move || {
+            let ctx = context(&[("Dockerfile", &df)]);
+            let (st, out, err) = d.berth(&["build", "--no-cache", path(&ctx)]);
+            assert_eq!(code(st), 0, "{out}\n{err}");
+        })
     };
-    run_pair("locked");
-    let log = fs::read_dir(d.data_root.join("build-cache/mounts"))
-        .unwrap()
-        .map(|e| e.unwrap().path().join("data/log"))
-        .find(|p| p.exists())
-        .expect("the cache mount's log");
-    let lines = fs::read_to_string(&log).unwrap();
-    let l: Vec<&str> = lines.lines().collect();
-    assert_eq!(l.len(), 4, "{lines}");
-    assert_eq!(
-        l[0].strip_prefix("start-"),
-        l[1].strip_prefix("end-"),
-        "{lines}"
+    let mounts = d.data_root.join("build-cache/mounts");
+    let cache_dir = || {
+        fs::read_dir(&mounts)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.join("data/log").exists())
+    };
+    let log_lines =
+        |base: &std::path::Path| fs::read_to_string(base.join("data/log")).unwrap_or_default();
+
+    // locked: `b` waits for `a`.
+    let a = build(step("locked", "a", true));
+    wait_until("build a inside its step", Duration::from_secs(120), || {
+        cache_dir().is_some_and(|b| log_lines(&b) == "start-a\n")
+    });
+    let base = cache_dir().unwrap();
+    let b = build(step("locked", "b", true));
+    let ino = fs::metadata(base.join("lock")).unwrap().ino();
+    wait_until(
+        "build b blocked on the cache mount's lock (a `->` FLOCK in /proc/locks)",
+        Duration::from_secs(120),
+        || {
+            fs::read_to_string("/proc/locks")
+                .unwrap()
+                .lines()
+                .any(|l| l.contains("-> FLOCK") && l.contains(&format!(":{ino} ")))
+        },
     );
-    assert_eq!(
-        l[2].strip_prefix("start-"),
-        l[3].strip_prefix("end-"),
-        "{lines}"
-    );
-    // `private`: the second build, finding the cache held, works in a
-    // throwaway copy, so the persistent log gains one run only.
-    fs::remove_file(&log).unwrap();
-    run_pair("private");
-    let lines = fs::read_to_string(&log).unwrap();
-    assert_eq!(lines.lines().count(), 2, "{lines}");
+    assert_eq!(log_lines(&base), "start-a\n", "b ran while a held the lock");
+    fs::write(base.join("data/release"), "").unwrap();
+    a.join().unwrap();
+    b.join().unwrap();
+    assert_eq!(log_lines(&base), "start-a\nend-a\nstart-b\nend-b\n");
+
+    // private: `b`, finding the cache held, works in a throwaway copy and finishes while
+    // `a` still holds it; the persistent log has `a`'s run only.
+    fs::remove_file(base.join("data/log")).unwrap();
+    fs::remove_file(base.join("data/release")).unwrap();
+    let a = build(step("private", "a", true));
+    wait_until("build a inside its step", Duration::from_secs(120), || {
+        log_lines(&base) == "start-a\n"
+    });
+    build(step("private", "b", false)).join().unwrap();
+    assert_eq!(log_lines(&base), "start-a\n", "b wrote to the held cache");
+    fs::write(base.join("data/release"), "").unwrap();
+    a.join().unwrap();
+    assert_eq!(log_lines(&base), "start-a\nend-a\n");
 }

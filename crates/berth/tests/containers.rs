@@ -11,7 +11,7 @@ use common::TestDaemon;
 
 #[test]
 fn run_rm_echo_prints_and_exits_zero() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let before = common::containers::dir_entries(&d.data_root.join("containers"));
     let (st, out, err) = d.berth(&["run", "--rm", "--network", "none", "busybox", "echo", "hi"]);
@@ -32,7 +32,7 @@ fn run_rm_echo_prints_and_exits_zero() {
 
 #[test]
 fn run_exit_code_is_propagated() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (st, _, err) = d.berth(&["run", "--network", "none", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(code(st), 3, "stderr: {err}");
@@ -48,7 +48,7 @@ fn run_exit_code_is_propagated() {
 
 #[test]
 fn run_missing_image_exits_125_naming_it() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let (st, _, err) = d.berth(&["run", "--rm", "--network", "none", "nosuchimage:1", "true"]);
     assert_eq!(code(st), 125, "stderr: {err}");
     assert!(err.contains("nosuchimage:1"), "{err}");
@@ -117,21 +117,21 @@ fn detached_web_lifecycle(d: &TestDaemon, prog: &str) {
 
 #[test]
 fn detached_web_lifecycle_berth() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     detached_web_lifecycle(&d, "berth");
 }
 
 #[test]
 fn detached_web_lifecycle_docker() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     detached_web_lifecycle(&d, "docker");
 }
 
 #[test]
 fn logs_separate_streams_tail_and_timestamps() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let script = "echo out1; echo err1 >&2; sleep 0.2; echo out2; sleep 0.2; echo err2 >&2";
     let (st, _, _) = d.berth(&[
@@ -204,8 +204,11 @@ fn is_rfc3339_utc(s: &str) -> bool {
 
 #[test]
 fn logs_since_skips_earlier_lines() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
+    // `late` is written only once the test has taken its --since time (it creates `go`).
+    let sync = common::scratch();
+    let bind = format!("{}:/sync", sync.path().display());
     d.berth_ok(&[
         "run",
         "-d",
@@ -213,16 +216,19 @@ fn logs_since_skips_earlier_lines() {
         "sn",
         "--network",
         "none",
+        "-v",
+        &bind,
         "busybox",
         "sh",
         "-c",
-        "echo early; sleep 3; echo late",
+        "echo early; until [ -e /sync/go ]; do sleep 0.05; done; echo late",
     ]);
     wait_until("the first log line", Duration::from_secs(20), || {
         d.berth_ok(&["logs", "sn"]).contains("early")
     });
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     let since = format!("{}.{:09}", now.as_secs(), now.subsec_nanos());
+    std::fs::write(sync.path().join("go"), "").unwrap();
     assert_eq!(d.berth_ok(&["wait", "sn"]).trim(), "0");
 
     assert_eq!(d.berth_ok(&["logs", "sn"]), "early\nlate\n");
@@ -240,7 +246,7 @@ fn logs_since_skips_earlier_lines() {
 
 #[test]
 fn wait_returns_exit_code() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",
@@ -276,7 +282,7 @@ fn wait_returns_exit_code() {
 
 #[test]
 fn rename_keeps_the_container() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let id = d.berth_ok(&[
         "run",
@@ -315,7 +321,7 @@ fn rename_keeps_the_container() {
 
 #[test]
 fn rm_running_needs_force() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let id = d.berth_ok(&[
         "run",
@@ -371,7 +377,7 @@ fn rm_running_needs_force() {
 
 #[test]
 fn container_prune_removes_only_stopped() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",
@@ -437,7 +443,7 @@ fn container_prune_removes_only_stopped() {
 
 #[test]
 fn inspect_reports_state_and_config() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let image = busybox(&d);
     let (st, _, _) = d.berth(&[
         "run",
@@ -526,7 +532,7 @@ fn inspect_reports_state_and_config() {
 #[test]
 fn start_failures_exit_like_docker() {
     // The normal kit (a long exec-root) must work: the shim socket path fits sun_path.
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     busybox(&d);
     let (st, _, err) = d.berth(&[
         "run",
@@ -551,7 +557,7 @@ fn start_failures_exit_like_docker() {
 #[test]
 fn an_image_of_a_hundred_layers_runs_and_builds() {
     use common::tarball::{build, docker_archive_layers, Entry};
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let base = std::fs::read(common::busybox_rootfs()).expect("busybox rootfs tar");
     let mut layers = vec![base];
     for i in 1..100 {

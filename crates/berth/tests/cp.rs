@@ -76,7 +76,7 @@ fn swapper(dir: &Path) -> PathBuf {
 
 #[test]
 fn cp_never_escapes_a_container_swapping_symlinks() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let host = tempfile::Builder::new()
         .prefix("berth-cp-host-")
@@ -189,7 +189,7 @@ fn cp_never_escapes_a_container_swapping_symlinks() {
 
 #[test]
 fn docker_cp_into_and_out_of_a_running_container() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.docker_ok(&[
         "run",
@@ -265,7 +265,7 @@ fn docker_cp_into_and_out_of_a_running_container() {
 fn a_new_named_volume_is_seeded_from_the_image_path() {
     // The image's content at the mount point is found through the same
     // resolver (a descriptor handed to `cp -a` as its /proc link).
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let out = d.docker_ok(&[
         "run",

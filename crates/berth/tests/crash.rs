@@ -89,23 +89,29 @@ fn partial_state(d: &TestDaemon) -> Vec<String> {
             .into_iter()
             .map(|s| format!("snapshots/{s}")),
     );
+    // `load` stages the archive's content under tmp/ first.
+    v.extend(
+        dir_entries(&d.data_root.join("tmp"))
+            .into_iter()
+            .map(|s| format!("tmp/{s}")),
+    );
     v
 }
 
-/// Stream `file` as an import body, stopping after `limit` bytes (None: send all and
-/// return the response).
-fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http::Response> {
+/// Stream `file` as an import body, stopping after `limit` bytes (None: the whole file).
+/// The request stays open: dropping the upload ends it.
+fn send_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> http::Upload {
     let mut up = http::Upload::start(&d.socket, "POST", IMPORT_PATH, "application/x-tar")
         .expect("connect for import");
     let mut f = fs::File::open(file).unwrap();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         if limit.is_some_and(|l| up.sent >= l) {
-            return None;
+            return up;
         }
         let n = f.read(&mut buf).unwrap();
         if n == 0 {
-            break;
+            return up;
         }
         up.send(&buf[..n]).unwrap_or_else(|e| {
             panic!(
@@ -115,26 +121,39 @@ fn stream_import(d: &TestDaemon, file: &Path, limit: Option<u64>) -> Option<http
             )
         });
     }
-    Some(up.finish().expect("import response"))
+}
+
+/// Waits until an interrupted operation has something on disk (partial ingest or a
+/// temporary snapshot): the proof that a kill now lands in its middle.
+fn wait_for_partial_state(d: &TestDaemon, what: &str) {
+    common::containers::wait_until(
+        &format!("{what} to have partial state on disk (else the kill would miss the window)"),
+        Duration::from_secs(60),
+        || !partial_state(d).is_empty(),
+    );
 }
 
 #[test]
 fn kill9_during_import_leaves_nothing_behind() {
     let large = common::large_rootfs();
     let size = fs::metadata(&large).unwrap().len();
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
 
     // Send half of the body; the socket buffers are a few hundred KiB at most, so by the
     // time write() returns for 256 MiB the daemon has consumed (hashed, stored or unpacked)
     // most of it. Then pull the plug.
     let half = size / 2;
     let started = Instant::now();
-    assert!(stream_import(&d, &large, Some(half)).is_none());
+    // The request stays open until after the kill: the daemon is mid-import, not cleaning
+    // up after a client that went away.
+    assert_eq!(partial_state(&d), Vec::<String>::new(), "before the import");
+    let up = send_import(&d, &large, Some(half));
     assert!(
         d.is_running(),
         "daemon died during the import:\n{}",
         d.log()
     );
+    wait_for_partial_state(&d, "the import");
     eprintln!(
         "sent {half} bytes in {:?}; killing the daemon; data-root holds {} bytes in {:?}",
         started.elapsed(),
@@ -142,12 +161,15 @@ fn kill9_during_import_leaves_nothing_behind() {
         partial_state(&d),
     );
     d.kill9();
+    drop(up);
 
     d.restart();
     assert_clean_and_empty(&d);
 
     // The same import now succeeds.
-    let r = stream_import(&d, &large, None).unwrap();
+    let r = send_import(&d, &large, None)
+        .finish()
+        .expect("import response");
     assert_eq!(r.status, 200, "import after restart: {}", r.body_str());
     let body = r.body_str();
     assert!(
@@ -175,7 +197,7 @@ fn kill9_during_import_leaves_nothing_behind() {
 #[test]
 fn kill9_during_load_leaves_nothing_behind() {
     let large = common::large_rootfs();
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     // A docker-archive stream whose only layer is the large tar: write the archive to disk
     // by streaming through the tar crate so the whole thing never sits in memory.
     let scratch = common::scratch();
@@ -210,6 +232,7 @@ fn kill9_during_load_leaves_nothing_behind() {
         b.into_inner().unwrap();
     }
     let size = fs::metadata(&archive).unwrap().len();
+    assert_eq!(partial_state(&d), Vec::<String>::new(), "before the load");
     let mut up = http::Upload::start(
         &d.socket,
         "POST",
@@ -225,6 +248,7 @@ fn kill9_during_load_leaves_nothing_behind() {
             .unwrap_or_else(|e| panic!("load body refused after {} bytes: {e}", up.sent));
     }
     assert!(d.is_running(), "daemon died during load:\n{}", d.log());
+    wait_for_partial_state(&d, "the load");
     eprintln!(
         "sent {} bytes of the load; data-root holds {} bytes in {:?}",
         up.sent,
@@ -242,7 +266,7 @@ fn kill9_during_load_leaves_nothing_behind() {
 
 #[test]
 fn images_survive_kill9_and_restart() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     d.berth_ok(&["tag", "busybox:latest", "busybox:second"]);
     d.kill9();
@@ -263,12 +287,12 @@ fn images_survive_kill9_and_restart() {
 
 #[test]
 fn restart_after_clean_shutdown_keeps_images() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     d.restart();
     assert_eq!(d.image_id("busybox:latest"), id);
-    // Wait briefly to make sure the daemon stays up.
-    std::thread::sleep(Duration::from_millis(200));
+    // Still up after answering: a request after the restart is served.
+    assert_eq!(d.api("GET", "/_ping", None), (200, "OK".to_string()));
     assert!(d.is_running());
 }
 
@@ -277,7 +301,7 @@ fn restart_after_clean_shutdown_keeps_images() {
 /// that tmpfs and clears the build dir instead of failing on it.
 #[test]
 fn kill9_during_a_build_leaves_no_tmpfs_behind() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     d.import(&common::busybox_rootfs(), "busybox:latest");
     let ctx = tempfile::tempdir().unwrap();
     fs::write(
@@ -297,18 +321,15 @@ fn kill9_during_a_build_leaves_no_tmpfs_behind() {
         .spawn()
         .unwrap();
     let tmp = d.data_root.join("tmp");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !common::mounts_under(&tmp)
-        .iter()
-        .any(|m| m.ends_with("mem"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no build tmpfs under {}",
-            tmp.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::containers::wait_until(
+        &format!("the build's tmpfs under {}", tmp.display()),
+        Duration::from_secs(30),
+        || {
+            common::mounts_under(&tmp)
+                .iter()
+                .any(|m| m.ends_with("mem"))
+        },
+    );
     d.kill9();
     let _ = build.wait();
     d.restart();

@@ -7,7 +7,7 @@ use common::{images_row, is_image_id, sha256_file, short_id, TestDaemon};
 
 #[test]
 fn docker_version_reports_server() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let out = d.docker_ok(&["version"]);
     assert!(out.contains("Server:"), "{out}");
     let server = out.split("Server:").nth(1).unwrap();
@@ -26,7 +26,7 @@ fn docker_version_reports_server() {
 
 #[test]
 fn docker_info_counts_images() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let out = d.docker_ok(&["info"]);
     assert!(out.contains("Server:"), "{out}");
     assert!(out.contains("Images: 0"), "{out}");
@@ -39,7 +39,7 @@ fn docker_info_counts_images() {
 
 #[test]
 fn docker_import_images_inspect_history() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let rootfs = common::busybox_rootfs();
     let out = d.docker_ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
     let id = out.trim().to_string();
@@ -83,7 +83,7 @@ fn docker_import_images_inspect_history() {
 
 #[test]
 fn docker_import_from_stdin_with_changes() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let data = std::fs::read(common::busybox_rootfs()).unwrap();
     let o = d.docker_out(
         &[
@@ -108,7 +108,7 @@ fn docker_import_from_stdin_with_changes() {
 
 #[test]
 fn docker_tag_and_rmi() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     d.docker_ok(&["tag", "busybox:latest", "localhost:5000/bb:1"]);
     let table = d.docker_ok(&["images"]);
@@ -140,7 +140,7 @@ fn docker_tag_and_rmi() {
 
 #[test]
 fn docker_save_and_load() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     let dir = common::scratch();
     let file = dir.path().join("bb.tar");
@@ -175,7 +175,7 @@ fn docker_save_and_load() {
 
 #[test]
 fn docker_errors_for_missing_image() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let (st, _, err) = d.docker(&["image", "inspect", "nope:missing"]);
     assert!(!st.success());
     assert!(err.contains("nope:missing"), "{err}");

@@ -10,7 +10,7 @@ use common::TestDaemon;
 
 /// A daemon with busybox and a running `web` container.
 fn daemon_with_web() -> (TestDaemon, String) {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.docker_ok(&[
         "run",
@@ -69,6 +69,7 @@ fn docker_exec_output_exit_codes_stdin_user_env_cwd() {
         format!("{out}{err}").contains("no-such-binary"),
         "{out} {err}"
     );
+    d.berth_ok(&["rm", "-f", "web"]);
 }
 
 #[test]
@@ -95,6 +96,7 @@ fn docker_exec_detached_and_tty() {
         out.starts_with("/dev/pts/") && out.ends_with("\r\nxterm\r\n"),
         "{out:?}"
     );
+    d.berth_ok(&["rm", "-f", "web"]);
 }
 
 #[test]
@@ -106,6 +108,7 @@ fn berth_cli_exec() {
     let o = d.berth_out(&["exec", "-i", "web", "cat"], Some(b"piped\n".to_vec()));
     assert_eq!(code(o.status), 0, "{}", o.stderr);
     assert_eq!(o.stdout, b"piped\n");
+    d.berth_ok(&["rm", "-f", "web"]);
 }
 
 #[test]
@@ -342,4 +345,5 @@ fn exec_tty_has_its_console_size_from_the_start() {
             "try {i}"
         );
     }
+    d.berth_ok(&["rm", "-f", "web"]);
 }

@@ -43,7 +43,7 @@ fn get(port: u16) -> Option<String> {
 
 #[test]
 fn flask_example_builds_runs_and_answers_hello_world() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let tar = python_tar();
     let (st, _, err) = d.berth(&[
         "import",
@@ -138,7 +138,7 @@ fn flask_example_builds_runs_and_answers_hello_world() {
 /// and not in the image config.
 #[test]
 fn trust_host_ca_lets_run_steps_verify_through_the_hosts_ca() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let tar = python_tar();
     d.berth_ok(&["import", &tar.display().to_string(), "python:3"]);
     let ctx = common::scratch();

@@ -17,7 +17,7 @@ fn health(d: &TestDaemon, name: &str) -> String {
 
 #[test]
 fn health_goes_starting_healthy_unhealthy_and_shows_everywhere() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",
@@ -83,7 +83,7 @@ fn health_goes_starting_healthy_unhealthy_and_shows_everywhere() {
 
 #[test]
 fn timeout_counts_as_failure_and_no_healthcheck_disables() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",

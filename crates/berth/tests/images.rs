@@ -7,7 +7,7 @@ use common::{images_row, is_image_id, sha256_file, short_id, TestDaemon};
 
 #[test]
 fn import_lists_busybox_latest() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let rootfs = common::busybox_rootfs();
     let out = d.berth_ok(&["import", rootfs.to_str().unwrap(), "busybox:latest"]);
     let printed = out.trim();
@@ -39,7 +39,7 @@ fn import_lists_busybox_latest() {
 
 #[test]
 fn inspect_shows_one_layer_whose_diff_id_is_the_tar_digest() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let rootfs = common::busybox_rootfs();
     d.import(&rootfs, "busybox:latest");
     let v = d.inspect("busybox:latest");
@@ -66,7 +66,7 @@ fn inspect_shows_one_layer_whose_diff_id_is_the_tar_digest() {
 
 #[test]
 fn save_load_round_trips_to_the_same_id() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
 
     // save to stdout | load from stdin, image still present
@@ -112,7 +112,7 @@ fn save_load_round_trips_to_the_same_id() {
 
 #[test]
 fn tag_then_rmi_untags_and_deletes() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
 
     d.berth_ok(&["tag", "busybox:latest", "example.com/team/bb:v1"]);
@@ -158,7 +158,7 @@ fn tag_then_rmi_untags_and_deletes() {
 
 #[test]
 fn rmi_of_last_tag_deletes_the_image() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     let out = d.berth_ok(&["rmi", "busybox:latest"]);
     assert!(out.contains("Untagged: busybox:latest"), "{out}");
@@ -173,7 +173,7 @@ fn rmi_of_last_tag_deletes_the_image() {
 
 #[test]
 fn history_shows_the_imported_layer() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     let out = d.berth_ok(&["history", "busybox:latest"]);
     let mut lines = out.lines();
@@ -200,7 +200,7 @@ fn history_shows_the_imported_layer() {
 
 #[test]
 fn import_with_changes_sets_config() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let rootfs = common::busybox_rootfs();
     d.berth_ok(&[
         "import",
@@ -224,7 +224,7 @@ fn import_with_changes_sets_config() {
 
 #[test]
 fn import_from_stdin() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let rootfs = common::busybox_rootfs();
     let data = std::fs::read(&rootfs).unwrap();
     let o = d.berth_out(&["import", "-", "busybox:stdin"], Some(data));
@@ -238,7 +238,7 @@ fn import_from_stdin() {
 
 #[test]
 fn image_prune_removes_dangling_images() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let rootfs = common::busybox_rootfs();
     let old = d.import(&rootfs, "busybox:latest");
     // A second import with a different config takes the tag; the first becomes dangling.
@@ -271,7 +271,7 @@ fn image_prune_removes_dangling_images() {
 
 #[test]
 fn system_df_counts_images() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let images_total = |d: &TestDaemon| -> String {
         let out = d.berth_ok(&["system", "df"]);
         let row = out
@@ -298,7 +298,7 @@ fn system_df_counts_images() {
 
 #[test]
 fn unknown_image_errors_name_the_reference() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let scratch = common::scratch();
     let out = scratch.path().join("out.tar");
     for args in [

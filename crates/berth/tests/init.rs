@@ -8,7 +8,7 @@ use common::TestDaemon;
 
 #[test]
 fn init_is_pid_one_and_forwards_stop_signals() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (st, out, err) = d.berth(&[
         "run",

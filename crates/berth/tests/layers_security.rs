@@ -166,7 +166,7 @@ enum Via {
 }
 
 fn check(make: fn(&Sentinel) -> Case, via: Via) {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let sentinel = Sentinel::new();
     let case = make(&sentinel);
     let layer = tarball::build(&case.entries);
@@ -272,7 +272,7 @@ cases! {
 /// a hardlink to an earlier entry) must still be accepted: refusing everything is not safety.
 #[test]
 fn benign_links_are_accepted() {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let layer = tarball::build(&[
         Entry::dir("etc/"),
         Entry::file("etc/hosts", b"127.0.0.1 localhost\n"),

@@ -14,7 +14,7 @@ use common::TestDaemon;
 
 #[test]
 fn running_containers_survive_daemon_kill9() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     let names = ["lr1", "lr2", "lr3"];
     let mut ids = vec![];
@@ -107,8 +107,12 @@ fn running_containers_survive_daemon_kill9() {
 
 #[test]
 fn exit_while_daemon_is_down_is_recorded() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
+    // The container exits when the test creates `go` in a directory it shares: only after
+    // the daemon is down, so the exit always falls in that window.
+    let sync = common::scratch();
+    let bind = format!("{}:/sync", sync.path().display());
     d.berth_ok(&[
         "run",
         "-d",
@@ -116,16 +120,24 @@ fn exit_while_daemon_is_down_is_recorded() {
         "short",
         "--network",
         "none",
+        "-v",
+        &bind,
         "busybox",
         "sh",
         "-c",
-        "echo bye; sleep 2; exit 4",
+        "echo bye; until [ -e /sync/go ]; do sleep 0.05; done; exit 4",
     ]);
     wait_until("first log line", Duration::from_secs(20), || {
         d.berth_ok(&["logs", "short"]).contains("bye")
     });
     let id = container_id(&d, "short");
+    let pid: u32 = inspect_f(&d, "{{.State.Pid}}", "short").parse().unwrap();
     d.kill9();
+    assert!(
+        pid_alive(pid),
+        "the container ended before the daemon went down"
+    );
+    std::fs::write(sync.path().join("go"), "").unwrap();
     wait_until(
         "the container's shim to exit",
         Duration::from_secs(30),
@@ -148,7 +160,7 @@ fn exit_while_daemon_is_down_is_recorded() {
 
 #[test]
 fn killed_shim_is_reported_exited() {
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&[
         "run",
@@ -163,10 +175,6 @@ fn killed_shim_is_reported_exited() {
     ]);
     let id = container_id(&d, "orphan");
     let pid: u32 = inspect_f(&d, "{{.State.Pid}}", "orphan").parse().unwrap();
-    let _reaper = Reaper {
-        pid,
-        id: id.clone(),
-    };
     let shims = shim_pids(&id);
     assert_eq!(shims.len(), 1, "shim processes for {id}: {shims:?}");
     // SAFETY: kill(2) on the shim process this test's daemon started.
@@ -199,42 +207,14 @@ fn killed_shim_is_reported_exited() {
     let (st, _, err) = d.berth(&["rm", "orphan"]);
     assert_eq!(code(st), 0, "{err}");
     assert!(ps_status(&d, "orphan").is_none());
-}
-
-/// The daemon does not yet kill a container whose shim died (its process and cgroup outlive
-/// `rm`): kill what is left so the test leaves nothing running, also when it fails.
-struct Reaper {
-    pid: u32,
-    id: String,
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.pid)).unwrap_or_default();
-        if cmdline == b"sleep\x001000\x00" && pid_alive(self.pid) {
-            // SAFETY: kill(2) on the container process this test started (checked by cmdline).
-            unsafe { libc::kill(self.pid as libc::pid_t, libc::SIGKILL) };
-            let _ = wait_until_quiet(|| !pid_alive(self.pid));
-        }
-        for dir in cgroup_dirs(&self.id) {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
-fn wait_until_quiet(mut f: impl FnMut() -> bool) -> bool {
-    for _ in 0..100 {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
+    // Nothing of it runs on: its process and cgroups are gone (the kit checks the rest).
+    assert!(!pid_alive(pid), "the container's process {pid} outlived rm");
+    assert_eq!(cgroup_dirs(&id), Vec::<std::path::PathBuf>::new());
 }
 
 #[test]
 fn paused_container_stays_paused_across_daemon_kill9() {
-    let mut d = TestDaemon::start();
+    let mut d = TestDaemon::builder().start();
     busybox(&d);
     d.berth_ok(&[
         "run",

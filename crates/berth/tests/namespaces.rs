@@ -66,7 +66,7 @@ fn start_sleeper(d: &TestDaemon, name: &str, opts: &[&str], script: &str) -> u32
 
 #[test]
 fn default_namespaces_are_private_and_inspect_shows_dockers_defaults() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let kinds = ["pid", "ipc", "uts"];
     let inside = ns_inside(&d, &[], &kinds);
@@ -89,7 +89,7 @@ fn default_namespaces_are_private_and_inspect_shows_dockers_defaults() {
 
 #[test]
 fn host_modes_share_the_hosts_namespaces() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     for (flag, kind) in [("--pid", "pid"), ("--ipc", "ipc"), ("--uts", "uts")] {
         let inside = ns_inside(&d, &[flag, "host"], &[kind]);
@@ -124,7 +124,7 @@ fn host_modes_share_the_hosts_namespaces() {
 
 #[test]
 fn pid_host_lists_the_hosts_processes() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let out = run_ok(&d, &["--pid", "host"], &["ps", "-o", "pid,comm"]);
     let pids: Vec<u32> = out
@@ -147,7 +147,7 @@ fn pid_host_lists_the_hosts_processes() {
 
 #[test]
 fn pid_container_sees_the_other_containers_processes() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let pid = start_sleeper(&d, "target", &[], "exec sleep 300");
     let out = run_ok(
@@ -189,7 +189,7 @@ fn pid_container_sees_the_other_containers_processes() {
 
 #[test]
 fn joining_a_container_that_is_not_running_is_refused() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     d.berth_ok(&["create", "--name", "idle", "busybox", "true"]);
     for flag in ["--pid", "--ipc"] {
@@ -212,7 +212,7 @@ fn joining_a_container_that_is_not_running_is_refused() {
 
 #[test]
 fn ipc_container_shares_the_donors_namespace_and_dev_shm() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let pid = start_sleeper(
         &d,
@@ -281,7 +281,7 @@ fn ipc_container_shares_the_donors_namespace_and_dev_shm() {
 
 #[test]
 fn ipc_none_has_no_dev_shm_and_host_binds_the_hosts() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let out = run_ok(
         &d,
@@ -302,7 +302,7 @@ fn ipc_none_has_no_dev_shm_and_host_binds_the_hosts() {
 
 #[test]
 fn uts_host_with_a_hostname_is_refused_as_docker_does() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (st, out, err) = d.berth(&[
         "run",
@@ -337,7 +337,7 @@ fn uts_host_with_a_hostname_is_refused_as_docker_does() {
 
 #[test]
 fn docker_cli_namespace_flags_reach_the_container() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let o = d.docker_out(
         &[
@@ -369,7 +369,7 @@ fn docker_cli_namespace_flags_reach_the_container() {
 
 #[test]
 fn api_create_keeps_modes_and_refuses_what_berth_cannot_do() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let create = |host: serde_json::Value| {
         let body = serde_json::json!({"Image": "busybox", "Cmd": ["true"], "HostConfig": host});
@@ -437,7 +437,7 @@ fn api_create_keeps_modes_and_refuses_what_berth_cannot_do() {
 
 #[test]
 fn cli_flags_berth_cannot_honour_fail_loudly() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     let (st, out, err) = d.berth(&[
         "run", "--rm", "--userns", "private", "busybox", "echo", "ran",
@@ -463,7 +463,7 @@ fn cli_flags_berth_cannot_honour_fail_loudly() {
 
 #[test]
 fn volumes_from_mounts_the_other_containers_volumes() {
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     busybox(&d);
     start_sleeper(
         &d,

@@ -88,7 +88,7 @@ fn repo_digests(d: &TestDaemon, name: &str) -> Vec<String> {
 fn push_then_pull_into_a_fresh_daemon() {
     let reg = Registry::start(|_| AuthConfig::None);
     let cfg = tempfile::tempdir().unwrap();
-    let a = TestDaemon::start();
+    let a = TestDaemon::builder().start();
     let id = common::containers::busybox(&a);
     let name = format!("{}/busybox:latest", reg.host());
     a.berth_ok(&["tag", "busybox:latest", &name]);
@@ -108,7 +108,7 @@ fn push_then_pull_into_a_fresh_daemon() {
     assert!(out.contains("Layer already exists"), "{out}");
     assert_eq!(pushed_digest(&out), digest);
 
-    let b = TestDaemon::start_short();
+    let b = TestDaemon::builder().short().start();
     let out = ok(berth_cfg(&b, cfg.path(), &["pull", &name], None), "pull");
     assert!(out.contains("Pull complete"), "{out}");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
@@ -127,7 +127,7 @@ fn push_then_pull_into_a_fresh_daemon() {
     assert_eq!(out.trim(), "hello from the registry");
 
     // By digest, into a third daemon: `run` pulls what is missing.
-    let c = TestDaemon::start_short();
+    let c = TestDaemon::builder().short().start();
     let by_digest = format!("{}/busybox@{digest}", reg.host());
     let o = berth_cfg(&c, cfg.path(), &["run", "--rm", &by_digest, "true"], None);
     let err = o.stderr.clone();
@@ -154,7 +154,7 @@ fn push_then_pull_into_a_fresh_daemon() {
 fn htpasswd_registry_needs_login() {
     let reg = Registry::start(|dir| AuthConfig::Htpasswd(htpasswd(dir)));
     let cfg = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     common::containers::busybox(&d);
     let name = format!("{}/alice/busybox:v1", reg.host());
     d.berth_ok(&["tag", "busybox:latest", &name]);
@@ -211,7 +211,7 @@ fn token_registry_login_push_pull() {
         acl: None,
     });
     let cfg = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = common::containers::busybox(&d);
     let name = format!("{}/alice/busybox:latest", reg.host());
     d.berth_ok(&["tag", "busybox:latest", &name]);
@@ -229,7 +229,7 @@ fn token_registry_login_push_pull() {
     );
     let out = ok(berth_cfg(&d, cfg.path(), &["push", &name], None), "push");
     let digest = pushed_digest(&out);
-    let e = TestDaemon::start();
+    let e = TestDaemon::builder().start();
     ok(berth_cfg(&e, cfg.path(), &["pull", &name], None), "pull");
     assert_eq!(e.inspect(&name)["Id"].as_str().unwrap(), id);
     assert_eq!(
@@ -241,7 +241,7 @@ fn token_registry_login_push_pull() {
 #[test]
 fn docker_cli_pushes_and_pulls_through_berth() {
     let reg = Registry::start(|_| AuthConfig::None);
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = common::containers::busybox(&d);
     let name = format!("{}/dockercli/busybox:latest", reg.host());
     d.docker_ok(&["tag", "busybox:latest", &name]);
@@ -263,7 +263,7 @@ fn docker_cli_pushes_and_pulls_through_berth() {
 fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
     let reg = Registry::start(|_| AuthConfig::None);
     let cfg = tempfile::tempdir().unwrap();
-    let a = TestDaemon::start();
+    let a = TestDaemon::builder().start();
     let one = common::containers::busybox(&a);
     let two = busybox_with_file(&a, "two", "two:1");
     assert_ne!(one, two);
@@ -279,7 +279,7 @@ fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
         ],
     );
 
-    let b = TestDaemon::start_short();
+    let b = TestDaemon::builder().short().start();
     let out = ok(
         berth_cfg(&b, cfg.path(), &["pull", "-a", &repo], None),
         "pull -a",
@@ -326,7 +326,7 @@ fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
     );
 
     // docker's client sends the bare name without a tag: the same pull.
-    let c = TestDaemon::start_short();
+    let c = TestDaemon::builder().short().start();
     let out = c.docker_ok(&["pull", "-a", &repo]);
     assert!(out.contains("two: Pulling from team/app"), "{out}");
     assert_eq!(
@@ -345,7 +345,7 @@ fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
 fn push_to_another_repository_mounts_the_blobs() {
     let reg = Registry::start(|_| AuthConfig::None);
     let cfg = tempfile::tempdir().unwrap();
-    let a = TestDaemon::start();
+    let a = TestDaemon::builder().start();
     let id = common::containers::busybox(&a);
     let first = format!("{}/team/base:1", reg.host());
     let second = format!("{}/other/app:1", reg.host());
@@ -356,7 +356,7 @@ fn push_to_another_repository_mounts_the_blobs() {
     let out = ok(berth_cfg(&a, cfg.path(), &["push", &second], None), "push");
     assert!(out.contains("Mounted from team/base"), "{out}");
     assert!(!out.contains("Pushed"), "{out}");
-    let b = TestDaemon::start_short();
+    let b = TestDaemon::builder().short().start();
     ok(berth_cfg(&b, cfg.path(), &["pull", &second], None), "pull");
     assert_eq!(b.inspect(&second)["Id"].as_str().unwrap(), id);
 }
@@ -365,7 +365,7 @@ fn push_to_another_repository_mounts_the_blobs() {
 fn push_with_zstd_writes_an_oci_manifest_once_and_pulls_back() {
     let reg = Registry::start(|_| AuthConfig::None);
     let cfg = tempfile::tempdir().unwrap();
-    let a = TestDaemon::start();
+    let a = TestDaemon::builder().start();
     let id = common::containers::busybox(&a);
     let name = format!("{}/z/busybox:zstd", reg.host());
     a.berth_ok(&["tag", "busybox:latest", &name]);
@@ -439,7 +439,7 @@ fn push_with_zstd_writes_an_oci_manifest_once_and_pulls_back() {
     assert!(out.contains("Layer already exists"), "{out}");
     assert_eq!(pushed_digest(&out), digest);
 
-    let b = TestDaemon::start_short();
+    let b = TestDaemon::builder().short().start();
     ok(berth_cfg(&b, cfg.path(), &["pull", &name], None), "pull");
     assert_eq!(b.inspect(&name)["Id"].as_str().unwrap(), id);
     let out = b.berth_ok(&["run", "--rm", &name, "echo", "unpacked from zstd"]);
@@ -454,7 +454,7 @@ fn push_with_zstd_writes_an_oci_manifest_once_and_pulls_back() {
 fn build_from_an_untagged_name_pulls_latest_only() {
     let reg = Registry::start(|_| AuthConfig::None);
     let cfg = tempfile::tempdir().unwrap();
-    let a = TestDaemon::start();
+    let a = TestDaemon::builder().start();
     let one = common::containers::busybox(&a);
     busybox_with_file(&a, "x", "other:1");
     let repo = format!("{}/lib/base", reg.host());
@@ -464,7 +464,7 @@ fn build_from_an_untagged_name_pulls_latest_only() {
         &repo,
         &[("busybox:latest", "latest"), ("other:1", "other")],
     );
-    let b = TestDaemon::start_short();
+    let b = TestDaemon::builder().short().start();
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),
@@ -547,7 +547,7 @@ fn distribution_registry_round_trip_and_skopeo_agrees() {
     let reg = DistributionRegistry::start();
     let host = format!("127.0.0.1:{}", reg.port);
     let cfg = tempfile::tempdir().unwrap();
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = common::containers::busybox(&d);
     let name = format!("{host}/busybox:latest");
     d.berth_ok(&["tag", "busybox:latest", &name]);
@@ -564,7 +564,7 @@ fn distribution_registry_round_trip_and_skopeo_agrees() {
     let v: serde_json::Value = serde_json::from_str(&ok(o, "skopeo inspect")).unwrap();
     assert_eq!(v["Digest"].as_str().unwrap(), digest, "{v:#}");
 
-    let e = TestDaemon::start();
+    let e = TestDaemon::builder().start();
     let out = ok(berth_cfg(&e, cfg.path(), &["pull", &name], None), "pull");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert_eq!(e.inspect(&name)["Id"].as_str().unwrap(), id);
@@ -650,7 +650,7 @@ fn push_compresses_once_for_every_registry() {
     let ours = Registry::start(|_| AuthConfig::None);
     let theirs = DistributionRegistry::start();
     let cfg = tempfile::tempdir().unwrap();
-    let mut a = TestDaemon::start();
+    let mut a = TestDaemon::builder().start();
     let dir = tempfile::tempdir().unwrap();
     let tar = dir.path().join("layer.tar");
     mixed_layer_tar(&tar);
@@ -710,7 +710,7 @@ fn push_compresses_once_for_every_registry() {
         "a restart collected the kept blob"
     );
 
-    let b = TestDaemon::start_short();
+    let b = TestDaemon::builder().short().start();
     let out = ok(berth_cfg(&b, cfg.path(), &["pull", &second], None), "pull");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert_eq!(b.inspect(&second)["Id"].as_str().unwrap(), id);
@@ -736,7 +736,7 @@ fn from_python3_builds_through_a_registry_mirror() {
         tar.display()
     );
     let reg = Registry::start(|_| AuthConfig::None);
-    let seed = TestDaemon::start_short();
+    let seed = TestDaemon::builder().short().start();
     seed.berth_ok(&["import", &tar.display().to_string(), "python:3"]);
     let mirrored = format!("{}/library/python:3", reg.host());
     seed.berth_ok(&["tag", "python:3", &mirrored]);
@@ -744,9 +744,12 @@ fn from_python3_builds_through_a_registry_mirror() {
     let want = seed.image_id("python:3");
     drop(seed);
 
-    let d = TestDaemon::start_short_with_config(serde_json::json!({
-        "registry-mirrors": [format!("http://{}", reg.host())],
-    }));
+    let d = TestDaemon::builder()
+        .short()
+        .config(serde_json::json!({
+            "registry-mirrors": [format!("http://{}", reg.host())],
+        }))
+        .start();
     let ctx = tempfile::tempdir().unwrap();
     std::fs::write(
         ctx.path().join("Dockerfile"),

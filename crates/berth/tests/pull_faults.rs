@@ -159,7 +159,7 @@ fn seed(reg: &Registry, name: &str, size: usize, random: bool) -> String {
     let dir = common::scratch();
     let tar = dir.path().join("rootfs.tar");
     one_file_tar(&tar, size, random);
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&tar, "seed:latest");
     let remote = format!("{}/{name}:latest", reg.host());
     d.berth_ok(&["tag", "seed:latest", &remote]);
@@ -187,7 +187,7 @@ fn broken_layer_download_resumes_with_range() {
 
     // The registry honours Range: the client resumes where the cut was.
     let proxy = FaultProxy::start(reg.host(), 6 * MIB as u64, false);
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let name = format!("{}/big:latest", proxy.addr);
     let written = daemon_written(&d);
     ok(d.berth_out(&["pull", &name], None), "pull through the cut");
@@ -221,7 +221,7 @@ fn broken_layer_download_resumes_with_range() {
 
     // A server that ignores Range (answers 200): the client starts over.
     let proxy = FaultProxy::start(reg.host(), 6 * MIB as u64, true);
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let name = format!("{}/big:latest", proxy.addr);
     ok(
         d.berth_out(&["pull", &name], None),
@@ -271,14 +271,17 @@ fn pull_onto_a_full_disk_names_enospc() {
     let zeros = seed(&reg, "zeros", 64 * MIB, false);
     let _ = (big, zeros);
 
-    let d = TestDaemon::start_short_prepared(|root| {
-        let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
-            .arg(root)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs on {}", root.display());
-    });
+    let d = TestDaemon::builder()
+        .short()
+        .prepare(|root| {
+            let st = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs"])
+                .arg(root)
+                .status()
+                .unwrap();
+            assert!(st.success(), "mount tmpfs on {}", root.display());
+        })
+        .start();
     for name in ["random", "zeros"] {
         let reference = format!("{}/{name}:latest", reg.host());
         let o = d.berth_out(&["pull", &reference], None);
@@ -329,7 +332,7 @@ fn kill9_during_a_pull_leaves_nothing_and_the_pull_redoes() {
     // The cut stalls the download (the client waits before resuming): the
     // daemon is killed while the layer is half downloaded and half unpacked.
     let proxy = FaultProxy::start(reg.host(), 8 * MIB as u64, false);
-    let mut d = TestDaemon::start_short();
+    let mut d = TestDaemon::builder().short().start();
     let name = format!("{}/crashy:latest", proxy.addr);
     let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["-H", &d.host(), "pull", &name])

@@ -121,7 +121,7 @@ fn blob_files(root: &Path) -> Vec<PathBuf> {
 #[test]
 fn pull_through_cache_serves_mirrors_sees_moved_tags_and_outlives_its_upstream() {
     let mut upstream = RegistryProcess::start(&[]);
-    let seed = TestDaemon::start();
+    let seed = TestDaemon::builder().start();
     let id = common::containers::busybox(&seed);
     let up_name = format!("{}/library/busybox:latest", upstream.addr);
     seed.berth_ok(&["tag", "busybox:latest", &up_name]);
@@ -142,7 +142,7 @@ fn pull_through_cache_serves_mirrors_sees_moved_tags_and_outlives_its_upstream()
 
     // A daemon whose mirror is the proxy pulls a Docker Hub name through it.
     let mirror = serde_json::json!({ "registry-mirrors": [format!("http://{}", proxy.addr)] });
-    let a = TestDaemon::start_short_with_config(mirror.clone());
+    let a = TestDaemon::builder().short().config(mirror.clone()).start();
     let out = ok(
         a.berth_out(&["pull", "busybox"], None),
         "pull via the proxy",
@@ -216,7 +216,7 @@ fn pull_through_cache_serves_mirrors_sees_moved_tags_and_outlives_its_upstream()
 
     // The upstream goes away; a fresh daemon still gets the same image.
     upstream.stop();
-    let b = TestDaemon::start_short_with_config(mirror);
+    let b = TestDaemon::builder().short().config(mirror).start();
     let out = ok(
         b.berth_out(&["pull", "busybox"], None),
         "pull from the cache",
@@ -266,7 +266,7 @@ fn pull_through_cache_authenticates_to_a_token_remote() {
     std::fs::write(&htpasswd, format!("alice:{h}\n")).unwrap();
     let upstream = RegistryProcess::start(&["--auth", &format!("token:{}", htpasswd.display())]);
 
-    let seed = TestDaemon::start();
+    let seed = TestDaemon::builder().start();
     let id = common::containers::busybox(&seed);
     let cfg = dir.path().join("docker-config");
     std::fs::create_dir_all(&cfg).unwrap();
@@ -292,7 +292,7 @@ fn pull_through_cache_authenticates_to_a_token_remote() {
         "--proxy-password",
         "s3cret",
     ]);
-    let d = TestDaemon::start_short();
+    let d = TestDaemon::builder().short().start();
     let name = format!("{}/alice/busybox:latest", with_creds.addr);
     ok(
         d.berth_out(&["pull", &name], None),

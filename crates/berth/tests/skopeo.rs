@@ -44,7 +44,7 @@ fn inspect(transport_ref: &str) -> serde_json::Value {
 }
 
 fn setup() -> (TestDaemon, String, tempfile::TempDir) {
-    let d = TestDaemon::start();
+    let d = TestDaemon::builder().start();
     let id = d.import(&common::busybox_rootfs(), "busybox:latest");
     (d, id, common::scratch())
 }

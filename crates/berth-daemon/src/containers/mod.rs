@@ -450,7 +450,10 @@ mod error_tests {
         };
         assert_eq!(failures[1].kind(), ErrorKind::Conflict);
         let text = e.to_string();
-        assert!(text.starts_with("removing container abc: /run/x: "), "{text}");
+        assert!(
+            text.starts_with("removing container abc: /run/x: "),
+            "{text}"
+        );
         assert!(text.ends_with("; volume v is in use"), "{text}");
     }
 }

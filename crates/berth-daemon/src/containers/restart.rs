@@ -40,6 +40,19 @@ pub fn decide(policy: &RestartPolicy, last: LastRun) -> Option<Duration> {
     })
 }
 
+/// Whether a stopped container is started again when the engine starts,
+/// as dockerd does: `always` even after a user's `stop` (that stop held only
+/// while the engine ran), `unless-stopped` unless a user stopped it,
+/// `on-failure[:N]` after a failure with restarts left.
+pub fn restarts_with_engine(policy: &RestartPolicy, last: LastRun) -> bool {
+    match policy.name.as_str() {
+        "always" => true,
+        "unless-stopped" => !last.stopped_by_user,
+        "on-failure" => decide(policy, last).is_some(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +98,30 @@ mod tests {
             decide(&policy("on-failure", 0), run(1, 1000, false)).is_some(),
             "no limit"
         );
+    }
+
+    #[test]
+    fn engine_start_brings_back_always_even_after_a_user_stop() {
+        let stopped = run(137, 0, true);
+        assert!(restarts_with_engine(&policy("always", 0), stopped));
+        assert!(!restarts_with_engine(&policy("unless-stopped", 0), stopped));
+        assert!(restarts_with_engine(
+            &policy("unless-stopped", 0),
+            run(0, 0, false)
+        ));
+        assert!(!restarts_with_engine(&policy("no", 0), run(1, 0, false)));
+        assert!(restarts_with_engine(
+            &policy("on-failure", 2),
+            run(1, 1, false)
+        ));
+        assert!(!restarts_with_engine(
+            &policy("on-failure", 2),
+            run(1, 2, false)
+        ));
+        assert!(!restarts_with_engine(
+            &policy("on-failure", 0),
+            run(0, 0, false)
+        ));
     }
 
     #[test]

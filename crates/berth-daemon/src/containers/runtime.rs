@@ -786,9 +786,21 @@ impl ContainerService {
     /// Re-attaches to shims that outlived the previous daemon, and records
     /// the exit of those that ended meanwhile.
     pub(crate) fn restore_containers(&self) {
+        let mut to_start = Vec::new();
         for c in self.containers.all() {
             let r = c.record();
             if !r.state.status.is_running() {
+                let last = super::restart::LastRun {
+                    exit_code: r.state.exit_code,
+                    restart_count: r.restart_count,
+                    stopped_by_user: r.state.stopped_by_user,
+                };
+                if r.state.status == Status::Exited
+                    && r.state.started_at.is_some()
+                    && super::restart::restarts_with_engine(&r.host_config.restart_policy, last)
+                {
+                    to_start.push(c);
+                }
                 continue;
             }
             let shim_dir = c.shim_dir();
@@ -817,6 +829,18 @@ impl ContainerService {
                     self.on_exit(&c, exit);
                 }
             }
+        }
+        if !to_start.is_empty() {
+            // Started off the start-up path: the API answers meanwhile.
+            let service = self.arc();
+            std::thread::spawn(move || {
+                for c in to_start {
+                    tracing::info!(container = %c.id, "starting container by its restart policy");
+                    if let Err(e) = service.container_start(&c) {
+                        tracing::warn!(container = %c.id, error = %e, "restart policy start failed");
+                    }
+                }
+            });
         }
     }
 }

@@ -138,3 +138,33 @@ pub fn pids_with_cmdline(args: &[&str]) -> Vec<u32> {
     }
     out
 }
+
+/// Runs `sh -c 'echo ran-before; SCRIPT'` in a `--rm` busybox container with `opts` and
+/// asserts that SCRIPT ran and failed for `reason`: the marker printed first (so the
+/// container started and the shell ran), the exit code is the command's own (non-zero, not
+/// the engine's 125, 126 or 127) and stderr names `reason` (e.g. "Read-only file system").
+/// Returns the exit code and stdout after the marker.
+pub fn run_must_fail(d: &TestDaemon, opts: &[&str], script: &str, reason: &str) -> (i32, String) {
+    let full = format!("echo ran-before; {script}");
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(opts);
+    args.extend_from_slice(&["busybox", "sh", "-c", &full]);
+    let (st, out, err) = d.berth(&args);
+    let c = code(st);
+    let what = format!(
+        "`{script}` with {opts:?} exited {c}\n--- stdout ---\n{out}\n--- stderr ---\n{err}"
+    );
+    let rest = out
+        .strip_prefix("ran-before\n")
+        .unwrap_or_else(|| panic!("the container's shell did not run: {what}"));
+    assert!(c != 0, "succeeded: {what}");
+    assert!(
+        !(125..=127).contains(&c),
+        "an engine error, not the command's failure: {what}"
+    );
+    assert!(
+        err.contains(reason),
+        "failed, but not with {reason:?}: {what}"
+    );
+    (c, rest.to_string())
+}

@@ -1,15 +1,17 @@
 //! Test kit for berth's integration tests.
 //!
-//! Each test starts its own real daemon (`TestDaemon::start()`) with a private data-root,
+//! Each test starts its own real daemon (`TestDaemon::builder().start()`) with a private data-root,
 //! exec-root and socket under a fresh temporary directory, so tests run in parallel without
 //! seeing each other. Checks are made from outside, the way a user would: the `berth` CLI,
 //! the stock docker CLI through `DOCKER_HOST`, raw Engine API requests over the unix socket,
 //! and the files the daemon leaves on disk.
 //!
 //! Lifecycle: `start()` spawns `berth daemon` with its output captured in a log file and
-//! waits until `/_ping` answers; `Drop` sends SIGTERM (SIGKILL after 10 s), unmounts anything
-//! left mounted under the test's directories and removes them. When the test is panicking the
-//! daemon log is printed so the failure comes with the daemon's side of the story.
+//! waits until `/_ping` answers; `Drop` (or `finish()`) checks that the test left nothing
+//! behind — running containers, shims, cgroups, veths, published-port rules, mounts — and
+//! fails the test naming each leak (see `teardown.rs`), stops the daemon (SIGTERM, SIGKILL
+//! after 10 s), cleans up and removes the test's directories. When the test fails the daemon
+//! log is printed so the failure comes with the daemon's side of the story.
 //!
 //! Tests need root and the tools they drive; a missing tool is a loud failure, never a skip.
 
@@ -20,6 +22,9 @@ pub mod containers;
 pub mod http;
 pub mod registry;
 pub mod tarball;
+mod teardown;
+#[allow(unused_imports)] // used by no_leaks.rs only
+pub use teardown::panic_text;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -78,6 +83,13 @@ pub struct TestDaemon {
     /// More `berth daemon` arguments (e.g. `--config-file`).
     extra_args: Vec<String>,
     child: Option<Child>,
+    /// Mounts under the test's directory made before the daemon first started
+    /// ([`DaemonBuilder::prepare`]): the test's own, not leaks.
+    own_mounts: Vec<PathBuf>,
+    /// Set by [`TestDaemon::expect_left_running`].
+    left_running_expected: bool,
+    /// Teardown ran (by [`TestDaemon::finish`] or drop).
+    torn_down: bool,
 }
 
 /// A /24 no other test daemon of this run uses: 10.X.Y.0/24 with X from the
@@ -105,66 +117,69 @@ pub fn unique_subnet() -> String {
     format!("10.{x}.{y}.0/24")
 }
 
+/// How a test daemon is made: `TestDaemon::builder().short().config(json).prepare(f).start()`.
+#[derive(Default)]
+pub struct DaemonBuilder {
+    short: bool,
+    config: Option<serde_json::Value>,
+    prepare: Option<Box<dyn FnOnce(&Path)>>,
+}
+
+impl DaemonBuilder {
+    /// Roots under a short directory (`/tmp/bXXXX`), for tests that run containers: each
+    /// shim's socket is `<exec-root>/containers/<64-hex id>/shim/shim.sock`, which must fit
+    /// `sun_path` (107 bytes and a NUL), so an exec-root longer than 17 bytes (such as
+    /// `/tmp/berth-test-XXXXXX/exec`) makes every container start fail.
+    pub fn short(mut self) -> DaemonBuilder {
+        self.short = true;
+        self
+    }
+
+    /// A daemon.json holding `config` (Docker's keys, e.g. `registry-mirrors`).
+    pub fn config(mut self, config: serde_json::Value) -> DaemonBuilder {
+        self.config = Some(config);
+        self
+    }
+
+    /// Call `prepare(data_root)` before the daemon starts (e.g. to mount a small tmpfs
+    /// there). Mounts made here belong to the test: teardown unmounts them without calling
+    /// them a leak.
+    pub fn prepare(mut self, prepare: impl FnOnce(&Path) + 'static) -> DaemonBuilder {
+        self.prepare = Some(Box::new(prepare));
+        self
+    }
+
+    /// Start the daemon with fresh, private roots and wait until it answers `/_ping`.
+    pub fn start(self) -> TestDaemon {
+        require_root();
+        let mut b = tempfile::Builder::new();
+        if self.short {
+            b.prefix("b").rand_bytes(4);
+        } else {
+            b.prefix("berth-test-");
+        }
+        let dir = b
+            .tempdir_in("/tmp")
+            .expect("create test directory under /tmp");
+        let mut extra_args = vec![];
+        if let Some(config) = &self.config {
+            let path = dir.path().join("daemon.json");
+            fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+            extra_args = vec!["--config-file".into(), path.display().to_string()];
+        }
+        if let Some(prepare) = self.prepare {
+            let data_root = dir.path().join("data");
+            fs::create_dir_all(&data_root).unwrap();
+            prepare(&data_root);
+        }
+        TestDaemon::start_in_with(dir, extra_args)
+    }
+}
+
 impl TestDaemon {
-    /// Start a daemon with fresh, private roots and wait until it answers `/_ping`.
-    pub fn start() -> TestDaemon {
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("berth-test-")
-            .tempdir_in("/tmp")
-            .expect("create test directory under /tmp");
-        TestDaemon::start_in(dir)
-    }
-
-    /// Like [`TestDaemon::start`], under a short directory (`/tmp/bXXXX`) for tests that run
-    /// containers: each shim's socket is `<exec-root>/containers/<64-hex id>/shim/shim.sock`,
-    /// which must fit `sun_path` (107 bytes and a NUL), so an exec-root longer than 17 bytes
-    /// (such as `/tmp/berth-test-XXXXXX/exec`) makes every container start fail.
-    pub fn start_short() -> TestDaemon {
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("b")
-            .rand_bytes(4)
-            .tempdir_in("/tmp")
-            .expect("create test directory under /tmp");
-        TestDaemon::start_in(dir)
-    }
-
-    /// Like [`TestDaemon::start_short`], with a daemon.json holding `config`
-    /// (Docker's keys, e.g. `registry-mirrors`).
-    pub fn start_short_with_config(config: serde_json::Value) -> TestDaemon {
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("b")
-            .rand_bytes(4)
-            .tempdir_in("/tmp")
-            .expect("create test directory under /tmp");
-        let path = dir.path().join("daemon.json");
-        fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        TestDaemon::start_in_with(
-            dir,
-            vec!["--config-file".into(), path.display().to_string()],
-        )
-    }
-
-    /// Like [`TestDaemon::start_short`], calling `prepare(data_root)` before
-    /// the daemon starts (e.g. to mount a small tmpfs there; the kit's drop
-    /// unmounts whatever is left mounted under the test's directory).
-    pub fn start_short_prepared(prepare: impl FnOnce(&Path)) -> TestDaemon {
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("b")
-            .rand_bytes(4)
-            .tempdir_in("/tmp")
-            .expect("create test directory under /tmp");
-        let data_root = dir.path().join("data");
-        fs::create_dir_all(&data_root).unwrap();
-        prepare(&data_root);
-        TestDaemon::start_in(dir)
-    }
-
-    fn start_in(dir: tempfile::TempDir) -> TestDaemon {
-        TestDaemon::start_in_with(dir, vec![])
+    /// A builder for a test daemon; `TestDaemon::builder().start()` is the plain one.
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
     }
 
     fn start_in_with(dir: tempfile::TempDir, extra_args: Vec<String>) -> TestDaemon {
@@ -185,6 +200,7 @@ impl TestDaemon {
             .unwrap_or_default();
         let tag = &tag[tag.len().saturating_sub(8)..];
         let mut d = TestDaemon {
+            own_mounts: mounts_under(&base),
             dir: Some(dir),
             bridge: format!("bt{tag}"),
             bip: format!("10.{x}.{y}.1/24"),
@@ -194,6 +210,8 @@ impl TestDaemon {
             data_root,
             exec_root,
             child: None,
+            left_running_expected: false,
+            torn_down: false,
         };
         d.spawn_and_wait();
         d
@@ -475,184 +493,6 @@ impl TestDaemon {
             .to_string();
         assert!(is_image_id(&id), "malformed image id {id:?}");
         id
-    }
-
-    /// Unmount whatever the daemon left mounted below our directories (deepest first).
-    fn unmount_all(&self) -> Vec<String> {
-        let Some(dir) = self.dir.as_ref() else {
-            return vec![];
-        };
-        let mut failures = vec![];
-        for target in mounts_under(dir.path()) {
-            let c = std::ffi::CString::new(target.as_os_str().as_encoded_bytes()).unwrap();
-            // SAFETY: `c` is a valid NUL-terminated path; umount2 does not retain it.
-            let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-            if rc != 0 {
-                failures.push(format!(
-                    "umount {}: {}",
-                    target.display(),
-                    std::io::Error::last_os_error()
-                ));
-            }
-        }
-        failures
-    }
-}
-
-impl Drop for TestDaemon {
-    fn drop(&mut self) {
-        let mut problems = vec![];
-        if self.child.is_some() {
-            let (status, killed) = self.stop();
-            if killed {
-                problems.push(format!(
-                    "daemon ignored SIGTERM for {STOP_TIMEOUT:?}; killed"
-                ));
-            } else if !status.success() {
-                problems.push(format!("daemon exited with {status} after SIGTERM"));
-            }
-        }
-        self.kill_leftover_containers();
-        problems.extend(self.unmount_all());
-        problems.extend(self.remove_networks());
-        let panicking = thread::panicking();
-        if panicking || !problems.is_empty() {
-            eprintln!(
-                "--- berth daemon log ({}) ---\n{}\n--- end of daemon log ---",
-                self.log_path.display(),
-                self.log()
-            );
-        }
-        if let Some(dir) = self.dir.take() {
-            let path = dir.path().to_path_buf();
-            if let Err(e) = dir.close() {
-                problems.push(format!("remove {}: {e}", path.display()));
-            }
-        }
-        if !problems.is_empty() {
-            let msg = format!("test daemon teardown: {}", problems.join("; "));
-            if panicking {
-                eprintln!("{msg}");
-            } else {
-                panic!("{msg}");
-            }
-        }
-    }
-}
-
-impl TestDaemon {
-    /// The Linux bridges of this daemon's networks (default and user).
-    pub fn bridges(&self) -> Vec<String> {
-        let mut out = vec![self.bridge.clone()];
-        if let Ok(rd) = fs::read_dir(self.data_root.join("networks")) {
-            for e in rd.flatten() {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&fs::read(e.path()).unwrap_or_default())
-                        .unwrap_or_default();
-                if let Some(b) = v["bridge"].as_str().filter(|b| !b.is_empty()) {
-                    if !out.iter().any(|o| o == b) {
-                        out.push(b.to_string());
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// Containers outlive their daemon (live restore), so a test that ends
-    /// early (a failed assertion) would leave them running: kill the shims
-    /// started for this daemon's exec-root, their containers' processes,
-    /// and their cgroups.
-    fn kill_leftover_containers(&self) {
-        let marker = format!("--state-dir {}/", self.exec_root.display());
-        let mut ids = vec![];
-        for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let cmd = fs::read(e.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(" shim start ") && cmd.contains(&marker) {
-                if let Some(id) = cmd.split(" --id ").nth(1).and_then(|r| r.split(' ').next()) {
-                    ids.push(id.to_string());
-                }
-                // SAFETY: kill(2) on a pid we just found; no memory is shared.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-        for id in &ids {
-            let dirs: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|h| h.path().join("berth").join(id))
-                .chain(std::iter::once(Path::new("/sys/fs/cgroup/berth").join(id)))
-                .filter(|d| d.is_dir())
-                .collect();
-            for _ in 0..50 {
-                let mut any = false;
-                for d in &dirs {
-                    for pid in fs::read_to_string(d.join("cgroup.procs"))
-                        .unwrap_or_default()
-                        .lines()
-                    {
-                        if let Ok(pid) = pid.trim().parse::<i32>() {
-                            any = true;
-                            // SAFETY: as above.
-                            unsafe { libc::kill(pid, libc::SIGKILL) };
-                        }
-                    }
-                }
-                if !any {
-                    break;
-                }
-                thread::sleep(Duration::from_millis(20));
-            }
-            for d in &dirs {
-                let _ = fs::remove_dir(d);
-            }
-        }
-        if !ids.is_empty() {
-            eprintln!(
-                "test daemon teardown: killed {} container(s) left running",
-                ids.len()
-            );
-        }
-    }
-
-    /// The daemon's nftables table.
-    pub fn nft_table(&self) -> String {
-        format!("berth_{}", self.bridge.replace('-', "_"))
-    }
-
-    /// Deletes the bridges and the nftables table the daemon made (a real
-    /// daemon keeps them across restarts, as dockerd keeps docker0).
-    fn remove_networks(&self) -> Vec<String> {
-        let mut problems = vec![];
-        for b in self.bridges() {
-            let _ = Command::new("ip")
-                .args(["link", "del", &b])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = Command::new("nft")
-            .args(["delete", "table", "ip", &self.nft_table()])
-            .stderr(Stdio::null())
-            .status();
-        let left = Command::new("ip")
-            .args(["-br", "link"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-            .unwrap_or_default();
-        for b in self.bridges() {
-            if left
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(b.as_str()))
-            {
-                problems.push(format!("bridge {b} could not be removed"));
-            }
-        }
-        problems
     }
 }
 
