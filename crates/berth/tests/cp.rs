@@ -21,19 +21,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-fn one_file_tar(name: &str, data: &[u8]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(data.len() as u64);
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(1_600_000_000);
-    h.set_cksum();
-    b.append_data(&mut h, name, data).unwrap();
-    b.into_inner().unwrap()
-}
-
 /// Every regular file's content in the tar `bytes`.
 fn tar_contents(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
@@ -119,7 +106,7 @@ fn cp_never_escapes_a_container_swapping_symlinks() {
     let id = inspect_f(&d, "{{.Id}}", "racer");
 
     let started = Instant::now();
-    let tar = one_file_tar(&marker, b"escaped");
+    let tar = common::tarball::build(&[common::tarball::Entry::file(&marker, b"escaped")]);
     let (mut put_ok, mut get_ok) = (0, 0);
     // Each request freezes and thaws the container (libcgroups' v1 freezer
     // polls in 10 ms steps) while two swappers spin on 2 cores: 1000
