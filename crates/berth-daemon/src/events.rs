@@ -67,6 +67,10 @@ pub enum ContainerAction {
     Commit {
         comment: String,
     },
+    /// `cp` out of the container (`GET /containers/{id}/archive`).
+    ArchivePath,
+    /// `cp` into the container (`PUT /containers/{id}/archive`).
+    ExtractToDir,
     /// `healthy`, `unhealthy` or `starting`.
     HealthStatus {
         status: String,

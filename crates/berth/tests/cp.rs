@@ -216,6 +216,39 @@ fn docker_cp_into_and_out_of_a_running_container() {
     d.docker_ok(&["cp", "box:/etc/", back.join("etc").to_str().unwrap()]);
     assert!(back.join("etc/passwd").exists());
 
+    // Each copy is an event, as with dockerd; freezing the container for
+    // it is not a pause.
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let actions = d.docker_ok(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "container=box",
+        "--format",
+        "{{.Action}}",
+    ]);
+    let copies: Vec<&str> = actions
+        .lines()
+        .filter(|a| !a.starts_with("exec_") && *a != "create" && *a != "start")
+        .collect();
+    assert_eq!(
+        copies,
+        [
+            "extract-to-dir",
+            "extract-to-dir",
+            "archive-path",
+            "archive-path"
+        ],
+        "{actions}"
+    );
+
     assert_eq!(inspect_f(&d, "{{.State.Status}}", "box"), "running");
     assert_eq!(inspect_f(&d, "{{.State.Paused}}", "box"), "false");
     let (status, body) = d.api("GET", "/containers/box/archive?path=/nonexistent", None);

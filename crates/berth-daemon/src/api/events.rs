@@ -38,6 +38,8 @@ fn container_action(a: &ContainerAction) -> (String, BTreeMap<String, String>) {
             attrs([("oldName", format!("/{old_name}"))]),
         ),
         Commit { comment } => ("commit".into(), attrs([("comment", comment.clone())])),
+        ArchivePath => plain("archive-path"),
+        ExtractToDir => plain("extract-to-dir"),
         HealthStatus { status } => (format!("health_status: {status}"), BTreeMap::new()),
         // dockerd names the command in the action: `exec_create: ls -l /`.
         ExecCreate { exec_id, command } => (
@@ -206,6 +208,14 @@ mod tests {
         }));
         assert_eq!(e.action, "exec_create: ls -l");
         assert_eq!(e.actor.attributes["execID"], "e1");
+
+        let e = to_wire(&stamped(EngineEvent::Container {
+            id: "abc".into(),
+            name: "web".into(),
+            image: "busybox".into(),
+            action: ContainerAction::ExtractToDir,
+        }));
+        assert_eq!(e.action, "extract-to-dir");
     }
 
     #[test]

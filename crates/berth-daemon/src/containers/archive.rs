@@ -81,7 +81,10 @@ impl ContainerService {
             let follow = path.ends_with('/') || path.ends_with("/.");
             rootpath::archive::write_tar(root, path.trim_end_matches("/."), follow, out)
                 .map_err(|e| archive_error(c, path, e))
-        })
+        })?;
+        self.events
+            .container(&c.record(), crate::events::ContainerAction::ArchivePath);
+        Ok(())
     }
 
     /// Unpacks a tar into the directory `path` of the container.
@@ -93,7 +96,10 @@ impl ContainerService {
     ) -> Result<(), ContainerError> {
         self.with_rootfs(c, |root| {
             rootpath::archive::extract_tar(root, path, body).map_err(|e| archive_error(c, path, e))
-        })
+        })?;
+        self.events
+            .container(&c.record(), crate::events::ContainerAction::ExtractToDir);
+        Ok(())
     }
 }
 
