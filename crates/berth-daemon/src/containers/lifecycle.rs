@@ -1,9 +1,9 @@
-//! The container service's typed verbs, for callers inside the engine —
-//! the orchestrator, compose, the builder — as well as the API adapter:
-//! containers by ID or name, typed options and outcomes, and a
-//! subscription to the events they cause. Each verb is the same code path
+//! The container service's typed verbs, for callers inside the engine
+//! (the API adapter today; the orchestrator and compose next): containers
+//! by ID or name, typed options and outcomes. Each verb is the code path
 //! the Engine API takes, so a container an orchestrator starts behaves as
-//! one `docker start` starts.
+//! one `docker start` starts; the events they cause come on the engine's
+//! bus (`EventBus::subscribe`).
 
 use std::future::Future;
 use std::sync::Arc;
