@@ -164,7 +164,7 @@ impl EventBus {
         let _ = self.tx.send(e);
     }
 
-    /// A container event; `c` is the container's record.
+    /// A container event about the container whose record is `r`.
     pub fn container(&self, r: &crate::containers::ContainerRecord, action: ContainerAction) {
         self.publish(EngineEvent::Container {
             id: r.id.clone(),

@@ -223,15 +223,7 @@ impl ContainerBackend for Api {
             )
             .unwrap_or_default();
         let data = BTreeMap::from([
-            (
-                "LowerDir".to_string(),
-                lower
-                    .iter()
-                    .rev()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":"),
-            ),
+            ("LowerDir".to_string(), super::lower_dir(&lower)),
             ("UpperDir".to_string(), c.upper_dir().display().to_string()),
             ("WorkDir".to_string(), c.work_dir().display().to_string()),
             ("MergedDir".to_string(), c.rootfs().display().to_string()),

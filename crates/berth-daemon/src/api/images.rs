@@ -185,15 +185,7 @@ impl ImageBackend for Api {
         if let Some((top, lower)) = dirs.split_last() {
             data.insert("UpperDir".into(), top.display().to_string());
             if !lower.is_empty() {
-                data.insert(
-                    "LowerDir".into(),
-                    lower
-                        .iter()
-                        .rev()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(":"),
-                );
+                data.insert("LowerDir".into(), super::lower_dir(lower));
             }
         }
         let c = &info.config;

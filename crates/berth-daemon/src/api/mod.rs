@@ -35,3 +35,14 @@ pub(crate) struct Api {
     pub containers: Arc<ContainerService>,
     pub builds: Arc<BuildService>,
 }
+
+/// `GraphDriver.Data.LowerDir`: layer directories, bottom first as the
+/// store lists them, in overlayfs' order (topmost first, `:`-separated).
+fn lower_dir(layers: &[std::path::PathBuf]) -> String {
+    layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}

@@ -45,8 +45,8 @@ fn mem_total() -> i64 {
         .unwrap_or(0)
 }
 
-pub fn cgroup_version() -> &'static str {
-    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+fn cgroup_version() -> &'static str {
+    if crate::containers::cgroup_v2() {
         "2"
     } else {
         "1"

@@ -158,6 +158,11 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> C
     move |source| ContainerError::Io { context, source }
 }
 
+/// Whether the host runs cgroup v2 (the unified hierarchy) rather than v1.
+pub(crate) fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 /// What waiters watch: the status and how many times the container exited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Snapshot {

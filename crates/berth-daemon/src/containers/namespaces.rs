@@ -51,7 +51,7 @@ fn invalid(what: &str, field: &str, value: &str, want: &str) -> ContainerError {
 
 /// Docker's cgroup-namespace default: private on cgroup v2, host on v1.
 pub(crate) fn default_cgroupns_mode() -> &'static str {
-    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+    if super::cgroup_v2() {
         "private"
     } else {
         "host"

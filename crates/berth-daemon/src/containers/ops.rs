@@ -10,12 +10,8 @@ use berth_shim::ShimClient;
 use serde_json::{json, Value};
 
 use super::record::Status;
-use super::ContainerService;
+use super::{cgroup_v2, ContainerService};
 use super::{Container, ContainerError};
-
-fn cgroup_v2() -> bool {
-    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
-}
 
 /// The container's cgroup directory for a v1 controller (or the unified one).
 fn cgroup_dir(id: &str, controller: &str) -> PathBuf {

@@ -19,6 +19,17 @@ pub struct LastRun {
     pub stopped_by_user: bool,
 }
 
+impl LastRun {
+    /// The last run as the container's record holds it.
+    pub fn of(r: &super::ContainerRecord) -> LastRun {
+        LastRun {
+            exit_code: r.state.exit_code,
+            restart_count: r.restart_count,
+            stopped_by_user: r.state.stopped_by_user,
+        }
+    }
+}
+
 /// `Some(delay)` when `policy` restarts the container after `last`:
 /// `always` and `unless-stopped` unless a user stopped it, `on-failure[:N]`
 /// on a non-zero exit while fewer than N restarts were made (no limit when

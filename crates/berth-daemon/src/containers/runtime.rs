@@ -562,11 +562,7 @@ impl ContainerService {
             }
             return;
         }
-        let last = super::restart::LastRun {
-            exit_code: code,
-            restart_count: r.restart_count,
-            stopped_by_user: r.state.stopped_by_user,
-        };
+        let last = super::restart::LastRun::of(&r);
         if let Some(delay) = super::restart::decide(&r.host_config.restart_policy, last) {
             let _ = c.update(|r| {
                 r.restart_count += 1;
@@ -790,11 +786,7 @@ impl ContainerService {
         for c in self.containers.all() {
             let r = c.record();
             if !r.state.status.is_running() {
-                let last = super::restart::LastRun {
-                    exit_code: r.state.exit_code,
-                    restart_count: r.restart_count,
-                    stopped_by_user: r.state.stopped_by_user,
-                };
+                let last = super::restart::LastRun::of(&r);
                 if r.state.status == Status::Exited
                     && r.state.started_at.is_some()
                     && super::restart::restarts_with_engine(&r.host_config.restart_policy, last)
