@@ -10,17 +10,16 @@
 //! [`MIN_API_VERSION`]..=[`API_VERSION`] are refused as dockerd does.
 
 pub mod backend;
-pub mod container_types;
 pub mod error;
 pub mod filters;
-pub mod host_config;
 mod query;
 mod routes;
 mod stream;
-pub mod types;
 mod version;
 
 use std::sync::Arc;
+
+pub use berth_wire::{container_types, host_config, types};
 
 pub use backend::Backend;
 pub use error::ApiError;

@@ -11,7 +11,7 @@ use super::*;
 
 fn swagger() -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../berth-api/testdata/engine-api/swagger.yaml");
+        .join("../berth-wire/testdata/engine-api/swagger.yaml");
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading the Engine API swagger {}: {e}", path.display()))
 }
