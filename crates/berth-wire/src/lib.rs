@@ -8,4 +8,5 @@
 
 pub mod container_types;
 pub mod host_config;
+pub mod swarm;
 pub mod types;
