@@ -93,7 +93,11 @@ pub struct ExternalCa {
 pub struct CaConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_cert_expiry: Option<i64>,
-    #[serde(default, rename = "ExternalCAs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "ExternalCAs",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub external_cas: Option<Vec<ExternalCa>>,
     #[serde(
         default,
@@ -612,7 +616,11 @@ pub struct TaskSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ContainerStatus {
-    #[serde(default, rename = "ContainerID", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        rename = "ContainerID",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub container_id: String,
     #[serde(default, rename = "PID", skip_serializing_if = "is_zero_i64")]
     pub pid: i64,
@@ -798,7 +806,11 @@ pub struct Endpoint {
     pub spec: EndpointSpec,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<EndpointPortConfig>>,
-    #[serde(default, rename = "VirtualIPs", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "VirtualIPs",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub virtual_ips: Option<Vec<VirtualIp>>,
 }
 
@@ -956,7 +968,13 @@ mod tests {
         });
         let spec: ServiceSpec = serde_json::from_value(sent.clone()).unwrap();
         assert_eq!(
-            spec.mode.as_ref().unwrap().replicated.as_ref().unwrap().replicas,
+            spec.mode
+                .as_ref()
+                .unwrap()
+                .replicated
+                .as_ref()
+                .unwrap()
+                .replicas,
             Some(3)
         );
         let back = serde_json::to_value(&spec).unwrap();
