@@ -259,7 +259,7 @@ pub fn plan(svc: &Service, tasks: &[TaskRecord], ctx: &mut Context) -> Vec<Actio
         }
         let failed = state != TaskState::Complete;
         let restart = match policy.condition {
-            Condition::Any => !(mode.is_job() && !failed),
+            Condition::Any => !mode.is_job() || failed,
             Condition::OnFailure => failed,
             Condition::None => false,
         };
