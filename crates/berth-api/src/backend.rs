@@ -17,6 +17,7 @@ pub trait Backend:
     + VolumeBackend
     + NetworkBackend
     + BuildBackend
+    + SwarmBackend
     + Send
     + Sync
     + 'static
@@ -30,6 +31,7 @@ impl<
             + VolumeBackend
             + NetworkBackend
             + BuildBackend
+            + SwarmBackend
             + Send
             + Sync
             + 'static,
@@ -453,4 +455,99 @@ pub trait BuildBackend {
 
     /// Removes unused build-cache entries (and, with `all`, cache mounts).
     fn prune_build_cache(&self, req: BuildPruneRequest) -> ApiResult<BuildPruneReport>;
+}
+
+/// `POST /swarm/update` query options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SwarmUpdateFlags {
+    pub version: u64,
+    pub rotate_worker_token: bool,
+    pub rotate_manager_token: bool,
+    pub rotate_unlock_key: bool,
+}
+
+/// `POST /services/{id}/update` query options.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUpdateFlags {
+    pub version: u64,
+    /// `spec` (default) or `previous-spec`.
+    pub registry_auth_from: Option<String>,
+    /// `previous`: roll back to the service's previous spec.
+    pub rollback: Option<String>,
+}
+
+/// The Swarm-mode endpoints. When the node is not in a swarm every method
+/// but `swarm_init`, `swarm_join`, `swarm_leave` and `swarm_info` answers
+/// dockerd's 503.
+pub trait SwarmBackend {
+    fn swarm_info(&self) -> berth_wire::swarm::SwarmInfo;
+    fn swarm_inspect(&self) -> ApiResult<berth_wire::swarm::Swarm>;
+    /// Returns the node ID.
+    fn swarm_init(&self, req: berth_wire::swarm::SwarmInitRequest) -> ApiResult<String>;
+    fn swarm_join(&self, body: serde_json::Value) -> ApiResult<()>;
+    fn swarm_leave(&self, force: bool) -> ApiResult<()>;
+    fn swarm_update(
+        &self,
+        spec: berth_wire::swarm::SwarmSpec,
+        flags: SwarmUpdateFlags,
+    ) -> ApiResult<()>;
+    fn swarm_unlock_key(&self) -> ApiResult<berth_wire::swarm::UnlockKeyResponse>;
+    fn swarm_unlock(&self, req: berth_wire::swarm::SwarmUnlockRequest) -> ApiResult<()>;
+
+    fn list_nodes(&self, filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Node>>;
+    fn inspect_node(&self, id: &str) -> ApiResult<berth_wire::swarm::Node>;
+    fn update_node(
+        &self,
+        id: &str,
+        version: u64,
+        spec: berth_wire::swarm::NodeSpec,
+    ) -> ApiResult<()>;
+    fn remove_node(&self, id: &str, force: bool) -> ApiResult<()>;
+
+    fn list_services(
+        &self,
+        filters: &Filters,
+        status: bool,
+    ) -> ApiResult<Vec<berth_wire::swarm::Service>>;
+    fn create_service(
+        &self,
+        spec: berth_wire::swarm::ServiceSpec,
+    ) -> ApiResult<berth_wire::swarm::ServiceCreateResponse>;
+    fn inspect_service(
+        &self,
+        id: &str,
+        insert_defaults: bool,
+    ) -> ApiResult<berth_wire::swarm::Service>;
+    fn update_service(
+        &self,
+        id: &str,
+        spec: berth_wire::swarm::ServiceSpec,
+        flags: ServiceUpdateFlags,
+    ) -> ApiResult<berth_wire::swarm::ServiceUpdateResponse>;
+    fn remove_service(&self, id: &str) -> ApiResult<()>;
+
+    fn list_tasks(&self, filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Task>>;
+    fn inspect_task(&self, id: &str) -> ApiResult<berth_wire::swarm::Task>;
+
+    fn list_secrets(&self, filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Secret>>;
+    fn create_secret(&self, spec: berth_wire::swarm::SecretSpec) -> ApiResult<String>;
+    fn inspect_secret(&self, id: &str) -> ApiResult<berth_wire::swarm::Secret>;
+    fn update_secret(
+        &self,
+        id: &str,
+        version: u64,
+        spec: berth_wire::swarm::SecretSpec,
+    ) -> ApiResult<()>;
+    fn remove_secret(&self, id: &str) -> ApiResult<()>;
+
+    fn list_configs(&self, filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Config>>;
+    fn create_config(&self, spec: berth_wire::swarm::ConfigSpec) -> ApiResult<String>;
+    fn inspect_config(&self, id: &str) -> ApiResult<berth_wire::swarm::Config>;
+    fn update_config(
+        &self,
+        id: &str,
+        version: u64,
+        spec: berth_wire::swarm::ConfigSpec,
+    ) -> ApiResult<()>;
+    fn remove_config(&self, id: &str) -> ApiResult<()>;
 }

@@ -301,6 +301,155 @@ impl BuildBackend for Fake {
     }
 }
 
+impl SwarmBackend for Fake {
+    fn swarm_info(&self) -> berth_wire::swarm::SwarmInfo {
+        Default::default()
+    }
+    fn swarm_inspect(&self) -> ApiResult<berth_wire::swarm::Swarm> {
+        self.call("swarm_inspect".into());
+        Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "This node is not a swarm manager.",
+        ))
+    }
+    fn swarm_init(&self, req: berth_wire::swarm::SwarmInitRequest) -> ApiResult<String> {
+        self.call(format!("swarm_init {}", req.advertise_addr));
+        Ok("node1".into())
+    }
+    fn swarm_join(&self, _body: serde_json::Value) -> ApiResult<()> {
+        unused("swarm_join")
+    }
+    fn swarm_leave(&self, force: bool) -> ApiResult<()> {
+        self.call(format!("swarm_leave force={force}"));
+        Ok(())
+    }
+    fn swarm_update(
+        &self,
+        _spec: berth_wire::swarm::SwarmSpec,
+        flags: SwarmUpdateFlags,
+    ) -> ApiResult<()> {
+        self.call(format!(
+            "swarm_update version={} rotate_worker={}",
+            flags.version, flags.rotate_worker_token
+        ));
+        Ok(())
+    }
+    fn swarm_unlock_key(&self) -> ApiResult<berth_wire::swarm::UnlockKeyResponse> {
+        unused("swarm_unlock_key")
+    }
+    fn swarm_unlock(&self, _req: berth_wire::swarm::SwarmUnlockRequest) -> ApiResult<()> {
+        unused("swarm_unlock")
+    }
+    fn list_nodes(&self, _filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Node>> {
+        unused("list_nodes")
+    }
+    fn inspect_node(&self, _id: &str) -> ApiResult<berth_wire::swarm::Node> {
+        unused("inspect_node")
+    }
+    fn update_node(
+        &self,
+        id: &str,
+        version: u64,
+        spec: berth_wire::swarm::NodeSpec,
+    ) -> ApiResult<()> {
+        self.call(format!(
+            "update_node {id} version={version} availability={:?}",
+            spec.availability
+        ));
+        self.outcome(id)
+    }
+    fn remove_node(&self, _id: &str, _force: bool) -> ApiResult<()> {
+        unused("remove_node")
+    }
+    fn list_services(
+        &self,
+        filters: &Filters,
+        status: bool,
+    ) -> ApiResult<Vec<berth_wire::swarm::Service>> {
+        self.call(format!("list_services {:?} status={status}", filters.0));
+        Ok(Vec::new())
+    }
+    fn create_service(
+        &self,
+        spec: berth_wire::swarm::ServiceSpec,
+    ) -> ApiResult<berth_wire::swarm::ServiceCreateResponse> {
+        let name = spec.name.unwrap_or_default();
+        self.did("create_service", &name)?;
+        Ok(berth_wire::swarm::ServiceCreateResponse {
+            id: format!("id-of-{name}"),
+            warnings: None,
+        })
+    }
+    fn inspect_service(
+        &self,
+        _id: &str,
+        _insert_defaults: bool,
+    ) -> ApiResult<berth_wire::swarm::Service> {
+        unused("inspect_service")
+    }
+    fn update_service(
+        &self,
+        id: &str,
+        _spec: berth_wire::swarm::ServiceSpec,
+        flags: ServiceUpdateFlags,
+    ) -> ApiResult<berth_wire::swarm::ServiceUpdateResponse> {
+        self.call(format!("update_service {id} version={}", flags.version));
+        self.outcome(id)?;
+        Ok(Default::default())
+    }
+    fn remove_service(&self, id: &str) -> ApiResult<()> {
+        self.did("remove_service", id)
+    }
+    fn list_tasks(&self, _filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Task>> {
+        unused("list_tasks")
+    }
+    fn inspect_task(&self, _id: &str) -> ApiResult<berth_wire::swarm::Task> {
+        unused("inspect_task")
+    }
+    fn list_secrets(&self, _filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Secret>> {
+        unused("list_secrets")
+    }
+    fn create_secret(&self, spec: berth_wire::swarm::SecretSpec) -> ApiResult<String> {
+        let name = spec.name.unwrap_or_default();
+        self.did("create_secret", &name)?;
+        Ok(format!("id-of-{name}"))
+    }
+    fn inspect_secret(&self, _id: &str) -> ApiResult<berth_wire::swarm::Secret> {
+        unused("inspect_secret")
+    }
+    fn update_secret(
+        &self,
+        _id: &str,
+        _version: u64,
+        _spec: berth_wire::swarm::SecretSpec,
+    ) -> ApiResult<()> {
+        unused("update_secret")
+    }
+    fn remove_secret(&self, id: &str) -> ApiResult<()> {
+        self.did("remove_secret", id)
+    }
+    fn list_configs(&self, _filters: &Filters) -> ApiResult<Vec<berth_wire::swarm::Config>> {
+        unused("list_configs")
+    }
+    fn create_config(&self, _spec: berth_wire::swarm::ConfigSpec) -> ApiResult<String> {
+        unused("create_config")
+    }
+    fn inspect_config(&self, _id: &str) -> ApiResult<berth_wire::swarm::Config> {
+        unused("inspect_config")
+    }
+    fn update_config(
+        &self,
+        _id: &str,
+        _version: u64,
+        _spec: berth_wire::swarm::ConfigSpec,
+    ) -> ApiResult<()> {
+        unused("update_config")
+    }
+    fn remove_config(&self, _id: &str) -> ApiResult<()> {
+        unused("remove_config")
+    }
+}
+
 struct Reply {
     status: StatusCode,
     body: String,
@@ -509,4 +658,127 @@ async fn wait_streams_the_exit_code_and_refuses_unknown_conditions() {
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert_eq!(calls(&fake), ["wait_container next-exit web"]);
+}
+
+#[tokio::test]
+async fn swarm_routes_reach_their_methods_with_dockers_statuses() {
+    let fake = Arc::new(Fake::default());
+    let r = send(&fake, Method::GET, "/v1.47/swarm", "").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.message().contains("not a swarm manager"), "{}", r.body);
+
+    let r = send(
+        &fake,
+        Method::POST,
+        "/swarm/init",
+        r#"{"AdvertiseAddr":"127.0.0.1"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, serde_json::json!("node1"))
+    );
+    let r = send(&fake, Method::POST, "/swarm/leave?force=1", "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &fake,
+        Method::POST,
+        "/swarm/update?version=7&rotateWorkerToken=true",
+        "{}",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let spec = r#"{"Name":"web","TaskTemplate":{"ContainerSpec":{"Image":"busybox"}},"Mode":{"Replicated":{"Replicas":2}}}"#;
+    let r = send(&fake, Method::POST, "/services/create", spec).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["ID"], "id-of-web");
+    let r = send(
+        &fake,
+        Method::POST,
+        "/services/busy1/update?version=3",
+        spec,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let r = send(&fake, Method::DELETE, "/services/web", "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &fake,
+        Method::GET,
+        "/services?status=true&filters=%7B%22name%22%3A%5B%22web%22%5D%7D",
+        "",
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()),
+        (StatusCode::OK, serde_json::json!([]))
+    );
+    let r = send(
+        &fake,
+        Method::POST,
+        "/nodes/n1/update?version=4",
+        r#"{"Availability":"drain"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(
+        &fake,
+        Method::POST,
+        "/secrets/create",
+        r#"{"Name":"pw","Data":"c2VjcmV0"}"#,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["ID"].clone()),
+        (StatusCode::CREATED, "id-of-pw".into())
+    );
+    let r = send(&fake, Method::DELETE, "/secrets/pw", "").await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        calls(&fake),
+        [
+            "swarm_inspect",
+            "swarm_init 127.0.0.1",
+            "swarm_leave force=true",
+            "swarm_update version=7 rotate_worker=true",
+            "create_service web",
+            "update_service busy1 version=3",
+            "remove_service web",
+            "list_services {\"name\": [\"web\"]} status=true",
+            "update_node n1 version=4 availability=Some(\"drain\")",
+            "create_secret pw",
+            "remove_secret pw",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn bad_swarm_input_is_refused_naming_the_field_before_the_backend() {
+    let fake = Arc::new(Fake::default());
+    for (uri, body, names) in [
+        (
+            "/services/create",
+            r#"{"Name":"web","Mode":{"Replicated":{"Replicas":-1}}}"#,
+            "Mode.Replicated.Replicas",
+        ),
+        (
+            "/services/create",
+            r#"{"Name":"web","Mode":{"Replicated":{"Replicas":"three"}}}"#,
+            "Mode.Replicated.Replicas",
+        ),
+        ("/services/web/update", "{}", "version"),
+        ("/services/web/update?version=x", "{}", "version"),
+        ("/nodes/n1/update?version=1", r#"{"Labels":[1]}"#, "Labels"),
+    ] {
+        let r = send(&fake, Method::POST, uri, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{uri} {body}: {}",
+            r.body
+        );
+        assert!(r.message().contains(names), "{uri}: {}", r.message());
+    }
+    assert!(calls(&fake).is_empty(), "{:?}", calls(&fake));
 }

@@ -7,6 +7,7 @@ mod distribution;
 mod exec;
 mod images;
 mod networks;
+mod swarm;
 mod system;
 mod volumes;
 
@@ -71,6 +72,42 @@ pub fn router(backend: Shared) -> Router {
                 .put(containers::put_named)
                 .delete(containers::delete_named),
         )
+        .route("/swarm", get(swarm::inspect))
+        .route("/swarm/init", post(swarm::init))
+        .route("/swarm/join", post(swarm::join))
+        .route("/swarm/leave", post(swarm::leave))
+        .route("/swarm/update", post(swarm::update))
+        .route("/swarm/unlockkey", get(swarm::unlock_key))
+        .route("/swarm/unlock", post(swarm::unlock))
+        .route("/nodes", get(swarm::list_nodes))
+        .route(
+            "/nodes/{id}",
+            get(swarm::inspect_node).delete(swarm::remove_node),
+        )
+        .route("/nodes/{id}/update", post(swarm::update_node))
+        .route("/services", get(swarm::list_services))
+        .route("/services/create", post(swarm::create_service))
+        .route(
+            "/services/{id}",
+            get(swarm::inspect_service).delete(swarm::remove_service),
+        )
+        .route("/services/{id}/update", post(swarm::update_service))
+        .route("/tasks", get(swarm::list_tasks))
+        .route("/tasks/{id}", get(swarm::inspect_task))
+        .route("/secrets", get(swarm::list_secrets))
+        .route("/secrets/create", post(swarm::create_secret))
+        .route(
+            "/secrets/{id}",
+            get(swarm::inspect_secret).delete(swarm::remove_secret),
+        )
+        .route("/secrets/{id}/update", post(swarm::update_secret))
+        .route("/configs", get(swarm::list_configs))
+        .route("/configs/create", post(swarm::create_config))
+        .route(
+            "/configs/{id}",
+            get(swarm::inspect_config).delete(swarm::remove_config),
+        )
+        .route("/configs/{id}/update", post(swarm::update_config))
         .fallback(|| async { ApiError::not_found("page not found") })
         .with_state(backend)
 }
