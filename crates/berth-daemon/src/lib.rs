@@ -17,6 +17,7 @@ mod images;
 mod lock;
 mod network;
 mod rootpath;
+mod swarm;
 mod volumes;
 
 use std::path::{Path, PathBuf};
@@ -160,6 +161,12 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
     );
     containers.restore_containers();
     containers.network_sweep();
+    let swarm = swarm::SwarmService::new(
+        &config.data_root,
+        containers.clone(),
+        images.clone(),
+        events.clone(),
+    );
     let builds = Arc::new(build::BuildService::new(
         config.clone(),
         images.clone(),
@@ -174,6 +181,7 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
         networks,
         containers,
         builds,
+        swarm: swarm.clone(),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -183,6 +191,9 @@ pub fn run(flags: Flags) -> Result<(), DaemonError> {
         .enable_all()
         .build()
         .map_err(io("starting the async runtime"))?;
+    if let Err(e) = swarm.resume(rt.handle().clone()) {
+        tracing::error!(error = %e, "reopening the swarm state; swarm mode stays off until it is fixed or left");
+    }
     let result = rt.block_on(serve(api, &config));
     rt.shutdown_timeout(Duration::from_secs(2));
     drop(lock);

@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod images;
 mod networks;
+mod swarm;
 mod system;
 mod volumes;
 
@@ -22,6 +23,7 @@ use crate::containers::ContainerService;
 use crate::events::EventBus;
 use crate::images::ImageService;
 use crate::network::Networks;
+use crate::swarm::SwarmService;
 use crate::volumes::Volumes;
 
 /// Every service the API reaches, as the composition root wired them.
@@ -34,6 +36,7 @@ pub(crate) struct Api {
     pub networks: Arc<Networks>,
     pub containers: Arc<ContainerService>,
     pub builds: Arc<BuildService>,
+    pub swarm: Arc<SwarmService>,
 }
 
 /// `GraphDriver.Data.LowerDir`: layer directories, bottom first as the

@@ -179,7 +179,8 @@ impl SystemBackend for Api {
             server_version: env!("CARGO_PKG_VERSION").into(),
             runtimes: BTreeMap::from([("berth".to_string(), json!({"path": "berth"}))]),
             default_runtime: "berth".into(),
-            swarm: json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
+            swarm: serde_json::to_value(berth_api::backend::SwarmBackend::swarm_info(self))
+                .unwrap_or_default(),
             live_restore_enabled: self.config.live_restore,
             isolation: String::new(),
             init_binary: String::new(),

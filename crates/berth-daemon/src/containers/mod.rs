@@ -20,6 +20,7 @@ pub mod logs;
 mod names;
 mod namespaces;
 pub(crate) mod ops;
+pub use names::generate as generate_name;
 pub use names::validate as validate_name;
 pub mod record;
 mod restart;
