@@ -150,17 +150,21 @@ impl Default for EventBus {
 }
 
 impl EventBus {
+    /// Stamps `event` and hands it to every subscriber. The stamp is taken
+    /// and the event sent under one lock, so that concurrent publishers
+    /// cannot interleave: every subscriber sees the events in one order with
+    /// non-decreasing times (a clock stepping back repeats the last time),
+    /// which `since` and `until` rely on.
     pub fn publish(&self, event: EngineEvent) {
-        let time_nano = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
         tracing::debug!(?event, "event");
+        let mut r = self.recent.lock().expect("events lock");
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let time_nano = r.back().map_or(now, |last| now.max(last.time_nano));
         let e = Arc::new(Stamped { time_nano, event });
-        {
-            let mut r = self.recent.lock().expect("events lock");
-            if r.len() == KEEP {
-                r.pop_front();
-            }
-            r.push_back(e.clone());
+        if r.len() == KEEP {
+            r.pop_front();
         }
+        r.push_back(e.clone());
         let _ = self.tx.send(e);
     }
 
@@ -242,6 +246,98 @@ mod tests {
             assert_eq!(sub.live.try_recv().unwrap().event, volume(n));
         }
         assert!(sub.live.try_recv().is_err());
+    }
+
+    fn assert_in_time_order(events: &[Arc<Stamped>]) {
+        for w in events.windows(2) {
+            assert!(
+                w[0].time_nano <= w[1].time_nano,
+                "time went back: {:?} then {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+
+    #[test]
+    fn a_sequence_arrives_in_order_with_non_decreasing_times() {
+        let bus = EventBus::default();
+        let mut sub = bus.subscribe(None);
+        let sent: Vec<EngineEvent> = (0..100).map(|i| volume(&i.to_string())).collect();
+        for e in &sent {
+            bus.publish(e.clone());
+        }
+        let got: Vec<Arc<Stamped>> = std::iter::from_fn(|| sub.live.try_recv().ok()).collect();
+        assert_eq!(
+            got.iter().map(|s| s.event.clone()).collect::<Vec<_>>(),
+            sent
+        );
+        assert_in_time_order(&got);
+        // The kept events are the same values in the same order.
+        let kept = bus.subscribe(Some(0)).past;
+        assert_eq!(kept, got);
+    }
+
+    #[test]
+    fn concurrent_publishers_are_seen_in_one_order_with_non_decreasing_times() {
+        let bus = Arc::new(EventBus::default());
+        let mut a = bus.subscribe(None);
+        let mut b = bus.subscribe(None);
+        // 4 × 50 events: fewer than the live channel holds, so none lags.
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        bus.publish(volume(&format!("{t}-{i}")));
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let got_a: Vec<_> = std::iter::from_fn(|| a.live.try_recv().ok()).collect();
+        let got_b: Vec<_> = std::iter::from_fn(|| b.live.try_recv().ok()).collect();
+        assert_eq!(got_a.len(), 200);
+        assert_in_time_order(&got_a);
+        assert_eq!(got_a, got_b, "two subscribers saw different orders");
+        assert_eq!(bus.subscribe(Some(0)).past, got_a, "kept in another order");
+        // Each publisher's own events keep their order.
+        for t in 0..4 {
+            let mine: Vec<String> = got_a
+                .iter()
+                .filter_map(|s| match &s.event {
+                    EngineEvent::Volume { name, .. } if name.starts_with(&format!("{t}-")) => {
+                        Some(name.clone())
+                    }
+                    _ => None,
+                })
+                .collect();
+            let want: Vec<String> = (0..50).map(|i| format!("{t}-{i}")).collect();
+            assert_eq!(mine, want);
+        }
+    }
+
+    #[test]
+    fn since_selects_the_kept_events_at_or_after_it_then_live_ones_follow() {
+        let bus = EventBus::default();
+        for n in ["a", "b", "c"] {
+            bus.publish(volume(n));
+        }
+        let b_time = bus.subscribe(Some(0)).past[1].time_nano;
+        let mut sub = bus.subscribe(Some(b_time));
+        bus.publish(volume("d"));
+        let past: Vec<_> = sub.past.iter().map(|s| s.event.clone()).collect();
+        // Events stamped in the same nanosecond as `b` are selected too.
+        assert!(past.ends_with(&[volume("b"), volume("c")]), "{past:?}");
+        assert!(!past.contains(&volume("a")) || past.len() == 3, "{past:?}");
+        let live = sub.live.try_recv().unwrap();
+        assert_eq!(live.event, volume("d"));
+        assert!(live.time_nano >= sub.past.last().unwrap().time_nano);
+        assert!(sub.live.try_recv().is_err(), "a kept event came again");
+        // Without `since`, nothing kept is replayed.
+        assert!(bus.subscribe(None).past.is_empty());
     }
 
     #[test]

@@ -195,6 +195,63 @@ mod tests {
     }
 
     #[test]
+    fn never_hands_out_an_address_twice_and_says_when_it_is_exhausted() {
+        use berth_core::{ErrorKind, HasKind};
+        let gw = Ipv4Addr::new(10, 4, 0, 1);
+        let mut p = Pool::new(net("10.4.0.0/28"), None, gw).unwrap();
+        p.reserve(Ipv4Addr::new(10, 4, 0, 9)).unwrap();
+        let mut got = BTreeSet::new();
+        while let Ok(a) = p.allocate() {
+            assert!(got.insert(a), "{a} handed out twice");
+            assert!(got.len() <= 16, "the pool never runs out");
+        }
+        // 16 addresses less network, broadcast, gateway and the reserved one.
+        assert_eq!(got.len(), 12);
+        for never in ["10.4.0.0", "10.4.0.1", "10.4.0.9", "10.4.0.15"] {
+            assert!(!got.contains(&never.parse().unwrap()), "{never} handed out");
+        }
+        assert_eq!(p.in_use(), 13);
+        let e = p.allocate().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
+        assert!(
+            e.to_string().contains(
+                "no available IPv4 addresses on this network's address pools: 10.4.0.0/28"
+            ),
+            "{e}"
+        );
+        let taken = *got.first().unwrap();
+        assert_eq!(p.reserve(taken).unwrap_err().kind(), ErrorKind::Conflict);
+        // One release makes room for exactly one address: the released one.
+        p.release(taken);
+        assert_eq!(p.allocate().unwrap(), taken);
+        assert!(p.allocate().is_err());
+    }
+
+    #[test]
+    fn release_frees_only_what_was_taken() {
+        let gw = Ipv4Addr::new(10, 5, 0, 1);
+        let mut p = Pool::new(net("10.5.0.0/24"), None, gw).unwrap();
+        let a = p.allocate().unwrap();
+        let b = p.allocate().unwrap();
+        assert_eq!(p.in_use(), 2);
+        // Releasing the gateway or an address never handed out changes nothing.
+        p.release(gw);
+        p.release(Ipv4Addr::new(10, 5, 0, 200));
+        assert_eq!(p.in_use(), 2);
+        assert!(p.reserve(gw).is_err(), "the gateway stays reserved");
+        // A container's endpoints released one by one (disconnect, then remove).
+        p.release(a);
+        assert_eq!(p.in_use(), 1);
+        p.reserve(a).unwrap();
+        p.release(a);
+        p.release(a);
+        p.release(b);
+        assert_eq!(p.in_use(), 0);
+        // The next addresses come after the last handed out, not the freed ones.
+        assert_eq!(p.allocate().unwrap(), Ipv4Addr::new(10, 5, 0, 4));
+    }
+
+    #[test]
     fn released_address_not_reused_at_once() {
         let mut p = Pool::new(net("10.1.0.0/24"), None, Ipv4Addr::new(10, 1, 0, 1)).unwrap();
         let a = p.allocate().unwrap();

@@ -133,19 +133,40 @@ fn detached_web_lifecycle_docker() {
 fn logs_separate_streams_tail_and_timestamps() {
     let d = TestDaemon::builder().short().start();
     busybox(&d);
-    let script = "echo out1; echo err1 >&2; sleep 0.2; echo out2; sleep 0.2; echo err2 >&2";
-    let (st, _, _) = d.berth(&[
+    // stdout and stderr are copied to the log apart, so the order across
+    // them is fixed by writing each next line only once the test has seen
+    // the one before in the log (it creates `a`, then `b`).
+    let sync = common::scratch();
+    let bind = format!("{}:/sync", sync.path().display());
+    let script = "echo out1; echo err1 >&2; until [ -e /sync/a ]; do sleep 0.05; done; \
+                  echo out2; until [ -e /sync/b ]; do sleep 0.05; done; echo err2 >&2";
+    d.berth_ok(&[
         "run",
+        "-d",
         "--name",
         "lg",
         "--network",
         "none",
+        "-v",
+        &bind,
         "busybox",
         "sh",
         "-c",
         script,
     ]);
-    assert_eq!(code(st), 0);
+    let logged = |line: &str| {
+        let (_, out, err) = d.berth(&["logs", "lg"]);
+        out.lines().chain(err.lines()).any(|l| l == line)
+    };
+    wait_until("out1 and err1 in the log", Duration::from_secs(20), || {
+        logged("out1") && logged("err1")
+    });
+    std::fs::write(sync.path().join("a"), "").unwrap();
+    wait_until("out2 in the log", Duration::from_secs(20), || {
+        logged("out2")
+    });
+    std::fs::write(sync.path().join("b"), "").unwrap();
+    assert_eq!(d.berth_ok(&["wait", "lg"]).trim(), "0");
 
     for prog in ["berth", "docker"] {
         let (st, out, err) = match prog {
@@ -248,6 +269,13 @@ fn logs_since_skips_earlier_lines() {
 fn wait_returns_exit_code() {
     let d = TestDaemon::builder().short().start();
     busybox(&d);
+    // Each container exits when the test creates its file in the bound
+    // directory, while a `wait` is under way.
+    let sync = common::scratch();
+    let bind = format!("{}:/sync", sync.path().display());
+    let exit_on = |file: &str, code: u8| {
+        format!("until [ -e /sync/{file} ]; do sleep 0.05; done; exit {code}")
+    };
     d.berth_ok(&[
         "run",
         "-d",
@@ -255,12 +283,27 @@ fn wait_returns_exit_code() {
         "w7",
         "--network",
         "none",
+        "-v",
+        &bind,
         "busybox",
         "sh",
         "-c",
-        "sleep 1; exit 7",
+        &exit_on("go7", 7),
     ]);
-    assert_eq!(d.berth_ok(&["wait", "w7"]).trim(), "7");
+    let waited = |prog: &str, name: &str, file: &str| {
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| match prog {
+                "berth" => d.berth(&["wait", name]),
+                _ => d.docker(&["wait", name]),
+            });
+            assert_eq!(inspect_f(&d, "{{.State.Status}}", name), "running");
+            std::fs::write(sync.path().join(file), "").unwrap();
+            let (st, out, err) = waiter.join().unwrap();
+            assert_eq!(code(st), 0, "{prog} wait {name}: {err}");
+            out.trim().to_string()
+        })
+    };
+    assert_eq!(waited("berth", "w7", "go7"), "7");
     // Waiting on an exited container returns at once with the same code.
     assert_eq!(d.berth_ok(&["wait", "w7"]).trim(), "7");
     assert_eq!(d.docker_ok(&["wait", "w7"]).trim(), "7");
@@ -273,11 +316,14 @@ fn wait_returns_exit_code() {
         "w0",
         "--network",
         "none",
+        "-v",
+        &bind,
         "busybox",
-        "sleep",
-        "1",
+        "sh",
+        "-c",
+        &exit_on("go0", 0),
     ]);
-    assert_eq!(d.docker_ok(&["wait", "w0"]).trim(), "0");
+    assert_eq!(waited("docker", "w0", "go0"), "0");
 }
 
 #[test]

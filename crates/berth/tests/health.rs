@@ -19,6 +19,10 @@ fn health(d: &TestDaemon, name: &str) -> String {
 fn health_goes_starting_healthy_unhealthy_and_shows_everywhere() {
     let d = TestDaemon::builder().short().start();
     busybox(&d);
+    // The probe passes once the test creates `ok` in the bound directory:
+    // healthy follows that, not a delay.
+    let sync = common::scratch();
+    let bind = format!("{}:/sync", sync.path().display());
     d.berth_ok(&[
         "run",
         "-d",
@@ -26,8 +30,10 @@ fn health_goes_starting_healthy_unhealthy_and_shows_everywhere() {
         "hc",
         "--network",
         "none",
+        "-v",
+        &bind,
         "--health-cmd",
-        "test -f /tmp/ok && echo fine",
+        "test -f /sync/ok && echo fine",
         "--health-interval",
         "300ms",
         "--health-retries",
@@ -35,12 +41,12 @@ fn health_goes_starting_healthy_unhealthy_and_shows_everywhere() {
         "--health-timeout",
         "2s",
         "busybox",
-        "sh",
-        "-c",
-        "sleep 1; touch /tmp/ok; sleep 100",
+        "sleep",
+        "100",
     ]);
     let first = health(&d, "hc");
     assert!(first == "starting" || first == "unhealthy", "{first}");
+    std::fs::write(sync.path().join("ok"), "").unwrap();
     wait_until("healthy", Duration::from_secs(10), || {
         health(&d, "hc") == "healthy"
     });
@@ -49,7 +55,7 @@ fn health_goes_starting_healthy_unhealthy_and_shows_everywhere() {
     let log = d.berth_ok(&["inspect", "-f", "{{json .State.Health.Log}}", "hc"]);
     assert!(log.contains("fine"), "{log}");
 
-    d.berth_ok(&["exec", "hc", "rm", "/tmp/ok"]);
+    d.berth_ok(&["exec", "hc", "rm", "/sync/ok"]);
     wait_until("unhealthy", Duration::from_secs(10), || {
         health(&d, "hc") == "unhealthy"
     });

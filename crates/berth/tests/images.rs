@@ -260,8 +260,12 @@ fn image_prune_removes_dangling_images() {
     assert!(out.contains(&format!("deleted: {old}")), "{out}");
     assert!(out.contains("Total reclaimed space:"), "{out}");
     assert_eq!(d.image_ids(), vec![new.clone()]);
-    let (st, _, _) = d.berth(&["image", "inspect", &old]);
-    assert!(!st.success(), "pruned image still inspectable");
+    // Gone: inspect runs and finds no such image.
+    d.berth_must_fail(
+        &["image", "inspect", &old],
+        1,
+        &[&format!("No such image: {old}")],
+    );
 
     // Nothing left to prune: still succeeds, tagged image kept.
     let out = d.berth_ok(&["image", "prune", "-f"]);

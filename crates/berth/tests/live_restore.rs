@@ -178,10 +178,8 @@ fn killed_shim_is_reported_exited() {
     let shims = shim_pids(&id);
     assert_eq!(shims.len(), 1, "shim processes for {id}: {shims:?}");
     // SAFETY: kill(2) on the shim process this test's daemon started.
-    assert_eq!(
-        unsafe { libc::kill(shims[0] as libc::pid_t, libc::SIGKILL) },
-        0
-    );
+    let killed = unsafe { libc::kill(shims[0] as libc::pid_t, libc::SIGKILL) };
+    assert_eq!(killed, 0);
 
     wait_until(
         "the container to be reported exited",

@@ -172,7 +172,14 @@ fn htpasswd_registry_needs_login() {
         &["login", "-u", "alice", "-p", "wrong", &reg.host()],
         None,
     );
-    assert!(!o.status.success(), "login with a wrong password succeeded");
+    o.must_fail(
+        "login with a wrong password",
+        1,
+        &[&format!(
+            "login attempt to http://{}/v2/ failed with status: 401 Unauthorized",
+            reg.host()
+        )],
+    );
     let out = ok(
         berth_cfg(
             &d,
@@ -200,8 +207,14 @@ fn htpasswd_registry_needs_login() {
     );
     assert!(out.contains("Removing login credentials"), "{out}");
     d.berth_ok(&["rmi", &name]);
+    // Refused for want of credentials: the registry's basic-auth challenge
+    // went unanswered (not any failure, such as an unknown image).
     let o = berth_cfg(&d, cfg.path(), &["pull", &name], None);
-    assert!(!o.status.success(), "pull after logout succeeded");
+    o.must_fail(
+        "pull after logout",
+        1,
+        &["Error response from daemon: no basic auth credentials"],
+    );
 }
 
 #[test]
@@ -303,8 +316,11 @@ fn pull_all_tags_gets_every_tag_through_berth_and_docker() {
         );
     }
     // Only the registry's tags: no `latest` was made up.
-    let (st, _, _) = b.berth(&["image", "inspect", &format!("{repo}:latest")]);
-    assert!(!st.success());
+    b.berth_must_fail(
+        &["image", "inspect", &format!("{repo}:latest")],
+        1,
+        &[&format!("No such image: {repo}:latest")],
+    );
     let out = ok(
         berth_cfg(&b, cfg.path(), &["pull", "-a", &repo], None),
         "pull -a again",
@@ -483,8 +499,11 @@ fn build_from_an_untagged_name_pulls_latest_only() {
         one
     );
     // A build's FROM is one image, never the repository's every tag.
-    let (st, _, _) = b.berth(&["image", "inspect", &format!("{repo}:other")]);
-    assert!(!st.success(), "the build pulled every tag");
+    b.berth_must_fail(
+        &["image", "inspect", &format!("{repo}:other")],
+        1,
+        &[&format!("No such image: {repo}:other")],
+    );
 }
 
 /// Debian's docker-registry on a free port, with temporary storage.

@@ -292,8 +292,12 @@ fn pull_onto_a_full_disk_names_enospc() {
             o.stderr
         );
         eprintln!("{name}: {}", o.stderr.trim());
-        let (st, _, _) = d.berth(&["image", "inspect", &reference]);
-        assert!(!st.success(), "{name}: a failed pull left an image");
+        // A failed pull left no image.
+        d.berth_must_fail(
+            &["image", "inspect", &reference],
+            1,
+            &[&format!("No such image: {reference}")],
+        );
     }
     let images = d.berth_ok(&["images", "-q"]);
     assert!(

@@ -36,19 +36,27 @@ impl ContainerService {
                 "config.Image is required".into(),
             ));
         }
-        let name = match name {
+        let id = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        // The name is claimed before anything is made and held until the
+        // container is inserted: a losing create leaves nothing behind.
+        let claim = match name {
             Some(n) => {
                 let n = n.strip_prefix('/').unwrap_or(n);
                 names::validate(n).map_err(ContainerError::InvalidArgument)?;
-                if let Some(owner) = self.containers.name_owner(n) {
-                    return Err(ContainerError::Conflict(format!(
-                        "Conflict. The container name \"/{n}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name."
-                    )));
-                }
-                n.to_string()
+                self.containers.claim_name(n, &id)?
             }
-            None => names::generate(&|n| self.containers.name_owner(n).is_some()),
+            None => loop {
+                let n = names::generate(&|n| self.containers.name_taken(n));
+                if let Ok(claim) = self.containers.claim_name(&n, &id) {
+                    break claim;
+                }
+            },
         };
+        let name = claim.name().to_string();
         let image_id = self
             .images
             .store
@@ -126,11 +134,6 @@ impl ContainerService {
 
         let mounts = self.resolve_mounts(&config, &host)?;
         let networks = self.initial_networks(&host, body.networking_config.as_ref())?;
-        let id = format!(
-            "{:032x}{:032x}",
-            rand::random::<u128>(),
-            rand::random::<u128>()
-        );
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
@@ -159,6 +162,7 @@ impl ContainerService {
             .save(&c.dir)
             .map_err(io(format!("saving container {id}")))?;
         self.containers.insert(c);
+        drop(claim);
         self.events
             .container(&record, crate::events::ContainerAction::Create);
         Ok((id, warnings))

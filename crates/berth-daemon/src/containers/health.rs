@@ -34,6 +34,25 @@ pub struct Probe {
     pub retries: i64,
 }
 
+impl Probe {
+    /// Whether a probe made `since_start` after the container started
+    /// falls in the start period.
+    pub fn in_start_period(&self, since_start: Duration) -> bool {
+        since_start < self.start_period
+    }
+
+    /// The wait before the next probe, `since_start` after the container
+    /// started: the start interval inside the start period, the interval
+    /// after it.
+    pub fn next_delay(&self, since_start: Duration) -> Duration {
+        if self.in_start_period(since_start) {
+            self.start_interval
+        } else {
+            self.interval
+        }
+    }
+}
+
 fn dur(v: &Value, key: &str, default: Duration) -> Duration {
     match v[key].as_i64() {
         Some(n) if n > 0 => Duration::from_nanos(n as u64),
@@ -118,12 +137,7 @@ impl ContainerService {
             .spawn(move || {
                 let started = Instant::now();
                 loop {
-                    let in_start = started.elapsed() < p.start_period;
-                    std::thread::sleep(if in_start {
-                        p.start_interval
-                    } else {
-                        p.interval
-                    });
+                    std::thread::sleep(p.next_delay(started.elapsed()));
                     let r = c.record();
                     if r.state.started_at != run || !r.state.status.is_running() {
                         return;
@@ -135,7 +149,7 @@ impl ContainerService {
                     let (code, output) = service.run_probe(&c, &p);
                     let entry =
                         json!({ "Start": start, "End": now(), "ExitCode": code, "Output": output });
-                    let counts = started.elapsed() >= p.start_period;
+                    let counts = !p.in_start_period(started.elapsed());
                     let mut changed = None;
                     let _ = c.update(|r| {
                         let before = r
@@ -254,6 +268,127 @@ mod tests {
             probe(Some(&json!({"Test": ["CMD", "true"]}))).unwrap().test,
             ["true"]
         );
+    }
+
+    fn probe_with(start_period: Duration, retries: i64) -> Probe {
+        Probe {
+            test: vec!["true".into()],
+            interval: Duration::from_secs(30),
+            timeout: DEFAULT_TIMEOUT,
+            start_period,
+            start_interval: Duration::from_secs(5),
+            retries,
+        }
+    }
+
+    #[test]
+    fn start_period_sets_the_pace_and_ends_on_time() {
+        let p = probe_with(Duration::from_secs(60), 3);
+        assert!(p.in_start_period(Duration::ZERO));
+        assert!(p.in_start_period(Duration::from_millis(59_999)));
+        assert!(!p.in_start_period(Duration::from_secs(60)));
+        assert_eq!(p.next_delay(Duration::ZERO), Duration::from_secs(5));
+        assert_eq!(
+            p.next_delay(Duration::from_secs(61)),
+            Duration::from_secs(30)
+        );
+        // Without a start period every probe counts, at the interval.
+        let p = probe_with(Duration::ZERO, 3);
+        assert!(!p.in_start_period(Duration::ZERO));
+        assert_eq!(p.next_delay(Duration::ZERO), Duration::from_secs(30));
+    }
+
+    /// The statuses after each result, as the health thread records them:
+    /// `(seconds since start, success)`.
+    fn statuses(p: &Probe, results: &[(u64, bool)]) -> Vec<(String, i64)> {
+        let mut h = json!({"Status": "starting", "FailingStreak": 0, "Log": []});
+        results
+            .iter()
+            .map(|&(at, ok)| {
+                let counts = !p.in_start_period(Duration::from_secs(at));
+                h = record_result(&h, ok, counts, p.retries, json!({}));
+                (
+                    h["Status"].as_str().unwrap().to_string(),
+                    h["FailingStreak"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn st(s: &str, streak: i64) -> (String, i64) {
+        (s.to_string(), streak)
+    }
+
+    #[test]
+    fn retries_failures_in_a_row_make_it_unhealthy() {
+        let p = probe_with(Duration::ZERO, 3);
+        assert_eq!(
+            statuses(&p, &[(30, false), (60, false), (90, false), (120, false)]),
+            [
+                st("starting", 1),
+                st("starting", 2),
+                st("unhealthy", 3),
+                st("unhealthy", 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_success_resets_the_streak_and_makes_it_healthy() {
+        let p = probe_with(Duration::ZERO, 3);
+        assert_eq!(
+            statuses(
+                &p,
+                &[
+                    (30, false),
+                    (60, false),
+                    (90, true),
+                    (120, false),
+                    (150, false),
+                    (180, true),
+                ]
+            ),
+            [
+                st("starting", 1),
+                st("starting", 2),
+                st("healthy", 0),
+                st("healthy", 1),
+                st("healthy", 2),
+                st("healthy", 0)
+            ]
+        );
+        // From unhealthy, one success is enough.
+        let p = probe_with(Duration::ZERO, 1);
+        assert_eq!(
+            statuses(&p, &[(30, false), (60, true)]),
+            [st("unhealthy", 1), st("healthy", 0)]
+        );
+    }
+
+    #[test]
+    fn failures_inside_the_start_period_do_not_count() {
+        let p = probe_with(Duration::from_secs(20), 2);
+        assert_eq!(
+            statuses(
+                &p,
+                &[
+                    (5, false),
+                    (10, false),
+                    (15, false),
+                    (20, false),
+                    (25, false)
+                ]
+            ),
+            [
+                st("starting", 0),
+                st("starting", 0),
+                st("starting", 0),
+                st("starting", 1),
+                st("unhealthy", 2)
+            ]
+        );
+        // A success inside it still counts: healthy at once.
+        assert_eq!(statuses(&p, &[(5, true)]), [st("healthy", 0)]);
     }
 
     #[test]

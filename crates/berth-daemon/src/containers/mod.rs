@@ -21,7 +21,6 @@ mod names;
 mod namespaces;
 pub(crate) mod ops;
 pub use names::generate as generate_name;
-pub use names::validate as validate_name;
 pub mod record;
 mod restart;
 mod runtime;
@@ -323,6 +322,9 @@ pub struct Containers {
     /// (`berth_shim::seccomp`).
     pub seccomp_cache: PathBuf,
     map: RwLock<HashMap<String, Arc<Container>>>,
+    /// Names claimed by creates and renames in flight: name → the ID of
+    /// the container it is for (see [`Containers::claim_name`]).
+    claims: Mutex<HashMap<String, String>>,
     pub(crate) execs: exec::Execs,
 }
 
@@ -367,6 +369,7 @@ impl Containers {
             run_root,
             seccomp_cache,
             map: RwLock::new(map),
+            claims: Default::default(),
             execs: Default::default(),
         })
     }
@@ -412,6 +415,48 @@ impl Containers {
             .values()
             .find(|c| c.name() == name)
             .map(|c| c.id.clone())
+    }
+
+    /// Claims `name` for container `id` until the claim is dropped. Refused
+    /// with a conflict naming the owner when a container has the name or
+    /// another create or rename holds it: the check and the claim are one
+    /// step, so of two creates (or renames) to one name exactly one wins.
+    /// A create holds its claim until the container is inserted, a rename
+    /// until the record carries the new name.
+    pub(crate) fn claim_name(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<names::NameClaim<'_>, ContainerError> {
+        let mut claims = self.claims.lock().expect("name claims lock");
+        let owner = self.name_owner(name).or_else(|| claims.get(name).cloned());
+        if let Some(owner) = owner {
+            return Err(ContainerError::Conflict(format!(
+                "Conflict. The container name \"/{name}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        claims.insert(name.to_string(), id.to_string());
+        Ok(names::NameClaim::new(&self.claims, name))
+    }
+
+    /// Whether a container has `name` or a create or rename claims it.
+    pub(crate) fn name_taken(&self, name: &str) -> bool {
+        self.name_owner(name).is_some()
+            || self
+                .claims
+                .lock()
+                .expect("name claims lock")
+                .contains_key(name)
+    }
+
+    /// Renames `c` to `new_name` (with or without '/'); returns the old name.
+    pub(crate) fn rename(&self, c: &Container, new_name: &str) -> Result<String, ContainerError> {
+        let new = new_name.strip_prefix('/').unwrap_or(new_name);
+        names::validate(new).map_err(ContainerError::InvalidArgument)?;
+        let _claim = self.claim_name(new, &c.id)?;
+        let old_name = c.name();
+        c.update(|r| r.name = new.to_string())?;
+        Ok(old_name)
     }
 
     pub(crate) fn insert(&self, c: Arc<Container>) {
@@ -461,5 +506,129 @@ mod error_tests {
             "{text}"
         );
         assert!(text.ends_with("; volume v is in use"), "{text}");
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    /// Containers over a temporary data-root and exec-root: no root needed.
+    fn store() -> (tempfile::TempDir, Containers) {
+        let t = tempfile::tempdir().unwrap();
+        let c = Containers::open(&t.path().join("data"), &t.path().join("exec")).unwrap();
+        (t, c)
+    }
+
+    fn id(n: u8) -> String {
+        format!("{n:02x}").repeat(32)
+    }
+
+    /// Creates a container record named `name` as `container_create` does
+    /// once it holds the name's claim.
+    fn add(cs: &Containers, id: &str, name: &str) -> Arc<Container> {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/record-current");
+        let mut r = ContainerRecord::load(&fixture).unwrap();
+        r.id = id.to_string();
+        r.name = name.to_string();
+        r.state = Default::default();
+        let c = cs.make(r.clone());
+        std::fs::create_dir_all(&c.dir).unwrap();
+        r.save(&c.dir).unwrap();
+        cs.insert(c.clone());
+        c
+    }
+
+    fn conflict(e: ContainerError) -> String {
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn of_two_concurrent_creates_of_one_name_one_wins() {
+        let (_t, cs) = store();
+        let barrier = Barrier::new(2);
+        let (a, b) = std::thread::scope(|s| {
+            let claim = |n: u8| {
+                let (cs, barrier) = (&cs, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    match cs.claim_name("web", &id(n)) {
+                        // Held like a create holds it: until the container is in.
+                        Ok(claim) => {
+                            add(cs, &id(n), "web");
+                            drop(claim);
+                            Ok(n)
+                        }
+                        Err(e) => Err(conflict(e)),
+                    }
+                })
+            };
+            let (a, b) = (claim(1), claim(2));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let (winner, msg) = match (a, b) {
+            (Ok(w), Err(m)) | (Err(m), Ok(w)) => (w, m),
+            other => panic!("want one winner and one conflict: {other:?}"),
+        };
+        assert!(msg.contains("\"/web\""), "{msg}");
+        assert!(
+            msg.contains(&id(winner)),
+            "the conflict names the owner: {msg}"
+        );
+        assert_eq!(cs.name_owner("web"), Some(id(winner)));
+        assert_eq!(cs.all().len(), 1);
+    }
+
+    #[test]
+    fn a_name_claimed_by_a_create_in_flight_is_taken() {
+        let (_t, cs) = store();
+        let claim = cs.claim_name("web", &id(1)).unwrap();
+        assert!(cs.name_taken("web"));
+        let msg = conflict(cs.claim_name("web", &id(2)).err().unwrap());
+        assert!(msg.contains(&id(1)), "{msg}");
+        // A create that fails before inserting its container frees the name.
+        drop(claim);
+        assert!(!cs.name_taken("web"));
+        drop(cs.claim_name("web", &id(2)).unwrap());
+    }
+
+    #[test]
+    fn a_removed_container_frees_its_name() {
+        let (_t, cs) = store();
+        add(&cs, &id(1), "web");
+        conflict(cs.claim_name("web", &id(2)).err().unwrap());
+        cs.forget(&id(1)).unwrap();
+        assert!(!cs.name_taken("web"));
+        let _claim = cs.claim_name("web", &id(2)).unwrap();
+    }
+
+    #[test]
+    fn rename_moves_the_name_and_refuses_a_taken_one() {
+        let (_t, cs) = store();
+        let a = add(&cs, &id(1), "one");
+        add(&cs, &id(2), "two");
+        assert_eq!(cs.rename(&a, "/three").unwrap(), "one");
+        assert_eq!(cs.name_owner("three"), Some(id(1)));
+        assert_eq!(cs.name_owner("one"), None, "the old name is free");
+        assert_eq!(
+            ContainerRecord::load(&a.dir).unwrap().name,
+            "three",
+            "persisted"
+        );
+        let msg = conflict(cs.rename(&a, "two").unwrap_err());
+        assert!(msg.contains("\"/two\"") && msg.contains(&id(2)), "{msg}");
+        assert_eq!(a.name(), "three", "a refused rename keeps the name");
+        // Renaming to its own name is a conflict too, as dockerd's.
+        conflict(cs.rename(&a, "three").unwrap_err());
+        // A create in flight holds its name against renames.
+        let _claim = cs.claim_name("four", &id(3)).unwrap();
+        conflict(cs.rename(&a, "four").unwrap_err());
+        assert_eq!(
+            cs.rename(&a, "no spaces").unwrap_err().kind(),
+            ErrorKind::InvalidArgument
+        );
     }
 }

@@ -1,6 +1,39 @@
 //! Container names: Docker's rules (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`) and
 //! generated `adjective_name` names for containers created without one.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A name held by a create or rename in flight (from
+/// `Containers::claim_name`); dropping it lets the name go, by then in the
+/// container's record or free again.
+pub struct NameClaim<'a> {
+    claims: &'a Mutex<HashMap<String, String>>,
+    name: String,
+}
+
+impl<'a> NameClaim<'a> {
+    pub(super) fn new(claims: &'a Mutex<HashMap<String, String>>, name: &str) -> Self {
+        NameClaim {
+            claims,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for NameClaim<'_> {
+    fn drop(&mut self) {
+        self.claims
+            .lock()
+            .expect("name claims lock")
+            .remove(&self.name);
+    }
+}
+
 pub fn validate(name: &str) -> Result<(), String> {
     let b = name.as_bytes();
     let ok = b.len() >= 2

@@ -297,13 +297,7 @@ impl ContainerService {
         c: &Arc<Container>,
         new_name: &str,
     ) -> Result<(), ContainerError> {
-        let new = new_name.strip_prefix('/').unwrap_or(new_name);
-        super::validate_name(new).map_err(ContainerError::InvalidArgument)?;
-        if let Some(owner) = self.containers.name_owner(new) {
-            return Err(ContainerError::Conflict(format!("Conflict. The container name \"/{new}\" is already in use by container \"{owner}\". You have to remove (or rename) that container to be able to reuse that name.")));
-        }
-        let old_name = c.name();
-        c.update(|r| r.name = new.to_string())?;
+        let old_name = self.containers.rename(c, new_name)?;
         self.events.container(
             &c.record(),
             crate::events::ContainerAction::Rename { old_name },

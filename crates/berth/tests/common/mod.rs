@@ -66,6 +66,27 @@ impl Output {
     pub fn stdout_str(&self) -> String {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
+
+    /// Asserts that the command ran and failed for the stated reason: exit
+    /// status `code` and stderr containing every one of `reasons` (a bare
+    /// non-zero status would also pass for a typo or a dead daemon).
+    /// Returns stderr.
+    pub fn must_fail(&self, what: &str, code: i32, reasons: &[&str]) -> &str {
+        let shown = format!(
+            "{what}: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status,
+            self.stdout_str(),
+            self.stderr
+        );
+        assert_eq!(self.status.code(), Some(code), "{shown}");
+        for r in reasons {
+            assert!(
+                self.stderr.contains(r),
+                "failed, but not with {r:?}: {shown}"
+            );
+        }
+        &self.stderr
+    }
 }
 
 /// A running (or stopped) berth daemon owned by one test.
@@ -117,12 +138,15 @@ pub fn unique_subnet() -> String {
     format!("10.{x}.{y}.0/24")
 }
 
+/// Work done on a test daemon's data-root before it starts.
+type Prepare = Box<dyn FnOnce(&Path)>;
+
 /// How a test daemon is made: `TestDaemon::builder().short().config(json).prepare(f).start()`.
 #[derive(Default)]
 pub struct DaemonBuilder {
     short: bool,
     config: Option<serde_json::Value>,
-    prepare: Option<Box<dyn FnOnce(&Path)>>,
+    prepare: Option<Prepare>,
 }
 
 impl DaemonBuilder {
@@ -378,6 +402,14 @@ impl TestDaemon {
         let o = self.berth_out(args, None);
         self.check_ok("berth", args, &o);
         o.stdout_str()
+    }
+
+    /// Run the berth CLI and assert that it fails for the stated reason
+    /// (see [`Output::must_fail`]). Returns stderr.
+    pub fn berth_must_fail(&self, args: &[&str], code: i32, reasons: &[&str]) -> String {
+        let o = self.berth_out(args, None);
+        o.must_fail(&format!("berth {args:?}"), code, reasons);
+        o.stderr
     }
 
     /// Run the stock docker CLI with `DOCKER_HOST` pointing at this daemon.
