@@ -106,6 +106,10 @@ pub struct TaskRecord {
     /// Unix nanoseconds when its container started; 0 if it never did.
     #[serde(default)]
     pub started_at: i64,
+    /// How many tasks in a row before this one in its slot ended sooner
+    /// than the restart delay after they started.
+    #[serde(default)]
+    pub quick_failures: u32,
 }
 
 impl TaskRecord {

@@ -17,10 +17,11 @@
 //! - **restarts**: a task desired running that ended is replaced in its
 //!   slot per `RestartPolicy` (condition any | on-failure | none,
 //!   max attempts within a window). The old task is told to `shutdown` and
-//!   kept as history. `Delay` is a crash-loop brake: a task that ran at
-//!   least `Delay` is replaced at once, one that died sooner is replaced
-//!   `Delay` after it died. (swarmkit always waits `Delay`, 5 s by default
-//!   from the docker CLI; berth heals a long-running task at once.)
+//!   kept as history. `Delay` is a crash-loop brake: a task is replaced at
+//!   once, unless it and its predecessor in the slot both ended within
+//!   `Delay` of starting; then the replacement waits until `Delay` after
+//!   the end. (swarmkit always waits `Delay`, 5 s by default from the
+//!   docker CLI; berth heals a task that was not crash-looping at once.)
 //! - **updates**: a task whose spec differs from the service's is
 //!   replaced, `UpdateConfig.Parallelism` at a time (0: all), the next
 //!   batch only once the previous one runs.
@@ -288,7 +289,9 @@ pub fn plan(svc: &Service, tasks: &[TaskRecord], ctx: &mut Context) -> Vec<Actio
         } else {
             0
         };
-        if ran_for < policy.delay {
+        let quick = live.started_at == 0 || ran_for < policy.delay;
+        next.quick_failures = if quick { live.quick_failures + 1 } else { 0 };
+        if quick && live.quick_failures > 0 {
             next.start_after = live.status_time().max(ctx.now - policy.delay) + policy.delay;
             if next.start_after <= ctx.now {
                 next.start_after = 0;
@@ -675,6 +678,15 @@ mod tests {
     fn a_crash_loop_waits_the_restart_delay() {
         let mut dead = task("a", 1, TaskState::Failed, TaskState::Running, NOW - S);
         dead.started_at = NOW - 2 * S; // ran 1 s, less than the 5 s delay
+                                       // The first quick failure is replaced at once…
+        let a = run_plan(&replicated(1), std::slice::from_ref(&dead), &node("active"));
+        assert_eq!(created(&a), vec![(Some(1), "assigned".into(), 0)]);
+        let Some(Action::Create(next)) = a.iter().find(|a| matches!(a, Action::Create(_))) else {
+            panic!()
+        };
+        assert_eq!(next.quick_failures, 1);
+        // …the second in a row waits out the delay after it ended.
+        dead.quick_failures = 1;
         let a = run_plan(&replicated(1), &[dead], &node("active"));
         assert_eq!(created(&a), vec![(Some(1), "assigned".into(), NOW + 4 * S)]);
     }

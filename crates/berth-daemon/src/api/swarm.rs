@@ -9,9 +9,8 @@ use berth_api::ApiError;
 use berth_swarm::objects::{TaskRecord, TaskState};
 use berth_wire::swarm::{
     Config, ConfigSpec, Node, NodeSpec, RestartPolicy, Secret, SecretSpec, Service,
-    ServiceCreateResponse, ServiceSpec, ServiceStatus, ServiceUpdateResponse, Swarm,
-    SwarmInfo, SwarmInitRequest, SwarmSpec, SwarmUnlockRequest, Task, UnlockKeyResponse,
-    UpdateConfig,
+    ServiceCreateResponse, ServiceSpec, ServiceStatus, ServiceUpdateResponse, Swarm, SwarmInfo,
+    SwarmInitRequest, SwarmSpec, SwarmUnlockRequest, Task, UnlockKeyResponse, UpdateConfig,
 };
 
 use super::Api;
@@ -22,7 +21,10 @@ fn e(err: SwarmError) -> ApiError {
 }
 
 /// `label=key` or `label=key=value` against a label map.
-fn labels_match(wanted: &[String], labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+fn labels_match(
+    wanted: &[String],
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
     wanted.iter().all(|w| {
         let labels = labels.cloned().unwrap_or_default();
         match w.split_once('=') {
@@ -70,7 +72,11 @@ fn with_defaults(mut s: ServiceSpec) -> ServiceSpec {
     t.force_update.get_or_insert(0);
     t.runtime.get_or_insert_with(|| "container".into());
     let m = s.mode.get_or_insert_with(Default::default);
-    if m.replicated.is_none() && m.global.is_none() && m.replicated_job.is_none() && m.global_job.is_none() {
+    if m.replicated.is_none()
+        && m.global.is_none()
+        && m.replicated_job.is_none()
+        && m.global_job.is_none()
+    {
         m.replicated = Some(berth_wire::swarm::ReplicatedService { replicas: Some(1) });
     }
     for u in [&mut s.update_config, &mut s.rollback_config] {
@@ -96,7 +102,10 @@ impl Api {
     }
 
     fn service_status(&self, svc: &Service, tasks: &[TaskRecord]) -> ServiceStatus {
-        let own: Vec<&TaskRecord> = tasks.iter().filter(|t| t.task.service_id == svc.id).collect();
+        let own: Vec<&TaskRecord> = tasks
+            .iter()
+            .filter(|t| t.task.service_id == svc.id)
+            .collect();
         let running = own
             .iter()
             .filter(|t| t.state() == TaskState::Running && t.desired() == TaskState::Running)
@@ -327,11 +336,16 @@ impl SwarmBackend for Api {
             })
             .collect();
         out.sort_by(|a, b| {
-            (a.task.service_id.as_str(), a.slot(), a.task.created_at.as_str()).cmp(&(
-                b.task.service_id.as_str(),
-                b.slot(),
-                b.task.created_at.as_str(),
-            ))
+            (
+                a.task.service_id.as_str(),
+                a.slot(),
+                a.task.created_at.as_str(),
+            )
+                .cmp(&(
+                    b.task.service_id.as_str(),
+                    b.slot(),
+                    b.task.created_at.as_str(),
+                ))
         });
         Ok(out.into_iter().map(|t| self.wire_task(t)).collect())
     }

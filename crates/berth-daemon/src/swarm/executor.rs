@@ -250,7 +250,10 @@ impl Loop {
             .iter()
             .map(|s| {
                 let ports = endpoint_of(&s.spec).ports.unwrap_or_default();
-                (s.id.clone(), (s.spec.name.clone().unwrap_or_default(), ports))
+                (
+                    s.id.clone(),
+                    (s.spec.name.clone().unwrap_or_default(), ports),
+                )
             })
             .collect();
         let mut next: Option<i64> = None;
@@ -379,7 +382,12 @@ impl Loop {
         node: &Node,
         now: i64,
     ) -> Option<i64> {
-        if self.inflight.lock().expect("inflight lock").contains(&t.task.id) {
+        if self
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .contains(&t.task.id)
+        {
             return None;
         }
         let state = t.state();
@@ -426,7 +434,12 @@ impl Loop {
 
     fn spawn(&self, t: &TaskRecord, f: impl FnOnce(&Loop, TaskRecord) + Send + 'static) {
         let id = t.task.id.clone();
-        if !self.inflight.lock().expect("inflight lock").insert(id.clone()) {
+        if !self
+            .inflight
+            .lock()
+            .expect("inflight lock")
+            .insert(id.clone())
+        {
             return;
         }
         let lp = self.clone();
@@ -772,7 +785,13 @@ pub fn task_name(service_name: &str, t: &TaskRecord) -> String {
 
 /// Expands swarm's templates (`{{.Task.Slot}}`, `{{.Service.Name}}`,
 /// `{{.Node.Hostname}}`, …) in a hostname, env value or label.
-pub fn expand(s: &str, service_id: &str, service_name: &str, t: &TaskRecord, node: &NodeFacts) -> String {
+pub fn expand(
+    s: &str,
+    service_id: &str,
+    service_name: &str,
+    t: &TaskRecord,
+    node: &NodeFacts,
+) -> String {
     if !s.contains("{{") {
         return s.to_string();
     }
@@ -835,7 +854,10 @@ pub fn container_body(
         ("com.docker.swarm.service.name", service_name.to_string()),
         ("com.docker.swarm.task", String::new()),
         ("com.docker.swarm.task.id", t.task.id.clone()),
-        ("com.docker.swarm.task.name", format!("{task_name}.{}", t.task.id)),
+        (
+            "com.docker.swarm.task.name",
+            format!("{task_name}.{}", t.task.id),
+        ),
     ] {
         labels.insert(k.into(), v);
     }
@@ -846,7 +868,11 @@ pub fn container_body(
     let mut exposed = BTreeMap::new();
     for p in ports {
         if p.publish_mode.as_deref() == Some("host") {
-            let key = format!("{}/{}", p.target_port, p.protocol.as_deref().unwrap_or("tcp"));
+            let key = format!(
+                "{}/{}",
+                p.target_port,
+                p.protocol.as_deref().unwrap_or("tcp")
+            );
             exposed.insert(key.clone(), serde_json::json!({}));
             port_bindings.insert(
                 key,
@@ -880,7 +906,8 @@ pub fn container_body(
                 .flat_map(|line| {
                     let mut w = line.split_whitespace();
                     let ip = w.next().unwrap_or_default().to_string();
-                    w.map(move |name| format!("{name}:{ip}")).collect::<Vec<_>>()
+                    w.map(move |name| format!("{name}:{ip}"))
+                        .collect::<Vec<_>>()
                 })
                 .collect()
         }),
@@ -901,10 +928,7 @@ pub fn container_body(
         nano_cpus: limits.nano_cpus.unwrap_or(0),
         memory: limits.memory_bytes.unwrap_or(0),
         pids_limit: limits.pids,
-        memory_reservation: res
-            .reservations
-            .and_then(|r| r.memory_bytes)
-            .unwrap_or(0),
+        memory_reservation: res.reservations.and_then(|r| r.memory_bytes).unwrap_or(0),
         log_config: t
             .task
             .spec

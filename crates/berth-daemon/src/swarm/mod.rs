@@ -24,9 +24,9 @@ use berth_swarm::store::StoreError;
 use berth_swarm::{ClusterStore, Kind, LocalStore, Op};
 use berth_wire::swarm::{
     CaConfig, ClusterInfo, DispatcherConfig, EncryptionConfig, EngineDescription, JoinTokens,
-    ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus, ObjectVersion,
-    OrchestrationConfig, PeerNode, Platform, RaftConfig, ResourceObject, Service, ServiceSpec,
-    Swarm, SwarmInfo, SwarmInitRequest, SwarmSpec, TaskDefaults,
+    ManagerStatus, Node, NodeDescription, NodeSpec, NodeStatus, ObjectVersion, OrchestrationConfig,
+    PeerNode, Platform, RaftConfig, ResourceObject, Service, ServiceSpec, Swarm, SwarmInfo,
+    SwarmInitRequest, SwarmSpec, TaskDefaults,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -131,10 +131,7 @@ pub struct SwarmService {
 }
 
 /// Reads a stored object, its version taken from the record.
-pub(crate) fn decode<T: DeserializeOwned>(
-    kind: Kind,
-    rec: &berth_swarm::Record,
-) -> SwarmResult<T> {
+pub(crate) fn decode<T: DeserializeOwned>(kind: Kind, rec: &berth_swarm::Record) -> SwarmResult<T> {
     serde_json::from_slice(&rec.value).map_err(|e| SwarmError::Corrupt {
         kind: kind.as_str(),
         id: rec.id.clone(),
@@ -187,7 +184,12 @@ impl SwarmService {
         Ok(())
     }
 
-    fn activate(self: &Arc<Self>, store: Arc<dyn ClusterStore>, node_id: String, rt: tokio::runtime::Handle) {
+    fn activate(
+        self: &Arc<Self>,
+        store: Arc<dyn ClusterStore>,
+        node_id: String,
+        rt: tokio::runtime::Handle,
+    ) {
         let orchestrator = Orchestrator::start(
             store.clone(),
             node_id.clone(),
@@ -237,7 +239,13 @@ impl SwarmService {
         if self.active.read().expect("swarm lock").is_some() {
             return Err(SwarmError::Unavailable(SWARM_EXISTS));
         }
-        if let Some(a) = req.availability.as_deref() {
+        let availability = req
+            .availability
+            .clone()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "active".into());
+        {
+            let a = availability.as_str();
             if !["active", "pause", "drain"].contains(&a) {
                 return Err(SwarmError::Invalid(format!(
                     "invalid Availability {a:?}: must be active, pause or drain"
@@ -307,7 +315,7 @@ impl SwarmService {
                 name: None,
                 labels: Some(Default::default()),
                 role: Some("manager".into()),
-                availability: Some(req.availability.clone().unwrap_or_else(|| "active".into())),
+                availability: Some(availability),
             },
             description: self.node_description(),
             status: NodeStatus {
@@ -549,9 +557,17 @@ impl SwarmService {
     pub fn node(&self, key: &str) -> SwarmResult<Node> {
         let a = self.active()?;
         let nodes = list::<Node>(a.store.as_ref(), Kind::Node)?;
-        find(nodes, key, |n| n.id.as_str(), |n| {
-            n.spec.name.clone().unwrap_or_else(|| n.description.hostname.clone())
-        })
+        find(
+            nodes,
+            key,
+            |n| n.id.as_str(),
+            |n| {
+                n.spec
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| n.description.hostname.clone())
+            },
+        )
         .map_err(|_| SwarmError::NotFound(format!("node {key} not found")))
     }
 
@@ -561,7 +577,7 @@ impl SwarmService {
         if node.version.index != version {
             return Err(out_of_sequence());
         }
-        if let Some(av) = spec.availability.as_deref() {
+        if let Some(av) = spec.availability.as_deref().filter(|a| !a.is_empty()) {
             if !["active", "pause", "drain"].contains(&av) {
                 return Err(SwarmError::Invalid(format!(
                     "invalid Availability {av:?}: must be active, pause or drain"
@@ -569,7 +585,7 @@ impl SwarmService {
             }
         }
         match spec.role.as_deref() {
-            None | Some("manager") => {}
+            None | Some("") | Some("manager") => {}
             Some("worker") => {
                 return Err(SwarmError::Precondition(format!(
                     "node {} is the only manager of the swarm: demoting it would leave the swarm without one",
@@ -586,7 +602,11 @@ impl SwarmService {
             name: spec.name,
             labels: Some(spec.labels.unwrap_or_default()),
             role: Some("manager".into()),
-            availability: Some(spec.availability.unwrap_or_else(|| "active".into())),
+            availability: Some(
+                spec.availability
+                    .filter(|a| !a.is_empty())
+                    .unwrap_or_else(|| "active".into()),
+            ),
         };
         node.updated_at = format_time(now_nanos());
         a.store.apply(vec![Op::Update {
@@ -641,7 +661,10 @@ impl SwarmService {
         };
         spec.name = Some(name.clone());
         self.validate_service(&spec)?;
-        if existing.iter().any(|s| s.spec.name.as_deref() == Some(&name)) {
+        if existing
+            .iter()
+            .any(|s| s.spec.name.as_deref() == Some(&name))
+        {
             return Err(SwarmError::Conflict(format!(
                 "service {name} already exists (name conflicts with an existing object)"
             )));
@@ -705,7 +728,11 @@ impl SwarmService {
         self.validate_service(&spec)?;
         let mode_kind = |s: &ServiceSpec| {
             let m = s.mode.clone().unwrap_or_default();
-            (m.global.is_some(), m.replicated_job.is_some(), m.global_job.is_some())
+            (
+                m.global.is_some(),
+                m.replicated_job.is_some(),
+                m.global_job.is_some(),
+            )
         };
         if mode_kind(&spec) != mode_kind(&svc.spec) {
             return Err(SwarmError::Invalid(format!(
@@ -803,7 +830,9 @@ impl SwarmService {
         }
         if let Some(p) = &t.placement {
             berth_swarm::constraints::parse_all(&p.constraints.clone().unwrap_or_default())
-                .map_err(|e| SwarmError::Invalid(format!("TaskTemplate.Placement.Constraints: {e}")))?;
+                .map_err(|e| {
+                    SwarmError::Invalid(format!("TaskTemplate.Placement.Constraints: {e}"))
+                })?;
         }
         if let Some(r) = t.restart_policy.as_ref().and_then(|r| r.condition.clone()) {
             if !["none", "on-failure", "any"].contains(&r.as_str()) {
@@ -833,7 +862,11 @@ impl SwarmService {
                 }
             }
         }
-        let networks = t.networks.clone().or(spec.networks.clone()).unwrap_or_default();
+        let networks = t
+            .networks
+            .clone()
+            .or(spec.networks.clone())
+            .unwrap_or_default();
         for n in &networks {
             self.containers
                 .networks
@@ -851,8 +884,13 @@ impl SwarmService {
     }
 
     pub fn task(&self, key: &str) -> SwarmResult<TaskRecord> {
-        find(self.tasks()?, key, |t| t.task.id.as_str(), |_| String::new())
-            .map_err(|_| SwarmError::NotFound(format!("task {key} not found")))
+        find(
+            self.tasks()?,
+            key,
+            |t| t.task.id.as_str(),
+            |_| String::new(),
+        )
+        .map_err(|_| SwarmError::NotFound(format!("task {key} not found")))
     }
 }
 
@@ -894,7 +932,9 @@ fn unlock_key() -> String {
 fn swarm_spec_defaults(mut s: SwarmSpec, autolock: bool) -> SwarmSpec {
     s.name.get_or_insert_with(|| "default".into());
     s.labels.get_or_insert_with(Default::default);
-    let o = s.orchestration.get_or_insert_with(OrchestrationConfig::default);
+    let o = s
+        .orchestration
+        .get_or_insert_with(OrchestrationConfig::default);
     o.task_history_retention_limit.get_or_insert(5);
     let r = s.raft.get_or_insert_with(RaftConfig::default);
     r.snapshot_interval.get_or_insert(10_000);
@@ -1015,10 +1055,15 @@ mod tests {
     fn ids_look_like_swarmkits() {
         let id = new_id();
         assert_eq!(id.len(), 25);
-        assert!(id.chars().all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
         assert_ne!(id, new_id());
         let t = join_token();
-        assert!(t.starts_with("SWMTKN-1-") && t.len() == 9 + 50 + 1 + 25, "{t}");
+        assert!(
+            t.starts_with("SWMTKN-1-") && t.len() == 9 + 50 + 1 + 25,
+            "{t}"
+        );
     }
 
     #[test]
