@@ -117,12 +117,15 @@ pub fn unique_subnet() -> String {
     format!("10.{x}.{y}.0/24")
 }
 
+/// A step run on the data root before the daemon starts.
+type Prepare = Box<dyn FnOnce(&Path)>;
+
 /// How a test daemon is made: `TestDaemon::builder().short().config(json).prepare(f).start()`.
 #[derive(Default)]
 pub struct DaemonBuilder {
     short: bool,
     config: Option<serde_json::Value>,
-    prepare: Option<Box<dyn FnOnce(&Path)>>,
+    prepare: Option<Prepare>,
 }
 
 impl DaemonBuilder {
