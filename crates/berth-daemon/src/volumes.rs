@@ -83,10 +83,26 @@ impl Volumes {
         if !valid_name(name) {
             return Err(VolumeError::NotFound(name.to_string()));
         }
-        let bytes = std::fs::read(self.root.join(name).join("volume.json"))
-            .map_err(|_| VolumeError::NotFound(name.to_string()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| VolumeError::Invalid(format!("volume {name}: corrupt metadata: {e}")))
+        // `<name>/volume.json` is the volume: without it there is no such
+        // volume. Any other failure to read it, or a file that does not
+        // parse, is the engine's.
+        let path = self.root.join(name).join("volume.json");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(VolumeError::NotFound(name.to_string()))
+            }
+            Err(source) => {
+                return Err(VolumeError::Io {
+                    context: format!("reading {}", path.display()),
+                    source,
+                })
+            }
+        };
+        serde_json::from_slice(&bytes).map_err(|e| VolumeError::Io {
+            context: format!("volume {name}: corrupt metadata {}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })
     }
 
     pub fn list(&self) -> Vec<Volume> {
@@ -207,5 +223,30 @@ impl Volumes {
             }
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_absent_volume_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let vols = Volumes::open(dir.path()).unwrap();
+        assert_eq!(vols.get("nope").unwrap_err().kind(), ErrorKind::NotFound);
+        vols.create(Some("data"), BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        assert!(vols.get("data").is_ok());
+        // A record the engine cannot read or parse is its own fault.
+        let record = dir.path().join("volumes/data/volume.json");
+        std::fs::write(&record, "{").unwrap();
+        let e = vols.get("data").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+        assert!(e.to_string().contains(&record.display().to_string()), "{e}");
+        std::fs::remove_file(&record).unwrap();
+        std::fs::create_dir(&record).unwrap();
+        let e = vols.get("data").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
     }
 }

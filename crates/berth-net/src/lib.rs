@@ -47,6 +47,13 @@ pub enum NetError {
         context: String,
         source: std::io::Error,
     },
+    /// Tearing `what` down failed in more than one way: every failure is
+    /// kept as it was, not flattened into one string.
+    #[error("removing {what}: {}", .failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Teardown {
+        what: String,
+        failures: Vec<NetError>,
+    },
 }
 
 impl HasKind for NetError {
@@ -68,4 +75,34 @@ pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) 
 pub(crate) fn nl_err(context: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetError {
     let context = context.into();
     move |source| NetError::Netlink { context, source }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn teardown_keeps_each_failure_with_its_kind() {
+        let e = NetError::Teardown {
+            what: "network n".into(),
+            failures: vec![
+                NetError::Io {
+                    context: "removing /x/n.json".into(),
+                    source: std::io::Error::from_raw_os_error(libc::EACCES),
+                },
+                NetError::Conflict("busy".into()),
+            ],
+        };
+        assert_eq!(e.kind(), ErrorKind::Internal);
+        let NetError::Teardown { failures, .. } = &e else {
+            unreachable!()
+        };
+        assert_eq!(failures[1].kind(), ErrorKind::Conflict);
+        let text = e.to_string();
+        assert!(
+            text.starts_with("removing network n: removing /x/n.json: "),
+            "{text}"
+        );
+        assert!(text.ends_with("; busy"), "{text}");
+    }
 }

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use berth_core::ErrorKind;
+
 use crate::args::ShimArgs;
 use crate::detach::SOCKET_FILE;
 use crate::error::ShimError;
@@ -36,15 +38,20 @@ pub fn spawn_shim(berth_exe: &Path, args: &ShimArgs) -> Result<ShimStarted, Shim
         .output()
         .map_err(|e| ShimError::io(format!("run {} shim start", berth_exe.display()), e))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(ShimError::Start(format!(
-            "{}: {}",
-            out.status,
-            stderr.trim()
-        )));
-    }
     let line = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    if !out.status.success() {
+        // The shim's error reply when it got that far; else only words
+        // (bad arguments, a shim that died before reporting).
+        let reply = serde_json::from_str::<ErrorReply>(line).ok();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(ShimError::Start {
+            kind: reply
+                .as_ref()
+                .map_or(ErrorKind::Internal, |r| protocol::kind_from_str(&r.kind)),
+            message: format!("{}: {}", out.status, stderr.trim()),
+            exec_failure: reply.and_then(|r| r.exec_failure),
+        });
+    }
     serde_json::from_str(line)
         .map_err(|e| ShimError::Protocol(format!("shim start printed {line:?}: {e}")))
 }
@@ -115,10 +122,7 @@ impl ShimClient {
         if value.get("error").is_some() {
             let e: ErrorReply =
                 serde_json::from_value(value).map_err(|e| ShimError::Protocol(e.to_string()))?;
-            return Err(ShimError::Remote {
-                kind: protocol::kind_from_str(&e.kind),
-                message: e.error,
-            });
+            return Err(ShimError::from_reply(e));
         }
         Ok((stream, value))
     }

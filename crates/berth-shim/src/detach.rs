@@ -7,14 +7,15 @@
 //! and `STATE_DIR/shim.log`, closes every inherited descriptor, starts the
 //! container and writes one JSON line down a pipe to the original process,
 //! which prints it (or the error) and exits — that is all the daemon waits
-//! for.
+//! for. A failure is printed on stderr in words and on stdout as the
+//! control socket's error reply ([`ErrorReply`]), so that its kind and an
+//! [`crate::ExecFailure`] reach the daemon typed.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
-use berth_core::HasKind;
 use nix::fcntl::OFlag;
 use nix::sys::signal::{signal, SigHandler, SigSet, Signal};
 use nix::sys::wait::waitpid;
@@ -25,7 +26,7 @@ use crate::bundle::BundleFacts;
 use crate::error::ShimError;
 use crate::exit;
 use crate::logs::JsonFileLog;
-use crate::protocol::{self, ErrorReply, ShimStarted};
+use crate::protocol::{ErrorReply, ShimStarted};
 use crate::runtime;
 use crate::server::Shim;
 
@@ -111,19 +112,21 @@ fn report_result(read: std::io::Result<String>) -> i32 {
         println!("{}", serde_json::to_string(&started).expect("serializable"));
         return 0;
     }
+    // A failure is reported twice: in words on stderr, for a person, and
+    // as the error reply on stdout, for the daemon (its kind and why the
+    // container's process did not start, typed).
     match serde_json::from_str::<ErrorReply>(&line) {
-        Ok(e) => eprintln!("{}", e.error),
+        Ok(e) => {
+            eprintln!("{}", e.error);
+            println!("{}", serde_json::to_string(&e).expect("serializable"));
+        }
         Err(_) => eprintln!("berth shim: unexpected report {line:?}"),
     }
     1
 }
 
 fn error_reply(e: &ShimError) -> String {
-    serde_json::to_string(&ErrorReply {
-        error: e.to_string(),
-        kind: protocol::kind_to_str(e.kind()).to_owned(),
-    })
-    .expect("serializable")
+    serde_json::to_string(&e.reply()).expect("serializable")
 }
 
 fn send_report(fd: &OwnedFd, line: &str) {

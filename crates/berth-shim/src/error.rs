@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use berth_core::{ErrorKind, HasKind};
 
+use crate::exec_failure::ExecFailure;
+use crate::protocol::{self, ErrorReply};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ShimError {
     #[error("invalid shim arguments: {0}")]
@@ -32,12 +35,15 @@ pub enum ShimError {
 
     /// The runtime (libcontainer or the external one) refused or failed; the
     /// message keeps the whole cause chain because libcontainer's errors are
-    /// terse at the top.
+    /// terse at the top. When the container's process itself could not be
+    /// started, `exec_failure` says why (the executor's marker, taken out of
+    /// the message).
     #[error("container {id}: {op}: {message}")]
     Runtime {
         id: String,
         op: &'static str,
         message: String,
+        exec_failure: Option<ExecFailure>,
     },
 
     /// Creating the container failed and so did removing what was created.
@@ -65,8 +71,12 @@ pub enum ShimError {
     NotImplemented(String),
 
     /// `berth shim start` failed before reporting a container.
-    #[error("shim start failed: {0}")]
-    Start(String),
+    #[error("shim start failed: {message}")]
+    Start {
+        kind: ErrorKind,
+        message: String,
+        exec_failure: Option<ExecFailure>,
+    },
 
     #[error("shim socket {path} unreachable: {source}")]
     Unreachable {
@@ -80,7 +90,11 @@ pub enum ShimError {
 
     /// An error the shim reported over its socket.
     #[error("{message}")]
-    Remote { kind: ErrorKind, message: String },
+    Remote {
+        kind: ErrorKind,
+        message: String,
+        exec_failure: Option<ExecFailure>,
+    },
 }
 
 impl ShimError {
@@ -98,11 +112,56 @@ impl ShimError {
         }
     }
 
+    /// A runtime error; this is where an executor's failure marker is
+    /// read (and taken out of the text), once.
     pub(crate) fn runtime(id: &str, op: &'static str, err: &dyn StdError) -> Self {
+        let mut message = chain(err);
+        let exec_failure = ExecFailure::take_from(&mut message);
         ShimError::Runtime {
             id: id.to_owned(),
             op,
-            message: chain(err),
+            message,
+            exec_failure,
+        }
+    }
+
+    /// A runtime error the shim words itself.
+    pub(crate) fn runtime_msg(id: &str, op: &'static str, message: impl Into<String>) -> Self {
+        ShimError::Runtime {
+            id: id.to_owned(),
+            op,
+            message: message.into(),
+            exec_failure: None,
+        }
+    }
+
+    /// Why the container's process could not be started, when that is
+    /// what failed: here in the shim, or as the shim reported it.
+    pub fn exec_failure(&self) -> Option<ExecFailure> {
+        match self {
+            ShimError::Runtime { exec_failure, .. }
+            | ShimError::Start { exec_failure, .. }
+            | ShimError::Remote { exec_failure, .. } => *exec_failure,
+            ShimError::CreateAndCleanup { error, .. } => error.exec_failure(),
+            _ => None,
+        }
+    }
+
+    /// The error as the control socket and `berth shim start` send it.
+    pub(crate) fn reply(&self) -> ErrorReply {
+        ErrorReply {
+            error: self.to_string(),
+            kind: protocol::kind_to_str(self.kind()).to_owned(),
+            exec_failure: self.exec_failure(),
+        }
+    }
+
+    /// An error reply read back on the daemon's side.
+    pub(crate) fn from_reply(reply: ErrorReply) -> Self {
+        ShimError::Remote {
+            kind: protocol::kind_from_str(&reply.kind),
+            message: reply.error,
+            exec_failure: reply.exec_failure,
         }
     }
 }
@@ -120,9 +179,8 @@ impl HasKind for ShimError {
                 nix::Error::EINVAL => ErrorKind::InvalidArgument,
                 _ => ErrorKind::Internal,
             },
-            ShimError::Runtime { .. } | ShimError::Start(_) | ShimError::Protocol(_) => {
-                ErrorKind::Internal
-            }
+            ShimError::Runtime { .. } | ShimError::Protocol(_) => ErrorKind::Internal,
+            ShimError::Start { kind, .. } => *kind,
             ShimError::CreateAndCleanup { error, .. } => error.kind(),
             ShimError::FailedPrecondition { .. } => ErrorKind::FailedPrecondition,
             ShimError::ExecNotFound(_) => ErrorKind::NotFound,

@@ -28,6 +28,7 @@ mod bundle;
 mod client;
 mod detach;
 mod error;
+mod exec_failure;
 mod executor;
 pub mod exit;
 pub mod logs;
@@ -46,8 +47,8 @@ pub use detach::{SHIM_LOG_FILE, SHIM_PID_FILE, SOCKET_FILE};
 pub use error::ShimError;
 pub use exit::{read_exit_file, EXIT_FILE};
 pub use protocol::{
-    ExecRequest, ExecStarted, ExecStateReply, ExitStatus, ShimStarted, StateReply, Status,
-    StreamType,
+    ExecFailure, ExecFailureClass, ExecRequest, ExecStarted, ExecStateReply, ExitStatus,
+    ShimStarted, StateReply, Status, StreamType,
 };
 pub use runtime::RUNTIME_DIR;
 pub use server::EXECS_FILE;

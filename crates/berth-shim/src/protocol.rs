@@ -25,6 +25,8 @@ use berth_core::ErrorKind;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::exec_failure::{ExecFailure, ExecFailureClass};
+
 /// A request on the control socket, tagged by `op`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -128,12 +130,16 @@ pub struct OkReply {
     pub ok: bool,
 }
 
-/// `{"error":"...","kind":"..."}`.
+/// `{"error":"...","kind":"..."}`, with `"exec_failure":{"class":...,
+/// "errno":N}` when the container's process could not be started (absent
+/// from older shims' replies, which still parse).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorReply {
     pub error: String,
     #[serde(default = "internal_kind")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_failure: Option<ExecFailure>,
 }
 
 fn internal_kind() -> String {
@@ -410,6 +416,31 @@ mod tests {
         assert_eq!(read_frame(&mut r).unwrap(), None);
         let mut short = &wire[..5];
         assert!(read_frame(&mut short).is_err());
+    }
+
+    #[test]
+    fn error_replies_carry_an_exec_failure_and_old_ones_parse() {
+        let old: ErrorReply = serde_json::from_str(r#"{"error":"boom"}"#).unwrap();
+        assert_eq!(old.kind, "internal");
+        assert_eq!(old.exec_failure, None);
+        let reply = ErrorReply {
+            error: "exec failed".into(),
+            kind: "internal".into(),
+            exec_failure: Some(ExecFailure::from_errno(libc::EACCES)),
+        };
+        let json = serde_json::to_string(&reply).unwrap();
+        assert_eq!(
+            json,
+            r#"{"error":"exec failed","kind":"internal","exec_failure":{"class":"not_executable","errno":13}}"#
+        );
+        assert_eq!(serde_json::from_str::<ErrorReply>(&json).unwrap(), reply);
+        let plain = ErrorReply {
+            exec_failure: None,
+            ..reply
+        };
+        assert!(!serde_json::to_string(&plain)
+            .unwrap()
+            .contains("exec_failure"));
     }
 
     #[test]

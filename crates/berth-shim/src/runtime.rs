@@ -20,7 +20,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::unistd::Pid;
 
 use crate::args::ShimArgs;
-use crate::error::{chain, ShimError};
+use crate::error::ShimError;
 use crate::seccomp::{self, Program};
 use crate::stdio::{self, ContainerIo};
 use crate::workload::{Confinement, Workload};
@@ -205,11 +205,9 @@ fn start_embedded(
     container
         .start()
         .map_err(|e| ShimError::runtime(id, "start", &e))?;
-    let pid = container.pid().ok_or_else(|| ShimError::Runtime {
-        id: id.to_owned(),
-        op: "start",
-        message: "runtime state has no init pid".into(),
-    })?;
+    let pid = container
+        .pid()
+        .ok_or_else(|| ShimError::runtime_msg(id, "start", "runtime state has no init pid"))?;
     Ok((pid, io, confinement))
 }
 
@@ -257,18 +255,20 @@ fn start_external(
         if let ContainerIo::Pipes { stderr, .. } = io {
             let _ = fs::File::from(stderr).read_to_string(&mut message);
         }
-        return Err(ShimError::Runtime {
-            id: id.to_owned(),
-            op: "create",
-            message: format!("{status}: {}", message.trim()),
-        });
+        return Err(ShimError::runtime_msg(
+            id,
+            "create",
+            format!("{status}: {}", message.trim()),
+        ));
     }
     let text = fs::read_to_string(&pid_file)
         .map_err(|e| ShimError::io(format!("read {}", pid_file.display()), e))?;
-    let pid: i32 = text.trim().parse().map_err(|_| ShimError::Runtime {
-        id: id.to_owned(),
-        op: "create",
-        message: format!("pid file {} holds {text:?}", pid_file.display()),
+    let pid: i32 = text.trim().parse().map_err(|_| {
+        ShimError::runtime_msg(
+            id,
+            "create",
+            format!("pid file {} holds {text:?}", pid_file.display()),
+        )
     })?;
     run_external(binary, root, id, "start", &["start", id])?;
     Ok((Pid::from_raw(pid), io))
@@ -293,15 +293,15 @@ fn run_external(
     if out.status.success() {
         Ok(())
     } else {
-        Err(ShimError::Runtime {
-            id: id.to_owned(),
+        Err(ShimError::runtime_msg(
+            id,
             op,
-            message: format!(
+            format!(
                 "{}: {}",
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             ),
-        })
+        ))
     }
 }
 
@@ -368,11 +368,7 @@ impl Runtime {
                         // A half-created container may not even load: drop
                         // its state so the id can be reused, report why.
                         let _ = fs::remove_dir_all(&dir);
-                        Err(ShimError::Runtime {
-                            id: id.clone(),
-                            op: "delete",
-                            message: chain(&e),
-                        })
+                        Err(ShimError::runtime(id, "delete", &e))
                     }
                 }
             }

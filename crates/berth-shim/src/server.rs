@@ -22,7 +22,6 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use berth_core::HasKind;
 use chrono::{DateTime, Utc};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -38,7 +37,7 @@ pub use exec::{read_execs_file, EXECS_FILE};
 use crate::error::ShimError;
 use crate::exit;
 use crate::logs::{JsonFileLog, LineSplitter};
-use crate::protocol::{self, ErrorReply, OkReply, Request, StateReply, Status, StreamType};
+use crate::protocol::{self, OkReply, Request, StateReply, Status, StreamType};
 use crate::runtime::Runtime;
 use crate::stdio::{self, ContainerIo};
 
@@ -761,8 +760,5 @@ fn ok_line() -> Vec<u8> {
 }
 
 fn error_line(e: &ShimError) -> Vec<u8> {
-    to_line(&ErrorReply {
-        error: e.to_string(),
-        kind: protocol::kind_to_str(e.kind()).to_owned(),
-    })
+    to_line(&e.reply())
 }

@@ -4,11 +4,13 @@
 
 mod common;
 
+use std::fs::Permissions;
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use berth_shim::protocol::StreamType;
-use berth_shim::{read_exec_record, ExecRequest, ShimClient};
+use berth_shim::{read_exec_record, ExecFailureClass, ExecRequest, ShimClient};
 use common::*;
 
 fn req(id: &str, args: &[&str]) -> ExecRequest {
@@ -181,7 +183,38 @@ fn exec_kill_and_failures() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("does-not-exist"), "{err}");
+    assert!(!err.contains("exec-errno"), "marker taken out: {err}");
     assert!(client.exec_state("missing").is_err());
+    // Why it failed is typed, decided from the errno in the container: at
+    // the lookup before the start, or (for a user without the execute
+    // permission) by execve itself.
+    let etc = fx.bundle.join("rootfs/etc");
+    std::fs::write(etc.join("data"), "x").unwrap();
+    std::fs::write(etc.join("root-only"), "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(etc.join("root-only"), Permissions::from_mode(0o700)).unwrap();
+    let failure_as = |user: &str, args: &[&str]| {
+        let mut r = req("typed", args);
+        r.user = user.into();
+        client.exec(&r).unwrap_err().exec_failure().map(|f| f.class)
+    };
+    let failure = |args: &[&str]| failure_as("", args);
+    assert_eq!(
+        failure(&["/bin/does-not-exist"]),
+        Some(ExecFailureClass::NotFound)
+    );
+    assert_eq!(
+        failure(&["no-such-command"]),
+        Some(ExecFailureClass::NotFound)
+    );
+    assert_eq!(
+        failure(&["/etc/data"]),
+        Some(ExecFailureClass::NotExecutable)
+    );
+    assert_eq!(failure(&["/etc"]), Some(ExecFailureClass::NotExecutable));
+    assert_eq!(
+        failure_as("65534:65534", &["/etc/root-only"]),
+        Some(ExecFailureClass::NotExecutable)
+    );
 
     client.pause().unwrap();
     let err = client

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use berth_shim::protocol::StreamType;
-use berth_shim::{read_exit_file, spawn_shim, ShimClient, ShimStarted, Status};
+use berth_shim::{read_exit_file, spawn_shim, ExecFailureClass, ShimClient, ShimStarted, Status};
 use common::*;
 
 #[test]
@@ -295,6 +295,12 @@ fn failed_create_leaves_nothing() {
     let mut fx = Fixture::new("noexec", &["/bin/does-not-exist"], false);
     match spawn_shim(Path::new(EXE), &fx.args()) {
         Err(e) => {
+            assert_eq!(
+                e.exec_failure().map(|f| f.class),
+                Some(ExecFailureClass::NotFound),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("exec-errno"), "{e}");
             assert!(
                 !fx.state_dir.join("runtime").join(&fx.id).exists(),
                 "runtime state left after {e}"

@@ -590,10 +590,39 @@ fn start_failures_exit_like_docker() {
     ]);
     assert_eq!(code(st), 127, "stderr: {err}");
     assert!(err.contains("executable file not found"), "{err}");
+    let (st, _, err) = d.docker(&["run", "--rm", "--network", "none", "busybox", "/no/such"]);
+    assert_eq!(code(st), 127, "stderr: {err}");
+    assert!(
+        err.contains("stat /no/such: no such file or directory"),
+        "{err}"
+    );
     let (st, _, err) = d.docker(&["run", "--rm", "--network", "none", "busybox", "/etc/passwd"]);
     assert_eq!(code(st), 126, "stderr: {err}");
     assert!(err.contains("permission denied"), "{err}");
-    // --rm removed both failed containers.
+    // Without --rm the container keeps the exit code and the error.
+    let (st, _, err) = d.docker(&[
+        "run",
+        "--name",
+        "dir",
+        "--network",
+        "none",
+        "busybox",
+        "/etc",
+    ]);
+    assert_eq!(code(st), 126, "stderr: {err}");
+    assert!(err.contains("is a directory: permission denied"), "{err}");
+    let state = d.docker_ok(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.State.Error}}",
+        "dir",
+    ]);
+    assert!(
+        state.starts_with("126 ") && state.contains("permission denied"),
+        "{state}"
+    );
+    d.docker_ok(&["rm", "dir"]);
+    // --rm removed the other failed containers.
     assert_eq!(d.berth_ok(&["ps", "-a", "-q"]).trim(), "");
 }
 

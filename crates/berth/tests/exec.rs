@@ -62,11 +62,35 @@ fn docker_exec_output_exit_codes_stdin_user_env_cwd() {
     assert_eq!(code(st), 0, "{err}");
     assert_eq!((out.as_str(), err.as_str()), ("out\n", "err\n"));
 
-    // Like dockerd: the start failure is reported and the exit code is 127.
+    // Like dockerd: the start failure is reported in runc's words and the
+    // exit code is 127 for no such executable, 126 for one that cannot be
+    // executed.
     let (st, out, err) = d.docker(&["exec", "web", "no-such-binary"]);
     assert_eq!(code(st), 127, "{out} {err}");
+    // (The docker CLI prints an exec's start error on stdout.)
+    let said = format!("{out}{err}");
     assert!(
-        format!("{out}{err}").contains("no-such-binary"),
+        said.contains("exec: \"no-such-binary\": executable file not found in $PATH"),
+        "{said}"
+    );
+    let (st, out, err) = d.docker(&["exec", "web", "/etc/passwd"]);
+    assert_eq!(code(st), 126, "{out} {err}");
+    assert!(
+        format!("{out}{err}").contains("permission denied"),
+        "{out} {err}"
+    );
+    // An executable on a noexec mount passes the lookup; execve refuses it.
+    d.docker_ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "printf '#!/bin/sh\\n' > /dev/shm/run && chmod 755 /dev/shm/run",
+    ]);
+    let (st, out, err) = d.docker(&["exec", "web", "/dev/shm/run"]);
+    assert_eq!(code(st), 126, "{out} {err}");
+    assert!(
+        format!("{out}{err}").contains("permission denied"),
         "{out} {err}"
     );
     d.berth_ok(&["rm", "-f", "web"]);

@@ -10,14 +10,28 @@ use berth_api::error::ApiResult;
 use berth_api::filters::Filters;
 use berth_api::types::*;
 use berth_api::ApiError;
-use berth_core::{Digest, Reference};
-use berth_image::{ImageInfo, ImportOptions, Removed};
+use berth_core::{Digest, ErrorKind, Reference};
+use berth_image::{ImageError, ImageInfo, ImportOptions, Removed};
 use serde_json::{json, Value};
 
 use super::Api;
 
 fn e<E: berth_core::HasKind + std::fmt::Display>(err: E) -> ApiError {
     ApiError::from_err(err)
+}
+
+/// An error reading what the store holds of an image the client's name
+/// resolved to. The image record gone (removed meanwhile) is still that
+/// image's 404; anything else missing (its config blob under the data root)
+/// is the engine's fault, not the client's.
+fn stored_image_error(err: ImageError) -> ApiError {
+    match err {
+        ImageError::NotFound(_) => ApiError::from_err(err),
+        err if berth_core::HasKind::kind(&err) == ErrorKind::NotFound => {
+            ApiError::internal(format!("reading a stored image: {err}"))
+        }
+        err => ApiError::from_err(err),
+    }
 }
 
 /// Go's `path.Match` subset Docker uses for `reference=` filters:
@@ -94,7 +108,7 @@ fn parse_until(v: &str) -> Result<i64, ApiError> {
 impl Api {
     fn find(&self, name: &str) -> ApiResult<ImageInfo> {
         let id = self.images.store.resolve(name).map_err(e)?;
-        self.images.store.info(&id).map_err(e)
+        self.images.store.info(&id).map_err(stored_image_error)
     }
 
     fn created_of(&self, name: &str) -> ApiResult<i64> {
@@ -422,7 +436,17 @@ fn delete_items(removed: Vec<Removed>) -> Vec<DeleteItem> {
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::*;
+
+    #[test]
+    fn a_missing_blob_of_a_known_image_is_internal() {
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let gone = stored_image_error(ImageError::NotFound("busybox".into()));
+        assert_eq!(gone.kind, ErrorKind::NotFound);
+        let blob = stored_image_error(berth_content::ContentError::NotFound(digest).into());
+        assert_eq!(blob.kind, ErrorKind::Internal, "{}", blob.message);
+        assert!(blob.message.contains("sha256:aaaa"), "{}", blob.message);
+    }
 
     #[test]
     fn reference_globs() {

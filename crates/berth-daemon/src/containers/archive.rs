@@ -43,7 +43,7 @@ impl ContainerService {
         if !running {
             self.mount_rootfs_for(c)?;
         }
-        let result = Freeze::running(c).and_then(|_frozen| f(&Root::open(&c.rootfs())?));
+        let result = Freeze::running(c).and_then(|_frozen| f(&open_rootfs(c)?));
         if !running {
             super::runtime::unmount(c);
         }
@@ -57,7 +57,7 @@ impl ContainerService {
         path: &str,
     ) -> Result<serde_json::Value, ContainerError> {
         self.with_rootfs(c, |root| {
-            let st = rootpath::archive::stat(root, path).map_err(|e| not_found(c, path, e))?;
+            let st = rootpath::archive::stat(root, path).map_err(|e| path_error(c, path, e))?;
             let m = &st.meta;
             let name = Path::new(path)
                 .file_name()
@@ -103,20 +103,32 @@ impl ContainerService {
     }
 }
 
-/// Docker's message for a path that is not there; other errors as they are.
-fn not_found(c: &Container, path: &str, e: RootPathError) -> ContainerError {
+/// The container's root file system, mounted by the caller: not being able
+/// to open it is the engine's fault, whatever the errno (ENOENT included).
+fn open_rootfs(c: &Container) -> Result<Root, ContainerError> {
+    Root::open(&c.rootfs()).map_err(|e| ContainerError::Runtime(e.to_string()))
+}
+
+/// An error resolving `path`, the path the client named inside the
+/// container: its absence is the client's 404 in Docker's words; a path
+/// that cannot be resolved (a loop, a file where a directory is needed) is
+/// a bad request; anything else is the engine's fault.
+fn path_error(c: &Container, path: &str, e: RootPathError) -> ContainerError {
     match e {
         RootPathError::NotFound { .. } => ContainerError::NotFoundOther(format!(
             "Could not find the file {path} in container {}",
             c.name()
         )),
-        other => other.into(),
+        RootPathError::Loop { .. }
+        | RootPathError::NotADirectory { .. }
+        | RootPathError::NotAFile { .. } => ContainerError::InvalidArgument(e.to_string()),
+        RootPathError::Io { .. } => ContainerError::Runtime(e.to_string()),
     }
 }
 
 fn archive_error(c: &Container, path: &str, e: ArchiveError) -> ContainerError {
     match e {
-        ArchiveError::Path(e) => not_found(c, path, e),
+        ArchiveError::Path(e) => path_error(c, path, e),
         ArchiveError::NotADirectory { .. } | ArchiveError::Extract { .. } => {
             ContainerError::InvalidArgument(e.to_string())
         }
@@ -124,14 +136,52 @@ fn archive_error(c: &Container, path: &str, e: ArchiveError) -> ContainerError {
     }
 }
 
-impl From<RootPathError> for ContainerError {
-    fn from(e: RootPathError) -> Self {
-        match e {
-            RootPathError::NotFound { .. } => ContainerError::NotFoundOther(e.to_string()),
-            RootPathError::Loop { .. }
-            | RootPathError::NotADirectory { .. }
-            | RootPathError::NotAFile { .. } => ContainerError::InvalidArgument(e.to_string()),
-            RootPathError::Io { .. } => ContainerError::Runtime(e.to_string()),
-        }
+#[cfg(test)]
+mod tests {
+    use berth_core::{ErrorKind, HasKind};
+
+    use super::*;
+
+    fn container(dir: &Path) -> Container {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/record-current");
+        let record = super::super::ContainerRecord::load(&fixture).unwrap();
+        Container::new(record, dir.join("data"), dir.join("run"))
+    }
+
+    #[test]
+    fn a_path_the_client_named_is_404_the_rootfs_itself_500() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = container(dir.path());
+        // No rootfs under the container's dir: the engine's own ENOENT.
+        let Err(e) = open_rootfs(&c) else {
+            panic!("opened a rootfs that is not there")
+        };
+        assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
+        assert!(e.to_string().contains("rootfs"), "names the path: {e}");
+
+        std::fs::create_dir_all(c.rootfs().join("etc")).unwrap();
+        std::fs::write(c.rootfs().join("etc/hosts"), "").unwrap();
+        let root = open_rootfs(&c).unwrap();
+        let e = rootpath::archive::stat(&root, "/missing")
+            .map_err(|e| path_error(&c, "/missing", e))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(
+            e.to_string()
+                .starts_with("Could not find the file /missing in container"),
+            "{e}"
+        );
+        let e = rootpath::archive::stat(&root, "/etc/hosts/x")
+            .map_err(|e| path_error(&c, "/etc/hosts/x", e))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        let mut sink = Vec::new();
+        let e = rootpath::archive::write_tar(&root, "/gone", false, &mut sink)
+            .map_err(|e| archive_error(&c, "/gone", e))
+            .err()
+            .unwrap();
+        assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
     }
 }

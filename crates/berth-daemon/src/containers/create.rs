@@ -61,11 +61,15 @@ impl ContainerService {
             .images
             .store
             .resolve(&config.image)
-            .map_err(|e| match e.kind() {
-                berth_core::ErrorKind::NotFound => {
+            .map_err(|e| match e {
+                // The image the client named is not here.
+                berth_image::ImageError::NotFound(_) => {
                     ContainerError::NotFoundOther(format!("No such image: {}", config.image))
                 }
-                _ => ContainerError::InvalidArgument(e.to_string()),
+                e if e.kind() == berth_core::ErrorKind::InvalidArgument => {
+                    ContainerError::InvalidArgument(e.to_string())
+                }
+                e => ContainerError::Runtime(e.to_string()),
             })?;
         let image = self
             .images

@@ -23,7 +23,7 @@ use berth_shim::protocol::{frame_header, read_frame, StreamType};
 use berth_shim::{ExecRequest, ShimClient, ShimError};
 
 use super::record::{ContainerRecord, Status};
-use super::ContainerService;
+use super::{process_start, ContainerService};
 use super::{Container, ContainerError};
 use crate::events::{ContainerAction, EngineEvent};
 
@@ -169,14 +169,6 @@ pub fn exec_env(
 }
 
 /// Docker's exit code for a process that could not be started.
-fn start_failure_code(message: &str) -> i64 {
-    if message.contains("not found") || message.contains("No such file") {
-        127
-    } else {
-        126
-    }
-}
-
 impl ContainerService {
     pub(crate) fn exec_create(
         &self,
@@ -251,15 +243,12 @@ impl ContainerService {
         let started = ShimClient::connect(&c.shim_dir()).and_then(|cl| cl.exec(&req));
         let (pid, shim) = match started {
             Ok(s) => s,
+            Err(ShimError::Unreachable { .. }) => return Err(not_running(&r.id)),
             Err(e) => {
-                let message = match &e {
-                    ShimError::Unreachable { .. } => return Err(not_running(&r.id)),
-                    e => e.to_string(),
-                };
-                exec.update(|s| s.exit_code = Some(start_failure_code(&message)));
-                return Err(ContainerError::Runtime(format!(
-                    "OCI runtime exec failed: {message}"
-                )));
+                let argv0 = exec.config.cmd.first().map_or("", String::as_str);
+                let e = process_start::exec_error(argv0, &e);
+                exec.update(|s| s.exit_code = Some(process_start::exec_exit_code(&e)));
+                return Err(e);
             }
         };
         exec.update(|s| {
@@ -496,10 +485,5 @@ mod tests {
             out,
             [&frame_header(StreamType::Stderr, 3)[..], b"err"].concat()
         );
-        assert_eq!(
-            start_failure_code("exec: \"nope\": executable file not found in $PATH"),
-            127
-        );
-        assert_eq!(start_failure_code("permission denied"), 126);
     }
 }

@@ -20,6 +20,7 @@ pub mod logs;
 mod names;
 mod namespaces;
 pub(crate) mod ops;
+mod process_start;
 pub use names::generate as generate_name;
 pub mod record;
 mod restart;
@@ -120,6 +121,13 @@ pub enum ContainerError {
     },
     #[error("{0}")]
     Runtime(String),
+    /// The container's process, or an exec's, could not be started: no such
+    /// executable, or one that cannot be executed. `message` is dockerd's.
+    #[error("{message}")]
+    ProcessStart {
+        failure: berth_shim::ExecFailure,
+        message: String,
+    },
     #[error(transparent)]
     Volume(#[from] crate::volumes::VolumeError),
     /// Tearing a container down left things behind: every failure is kept
@@ -149,6 +157,12 @@ impl HasKind for ContainerError {
             | ContainerError::Runtime(_)
             | ContainerError::Cleanup { .. } => ErrorKind::Internal,
             ContainerError::Volume(e) => e.kind(),
+            // dockerd answers these as a bad configuration, not a fault.
+            ContainerError::ProcessStart { failure, .. } => match failure.class {
+                berth_shim::ExecFailureClass::NotFound
+                | berth_shim::ExecFailureClass::NotExecutable => ErrorKind::InvalidArgument,
+                berth_shim::ExecFailureClass::Other => ErrorKind::Internal,
+            },
         }
     }
 }

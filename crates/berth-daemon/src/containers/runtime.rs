@@ -15,8 +15,8 @@ use berth_shim::{ShimArgs, ShimClient};
 use nix::mount::{umount2, MntFlags};
 
 use super::record::Status;
-use super::ContainerService;
 use super::{io, Container, ContainerError};
+use super::{process_start, ContainerService};
 
 fn now() -> String {
     berth_image::config::now_rfc3339()
@@ -98,25 +98,6 @@ fn reap_cgroups(id: &str) {
     }
     for d in cgroup_dirs(id) {
         let _ = std::fs::remove_dir(&d);
-    }
-}
-
-/// Docker's wording for start failures, which clients map to exit codes
-/// (127: not found, 126: not executable).
-fn docker_start_error(msg: &str, argv0: &str) -> String {
-    if msg.contains("not found in $PATH")
-        || (msg.contains("executable") && msg.contains("not found"))
-    {
-        format!("failed to create task for container: exec: \"{argv0}\": executable file not found in $PATH: unknown")
-    } else if msg.contains("does not have correct permissions") || msg.contains("ermission denied")
-    {
-        format!(
-            "failed to create task for container: exec: \"{argv0}\": permission denied: unknown"
-        )
-    } else if msg.contains("No such file or directory") && msg.contains(argv0) {
-        format!("failed to create task for container: exec: \"{argv0}\": stat {argv0}: no such file or directory: unknown")
-    } else {
-        msg.to_string()
     }
 }
 
@@ -377,17 +358,9 @@ impl ContainerService {
                 unmount_rootfs(c);
                 reap_cgroups(&c.id);
                 self.network_teardown(c);
-                let msg = docker_start_error(&e.to_string(), &c.record().path);
-                let e = ContainerError::Runtime(msg.clone());
-                let code = if msg.contains("not found") || msg.contains("No such file") {
-                    127
-                } else if msg.contains("ermission denied") {
-                    126
-                } else {
-                    128
-                };
+                let code = process_start::start_exit_code(&e);
                 let _ = c.update(|r| {
-                    r.state.error = msg.clone();
+                    r.state.error = e.to_string();
                     r.state.exit_code = code;
                 });
                 c.count_exit();
@@ -475,7 +448,7 @@ impl ContainerService {
         // The running binary itself, even if the file was replaced since.
         let exe = PathBuf::from("/proc/self/exe");
         let started = berth_shim::spawn_shim(&exe, &args)
-            .map_err(|e| ContainerError::Runtime(e.to_string()))?;
+            .map_err(|e| process_start::start_error(&r.path, &e))?;
         c.update(|r| {
             r.state.status = Status::Running;
             r.state.pid = started.pid as i64;
@@ -1001,18 +974,6 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_errors_use_dockers_words() {
-        let m = docker_start_error("create: executable 'nope' not found in $PATH", "nope");
-        assert!(m.contains("executable file not found"), "{m}");
-        let m = docker_start_error(
-            "executable '/etc/passwd' at path does not have correct permissions",
-            "/etc/passwd",
-        );
-        assert!(m.contains("permission denied"), "{m}");
-        assert_eq!(docker_start_error("other", "x"), "other");
-    }
 
     #[test]
     fn signals_and_sizes() {

@@ -559,23 +559,26 @@ impl Networks {
         let fw = self.firewall_state(&st);
         drop(st);
         let mut failures = Vec::new();
-        if let Err(e) = std::fs::remove_file(self.dir.join(format!("{id}.json"))) {
-            failures.push(e.to_string());
+        let record = self.dir.join(format!("{id}.json"));
+        if let Err(source) = std::fs::remove_file(&record) {
+            failures.push(NetError::Io {
+                context: format!("removing {}", record.display()),
+                source,
+            });
         }
         if let Err(e) = berth_net::link::delete_link(&rec.bridge) {
-            failures.push(e.to_string());
+            failures.push(e);
         }
         if let Err(e) = self.apply(&fw) {
-            failures.push(e.to_string());
+            failures.push(e);
         }
         if failures.is_empty() {
             Ok(())
         } else {
-            Err(NetError::Firewall(format!(
-                "removing network {}: {}",
-                rec.name,
-                failures.join("; ")
-            )))
+            Err(NetError::Teardown {
+                what: format!("network {}", rec.name),
+                failures,
+            })
         }
     }
 
