@@ -133,6 +133,50 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Ne
     })
 }
 
+/// Adds (`add`) or removes an extra `/32` address on a bridge: a service's
+/// virtual IP, so that the host answers ARP for it on that network and its
+/// traffic reaches the firewall's balancer. Adding one that is there, or
+/// removing one that is gone, is not an error.
+pub fn bridge_address(name: &str, ip: Ipv4Addr, add: bool) -> Result<(), NetError> {
+    let name = name.to_string();
+    on_thread(None, move || {
+        here(|h| async move {
+            let idx = index_of(&h, &name)
+                .await?
+                .ok_or_else(|| NetError::Firewall(format!("no bridge {name}")))?;
+            if add {
+                h.address()
+                    .add(idx, ip.into(), 32)
+                    .replace()
+                    .execute()
+                    .await
+                    .map_err(nl_err(format!("adding {ip}/32 to {name}")))
+            } else {
+                let mut found = h.address().get().set_link_index_filter(idx).execute();
+                while let Some(msg) = found
+                    .try_next()
+                    .await
+                    .map_err(nl_err(format!("listing addresses of {name}")))?
+                {
+                    let is_it = msg.header.prefix_len == 32
+                        && msg.attributes.iter().any(|a| {
+                            matches!(a, netlink_packet_route::address::AddressAttribute::Address(addr) if *addr == std::net::IpAddr::V4(ip))
+                        });
+                    if is_it {
+                        return h
+                            .address()
+                            .del(msg)
+                            .execute()
+                            .await
+                            .map_err(nl_err(format!("removing {ip}/32 from {name}")));
+                    }
+                }
+                Ok(())
+            }
+        })
+    })
+}
+
 /// Deletes a link of the host namespace (a bridge, or a veth with its peer).
 /// A link that is already gone is not an error.
 pub fn delete_link(name: &str) -> Result<(), NetError> {

@@ -82,10 +82,26 @@ pub struct PortForward {
     pub container_port: u16,
 }
 
+/// A load-balanced port of a service: connections to `daddr` (a service's
+/// virtual IP) or, without one, to any local address (an ingress-published
+/// port) on `port` are spread round-robin over `backends`' `target_port`
+/// by DNAT alone, so a backend sees the client's own address. `port` 0
+/// with a `daddr` balances the whole address (every port, kept as it is).
+/// With no backend the rule is left out.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Balancer {
+    pub proto: Proto,
+    pub daddr: Option<Ipv4Addr>,
+    pub port: u16,
+    pub target_port: u16,
+    pub backends: Vec<Ipv4Addr>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct FirewallState {
     pub networks: Vec<NetRules>,
     pub ports: Vec<PortForward>,
+    pub balancers: Vec<Balancer>,
 }
 
 fn quote(name: &str) -> String {
@@ -116,6 +132,41 @@ pub fn ruleset(table: &str, st: &FirewallState) -> String {
             p.container_ip,
             p.container_port,
             proto = p.proto.as_str()
+        );
+    }
+    let mut balancers = st.balancers.clone();
+    balancers.sort();
+    for b in balancers.iter().filter(|b| !b.backends.is_empty()) {
+        let daddr = b
+            .daddr
+            .map(|d| format!("ip daddr {d} "))
+            .unwrap_or_default();
+        let targets: Vec<String> = b
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| format!("{i} : {ip}"))
+            .collect();
+        // `numgen inc` counts per rule: successive connections take the
+        // backends in turn (kernel-only round robin; no IPVS needed).
+        if b.port == 0 {
+            // A virtual IP as a whole: every port, each kept.
+            let _ = writeln!(
+                s,
+                "\t\t{daddr}dnat to numgen inc mod {} map {{ {} }}",
+                b.backends.len(),
+                targets.join(", "),
+            );
+            continue;
+        }
+        let _ = writeln!(
+            s,
+            "\t\t{daddr}{proto} dport {} dnat to numgen inc mod {} map {{ {} }} : {}",
+            b.port,
+            b.backends.len(),
+            targets.join(", "),
+            b.target_port,
+            proto = b.proto.as_str()
         );
     }
     s.push_str("\t}\n");
@@ -267,6 +318,29 @@ mod tests {
                     container_port: 5000,
                 },
             ],
+            balancers: vec![
+                Balancer {
+                    proto: Proto::Tcp,
+                    daddr: None,
+                    port: 8080,
+                    target_port: 80,
+                    backends: vec![Ipv4Addr::new(172, 17, 0, 5), Ipv4Addr::new(172, 17, 0, 6)],
+                },
+                Balancer {
+                    proto: Proto::Tcp,
+                    daddr: Some(Ipv4Addr::new(10, 9, 0, 200)),
+                    port: 0,
+                    target_port: 0,
+                    backends: vec![Ipv4Addr::new(10, 9, 0, 7), Ipv4Addr::new(10, 9, 0, 8)],
+                },
+                Balancer {
+                    proto: Proto::Udp,
+                    daddr: None,
+                    port: 9999,
+                    target_port: 9,
+                    backends: vec![],
+                },
+            ],
         };
         let want = "\
 table ip berth {
@@ -281,6 +355,8 @@ table ip berth {
 \tchain ports {
 \t\tip daddr 127.0.0.1 tcp dport 5002 dnat to 172.17.0.2:5000
 \t\tudp dport 53 dnat to 172.17.0.3:5353
+\t\ttcp dport 8080 dnat to numgen inc mod 2 map { 0 : 172.17.0.5, 1 : 172.17.0.6 } : 80
+\t\tip daddr 10.9.0.200 dnat to numgen inc mod 2 map { 0 : 10.9.0.7, 1 : 10.9.0.8 }
 \t}
 \tchain postrouting {
 \t\ttype nat hook postrouting priority srcnat; policy accept;
@@ -318,6 +394,13 @@ table ip berth {
                 host_port: 40999,
                 container_ip: Ipv4Addr::new(10, 200, 0, 2),
                 container_port: 80,
+            }],
+            balancers: vec![Balancer {
+                proto: Proto::Tcp,
+                daddr: Some(Ipv4Addr::new(10, 200, 0, 250)),
+                port: 80,
+                target_port: 8080,
+                backends: vec![Ipv4Addr::new(10, 200, 0, 2), Ipv4Addr::new(10, 200, 0, 3)],
             }],
         };
         apply(&table, &st).unwrap();

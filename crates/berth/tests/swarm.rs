@@ -341,3 +341,188 @@ fn bad_service_specs_are_refused_naming_what_is_wrong_and_create_nothing() {
     leave(&d);
     d.finish();
 }
+
+/// A service whose tasks serve their own hostname with busybox httpd and
+/// log each client (`-v`).
+fn web_service(d: &TestDaemon, name: &str, extra: &[&str]) {
+    let mut args = vec![
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--hostname",
+        "task-{{.Task.Slot}}",
+        "--health-cmd",
+        "wget -qO- http://127.0.0.1/ >/dev/null",
+        "--health-interval",
+        "1s",
+        "--health-start-period",
+        "10s",
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && hostname > /www/index.html && exec httpd -f -v -p 80 -h /www",
+    ]);
+    d.docker_ok(&args);
+}
+
+#[test]
+fn an_ingress_port_spreads_over_the_tasks_and_they_see_the_clients_address() {
+    let d = TestDaemon::builder().start();
+    busybox(&d);
+    init(&d);
+    let port = common::free_port();
+    web_service(&d, "web", &["--replicas", "3", "-p", &format!("{port}:80")]);
+    wait_until("3 healthy tasks", Duration::from_secs(30), || {
+        replicas(&d, "web") == "3/3"
+    });
+    let published = d.docker_ok(&[
+        "service",
+        "inspect",
+        "web",
+        "--format",
+        "{{(index .Endpoint.Ports 0).PublishedPort}}",
+    ]);
+    assert_eq!(published.trim(), port.to_string());
+
+    let host = common::host_address();
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let body = common::http_get(&host, port).unwrap_or_else(|| panic!("request {i} failed"));
+        seen.insert(body.trim().to_string());
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["task-1", "task-2", "task-3"],
+        "30 requests reach every task"
+    );
+    // The task logged the host address the request came from, not a
+    // gateway or ingress address.
+    let id = task_containers(&d, "web")[0].clone();
+    let (_, out, err) = d.docker(&["logs", &id]);
+    assert!(
+        format!("{out}{err}").contains(&host),
+        "the task saw the client's address {host}: {out}{err}"
+    );
+
+    // Scaling up and down under a load loop drops nothing.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let stop = stop.clone();
+        let host = host.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match common::http_get(&host, port) {
+                    Some(b) if b.starts_with("task-") => ok += 1,
+                    other => failed.push(format!("{other:?}")),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    d.docker_ok(&["service", "scale", "-d", "web=5"]);
+    wait_until("5 tasks", Duration::from_secs(30), || {
+        replicas(&d, "web") == "5/5"
+    });
+    d.docker_ok(&["service", "scale", "-d", "web=2"]);
+    wait_until("2 tasks", Duration::from_secs(40), || {
+        replicas(&d, "web") == "2/2" && task_containers(&d, "web").len() == 2
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = loader.join().unwrap();
+    assert!(ok > 20, "the load loop ran: {ok} requests");
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    // Another service cannot take the port.
+    let (st, _, err) = d.docker(&[
+        "service",
+        "create",
+        "-d",
+        "--name",
+        "other",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "1d",
+    ]);
+    assert!(!st.success());
+    assert!(
+        err.contains(&format!("port '{port}' is already in use")),
+        "{err}"
+    );
+
+    d.docker_ok(&["service", "rm", "web"]);
+    wait_until("the tasks are gone", Duration::from_secs(40), || {
+        task_containers(&d, "web").is_empty()
+    });
+    assert!(
+        common::http_get(&host, port).is_none(),
+        "the port is closed with the service"
+    );
+    leave(&d);
+    d.finish();
+}
+
+#[test]
+fn a_service_name_resolves_to_its_virtual_ip_on_a_user_network() {
+    let d = TestDaemon::builder().start();
+    busybox(&d);
+    init(&d);
+    let subnet = common::unique_subnet();
+    d.docker_ok(&["network", "create", "--subnet", &subnet, "lbnet"]);
+    web_service(&d, "api", &["--replicas", "2", "--network", "lbnet"]);
+    wait_until("2 healthy tasks", Duration::from_secs(30), || {
+        replicas(&d, "api") == "2/2"
+    });
+    let vip = d.docker_ok(&[
+        "service",
+        "inspect",
+        "api",
+        "--format",
+        "{{(index .Endpoint.VirtualIPs 0).Addr}}",
+    ]);
+    let vip = vip.trim().split('/').next().unwrap().to_string();
+    assert!(
+        vip.starts_with(subnet.rsplit_once('.').unwrap().0),
+        "{vip} in {subnet}"
+    );
+
+    let out = d.docker_ok(&["run", "--rm", "--network", "lbnet", "busybox", "sh", "-c",
+        "nslookup api 2>&1; nslookup tasks.api 2>&1; for i in 1 2 3 4 5 6; do wget -qO- http://api/; done"]);
+    assert!(
+        out.contains(&format!("Address: {vip}")) || out.contains(&format!("Address 1: {vip}")),
+        "api resolves to the VIP: {out}"
+    );
+    assert!(
+        out.contains("task-1") && out.contains("task-2"),
+        "requests to the VIP reach both tasks: {out}"
+    );
+
+    d.docker_ok(&["service", "rm", "api"]);
+    wait_until("the tasks are gone", Duration::from_secs(40), || {
+        task_containers(&d, "api").is_empty()
+    });
+    let addrs = std::process::Command::new("ip")
+        .args(["-4", "-br", "addr"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&addrs.stdout).contains(&format!("{vip}/32")),
+        "the VIP is released"
+    );
+    leave(&d);
+    d.docker_ok(&["network", "rm", "lbnet"]);
+    d.finish();
+}

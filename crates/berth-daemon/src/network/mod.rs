@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 use berth_net::dns::DnsServer;
 use berth_net::ipam::{self, Pool};
-use berth_net::nft::{self, FirewallState, NetRules, PortForward};
+use berth_net::nft::{self, Balancer, FirewallState, NetRules, PortForward, Proto};
 use berth_net::ports::Reservation;
 use berth_net::NetError;
 use ipnet::Ipv4Net;
@@ -91,6 +91,10 @@ struct State {
     live: HashMap<String, Live>,
     reservations: HashMap<String, Vec<Reservation>>,
     forwards: HashMap<String, Vec<PortForward>>,
+    /// Load-balanced ports, by service.
+    balancers: HashMap<String, Vec<Balancer>>,
+    /// Host ports held for services' ingress-published ports.
+    ingress_ports: HashMap<(Proto, u16), (String, Reservation)>,
 }
 
 pub struct Networks {
@@ -597,6 +601,7 @@ impl Networks {
                 })
                 .collect(),
             ports: st.forwards.values().flatten().cloned().collect(),
+            balancers: st.balancers.values().flatten().cloned().collect(),
         }
     }
 
@@ -693,6 +698,89 @@ impl Networks {
             self.apply(&fw)?;
         }
         Ok(())
+    }
+
+    /// Sets the load-balanced ports of `service` (a swarm service ID),
+    /// replacing its previous set; the firewall is reloaded only when
+    /// they changed.
+    pub fn set_balancers(
+        &self,
+        service: &str,
+        mut balancers: Vec<Balancer>,
+    ) -> Result<(), NetError> {
+        balancers.sort();
+        let mut st = self.state.lock().expect("net state");
+        let old = st.balancers.get(service);
+        if old == Some(&balancers) || (old.is_none() && balancers.is_empty()) {
+            return Ok(());
+        }
+        if balancers.is_empty() {
+            st.balancers.remove(service);
+        } else {
+            st.balancers.insert(service.to_string(), balancers);
+        }
+        let fw = self.firewall_state(&st);
+        drop(st);
+        self.apply(&fw)
+    }
+
+    /// Holds host port `port` on every address for `service`'s
+    /// ingress-published port, as a published container port is held: a
+    /// port another program, container or service has is refused.
+    pub fn reserve_ingress(&self, service: &str, proto: Proto, port: u16) -> Result<(), NetError> {
+        let mut st = self.state.lock().expect("net state");
+        if let Some((owner, _)) = st.ingress_ports.get(&(proto, port)) {
+            if owner == service {
+                return Ok(());
+            }
+            return Err(NetError::Conflict(format!(
+                "port '{port}' is already in use by service '{owner}'"
+            )));
+        }
+        let held = berth_net::ports::reserve(proto, Ipv4Addr::UNSPECIFIED, port)?;
+        st.ingress_ports
+            .insert((proto, port), (service.to_string(), held));
+        Ok(())
+    }
+
+    /// Releases the host ports of `service` not in `keep`.
+    pub fn release_ingress(&self, service: &str, keep: &[(Proto, u16)]) {
+        self.state
+            .lock()
+            .expect("net state")
+            .ingress_ports
+            .retain(|k, (owner, _)| owner != service || keep.contains(k));
+    }
+
+    /// A virtual IP on `net_id` (`want` when restoring one): taken from the
+    /// network's pool and added to its bridge as a /32, so that the host
+    /// answers for it and the balancer sees its traffic.
+    pub fn add_vip(&self, net_id: &str, want: Option<Ipv4Addr>) -> Result<Ipv4Addr, NetError> {
+        let bridge = self
+            .find(net_id)
+            .map(|r| r.bridge)
+            .ok_or_else(|| NetError::InvalidArgument(format!("network {net_id} not found")))?;
+        let ip = match self.allocate(net_id, want) {
+            Ok(ip) => ip,
+            // Restoring: the address may already be held from before.
+            Err(_) if want.is_some() => want.expect("checked"),
+            Err(e) => return Err(e),
+        };
+        if let Err(e) = berth_net::link::bridge_address(&bridge, ip, true) {
+            self.release(net_id, ip);
+            return Err(e);
+        }
+        Ok(ip)
+    }
+
+    /// Gives a virtual IP back.
+    pub fn remove_vip(&self, net_id: &str, ip: Ipv4Addr) {
+        if let Some(r) = self.find(net_id) {
+            if let Err(e) = berth_net::link::bridge_address(&r.bridge, ip, false) {
+                tracing::warn!(network = %r.name, %ip, error = %e, "removing a virtual IP");
+            }
+        }
+        self.release(net_id, ip);
     }
 
     pub fn netns_path(&self, container_id: &str) -> PathBuf {

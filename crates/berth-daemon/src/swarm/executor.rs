@@ -178,6 +178,7 @@ const IDLE: Duration = Duration::from_secs(2);
 impl Loop {
     fn run(self, rx: mpsc::Receiver<()>) {
         let mut timeout = Duration::ZERO;
+        let mut known = HashSet::new();
         loop {
             match rx.recv_timeout(timeout) {
                 Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -187,7 +188,7 @@ impl Loop {
             if self.stop.load(Ordering::Relaxed) {
                 return;
             }
-            timeout = match self.pass() {
+            timeout = match self.pass(&mut known) {
                 Ok(next) => next.unwrap_or(IDLE).min(IDLE),
                 Err(e) => {
                     tracing::warn!(error = %e, "swarm reconciliation failed; retrying");
@@ -198,7 +199,7 @@ impl Loop {
     }
 
     /// One reconciliation; returns how long until a restart delay ends.
-    fn pass(&self) -> Result<Option<Duration>, super::SwarmError> {
+    fn pass(&self, known: &mut HashSet<String>) -> Result<Option<Duration>, super::SwarmError> {
         let now = now_nanos();
         let node: Node = get(self.store.as_ref(), Kind::Node, &self.node_id)?;
         let cluster: Option<StoredCluster> = self
@@ -246,13 +247,17 @@ impl Loop {
         }
 
         let tasks: Vec<TaskRecord> = list(self.store.as_ref(), Kind::Task)?;
-        let names: HashMap<String, (String, Vec<EndpointPortConfig>)> = services
+        self.balance(&services, &tasks, known);
+        let names: HashMap<String, Published> = services
             .iter()
             .map(|s| {
-                let ports = endpoint_of(&s.spec).ports.unwrap_or_default();
                 (
                     s.id.clone(),
-                    (s.spec.name.clone().unwrap_or_default(), ports),
+                    Published {
+                        name: s.spec.name.clone().unwrap_or_default(),
+                        ports: s.endpoint.ports.clone().unwrap_or_default(),
+                        vip: s.endpoint.spec.mode.as_deref() != Some("dnsrr"),
+                    },
                 )
             })
             .collect();
@@ -378,7 +383,7 @@ impl Loop {
         &self,
         t: &TaskRecord,
         all: &[TaskRecord],
-        names: &HashMap<String, (String, Vec<EndpointPortConfig>)>,
+        names: &HashMap<String, Published>,
         node: &Node,
         now: i64,
     ) -> Option<i64> {
@@ -412,9 +417,9 @@ impl Loop {
                 if predecessor_up {
                     return None;
                 }
-                let (name, ports) = names.get(&t.task.service_id).cloned().unwrap_or_default();
+                let published = names.get(&t.task.service_id).cloned().unwrap_or_default();
                 let facts = node_facts_of(node);
-                self.spawn(t, move |lp, t| lp.start_task(&t, &name, &ports, &facts));
+                self.spawn(t, move |lp, t| lp.start_task(&t, &published, &facts));
                 return None;
             }
             if state.is_terminal() {
@@ -544,13 +549,7 @@ impl Loop {
         });
     }
 
-    fn start_task(
-        &self,
-        t: &TaskRecord,
-        service_name: &str,
-        ports: &[EndpointPortConfig],
-        node: &NodeFacts,
-    ) {
+    fn start_task(&self, t: &TaskRecord, published: &Published, node: &NodeFacts) {
         if self.stop.load(Ordering::Relaxed) {
             return;
         }
@@ -565,7 +564,7 @@ impl Loop {
         let cid = match container_of(t) {
             Some(c) if self.containers.store().get(&c).is_ok() => c,
             _ => {
-                let (name, body) = container_body(t, service_name, ports, node);
+                let (name, body) = container_body(t, published, node);
                 match self.containers.create(Some(&name), body) {
                     Ok(c) => c.id,
                     Err(e) => {
@@ -575,7 +574,7 @@ impl Loop {
                 }
             }
         };
-        if let Err(e) = self.connect_extra_networks(t, &cid, service_name) {
+        if let Err(e) = self.connect_extra_networks(t, &cid, published) {
             self.set_state(&id, TaskState::Rejected, "rejected", Some(e));
             return;
         }
@@ -658,7 +657,7 @@ impl Loop {
         &self,
         t: &TaskRecord,
         cid: &str,
-        service_name: &str,
+        published: &Published,
     ) -> Result<(), String> {
         let nets = t.task.spec.networks.clone().unwrap_or_default();
         for n in nets.iter().skip(1) {
@@ -675,7 +674,7 @@ impl Loop {
             if c.record().networks.contains_key(&rec.name) {
                 continue;
             }
-            let mut aliases = vec![service_name.to_string()];
+            let mut aliases = published.aliases();
             aliases.extend(n.aliases.clone().unwrap_or_default());
             let body = serde_json::json!({
                 "Container": cid,
@@ -716,6 +715,113 @@ impl Loop {
             }
             true
         });
+    }
+}
+
+/// What a task's container needs to know of its service's endpoint.
+#[derive(Debug, Clone, Default)]
+pub struct Published {
+    pub name: String,
+    pub ports: Vec<EndpointPortConfig>,
+    /// `vip` endpoint mode: the name resolves to the virtual IP, and
+    /// `tasks.NAME` to the tasks; in `dnsrr` both resolve to the tasks.
+    pub vip: bool,
+}
+
+impl Published {
+    fn aliases(&self) -> Vec<String> {
+        let mut a = vec![format!("tasks.{}", self.name)];
+        if !self.vip {
+            a.push(self.name.clone());
+        }
+        a
+    }
+}
+
+impl Loop {
+    /// The balancers of every service from the tasks that run now: an
+    /// ingress port spreads over every running task, a virtual IP over
+    /// the running tasks on its network. A task leaves the rotation as
+    /// soon as it is told to stop, before its container is stopped.
+    fn balance(&self, services: &[Service], tasks: &[TaskRecord], known: &mut HashSet<String>) {
+        let nets = &self.containers.networks;
+        let mut seen = HashSet::new();
+        for svc in services {
+            seen.insert(svc.id.clone());
+            let running: Vec<crate::containers::ContainerRecord> = tasks
+                .iter()
+                .filter(|t| {
+                    t.task.service_id == svc.id
+                        && t.state() == TaskState::Running
+                        && t.desired() == TaskState::Running
+                })
+                .filter_map(container_of)
+                .filter_map(|cid| self.containers.store().get(&cid).ok())
+                .map(|c| c.record())
+                .filter(|r| r.state.status.is_running())
+                .collect();
+            let ip_on = |r: &crate::containers::ContainerRecord, net: Option<&str>| {
+                let ep = match net {
+                    Some(n) => r.networks.get(n),
+                    None => r
+                        .networks
+                        .get(&r.host_config.network_mode)
+                        .or_else(|| r.networks.values().next()),
+                };
+                ep.and_then(|e| e.ip.parse::<std::net::Ipv4Addr>().ok())
+            };
+            let mut balancers = Vec::new();
+            for p in svc.endpoint.ports.clone().unwrap_or_default() {
+                if p.publish_mode.as_deref() != Some("ingress") {
+                    continue;
+                }
+                let (Ok(proto), Some(port)) = (
+                    p.protocol
+                        .as_deref()
+                        .unwrap_or("tcp")
+                        .parse::<berth_net::nft::Proto>(),
+                    p.published_port,
+                ) else {
+                    continue;
+                };
+                let mut backends: Vec<_> = running.iter().filter_map(|r| ip_on(r, None)).collect();
+                backends.sort();
+                balancers.push(berth_net::nft::Balancer {
+                    proto,
+                    daddr: None,
+                    port: port as u16,
+                    target_port: p.target_port as u16,
+                    backends,
+                });
+            }
+            for v in svc.endpoint.virtual_ips.clone().unwrap_or_default() {
+                let Some(vip) = v.addr.split('/').next().and_then(|a| a.parse().ok()) else {
+                    continue;
+                };
+                let Some(net) = nets.find(&v.network_id) else {
+                    continue;
+                };
+                let mut backends: Vec<_> = running
+                    .iter()
+                    .filter_map(|r| ip_on(r, Some(&net.name)))
+                    .collect();
+                backends.sort();
+                balancers.push(berth_net::nft::Balancer {
+                    proto: berth_net::nft::Proto::Tcp,
+                    daddr: Some(vip),
+                    port: 0,
+                    target_port: 0,
+                    backends,
+                });
+            }
+            if let Err(e) = nets.set_balancers(&svc.id, balancers) {
+                tracing::warn!(service = %svc.id, error = %e, "loading a service's balancers");
+            }
+        }
+        for gone in known.difference(&seen) {
+            let _ = nets.set_balancers(gone, Vec::new());
+        }
+        *known = seen;
     }
 }
 
@@ -833,10 +939,11 @@ pub fn expand(
 /// swarm's labels and name.
 pub fn container_body(
     t: &TaskRecord,
-    service_name: &str,
-    ports: &[EndpointPortConfig],
+    published: &Published,
     node: &NodeFacts,
 ) -> (String, ContainerCreateBody) {
+    let service_name = published.name.as_str();
+    let ports = &published.ports;
     let spec = t.task.spec.container_spec.clone().unwrap_or_default();
     let sid = t.task.service_id.as_str();
     let x = |s: &str| expand(s, sid, service_name, t, node);
@@ -942,7 +1049,7 @@ pub fn container_body(
         ..Default::default()
     };
     let networking = networks.first().map(|n| {
-        let mut aliases = vec![service_name.to_string()];
+        let mut aliases = published.aliases();
         aliases.extend(n.aliases.clone().unwrap_or_default());
         serde_json::json!({"EndpointsConfig": {n.target.clone(): {"Aliases": aliases}}})
     });

@@ -179,6 +179,7 @@ impl SwarmService {
         let Some(node) = store.list(Kind::Node)?.into_iter().next() else {
             return Ok(());
         };
+        self.restore_endpoints(store.as_ref())?;
         self.activate(store, node.id, rt);
         tracing::info!("swarm state reopened; reconciling");
         Ok(())
@@ -434,6 +435,11 @@ impl SwarmService {
                 }
             }
         }
+        if let Ok(services) = list::<Service>(active.store.as_ref(), Kind::Service) {
+            for svc in services {
+                self.release_endpoint(&svc.id, &svc.spec, &svc.endpoint, None);
+            }
+        }
         *self.active.write().expect("swarm lock") = None;
         drop(active);
         std::fs::remove_dir_all(&self.dir).map_err(|source| SwarmError::Io {
@@ -671,19 +677,23 @@ impl SwarmService {
         }
         let now = format_time(now_nanos());
         let id = new_id();
+        let endpoint = self.endpoint(&id, &spec, None, &existing)?;
         let svc = Service {
             id: id.clone(),
             created_at: now.clone(),
             updated_at: now,
-            endpoint: executor::endpoint_of(&spec),
+            endpoint,
             spec,
             ..Default::default()
         };
-        a.store.apply(vec![Op::Create {
+        if let Err(e) = a.store.apply(vec![Op::Create {
             kind: Kind::Service,
             id: id.clone(),
             value: encode(&svc),
-        }])?;
+        }]) {
+            self.release_endpoint(&id, &svc.spec, &svc.endpoint, None);
+            return Err(e.into());
+        }
         a.orchestrator.wake();
         Ok(id)
     }
@@ -740,15 +750,25 @@ impl SwarmService {
                 svc.id
             )));
         }
-        svc.previous_spec = Some(std::mem::replace(&mut svc.spec, spec));
-        svc.endpoint = executor::endpoint_of(&svc.spec);
+        let others: Vec<Service> = list::<Service>(a.store.as_ref(), Kind::Service)?
+            .into_iter()
+            .filter(|o| o.id != svc.id)
+            .collect();
+        let endpoint = self.endpoint(&svc.id, &spec, Some(&svc.endpoint), &others)?;
+        let old_endpoint = std::mem::replace(&mut svc.endpoint, endpoint);
+        let old_spec = std::mem::replace(&mut svc.spec, spec);
+        svc.previous_spec = Some(old_spec.clone());
         svc.updated_at = format_time(now_nanos());
-        a.store.apply(vec![Op::Update {
+        if let Err(e) = a.store.apply(vec![Op::Update {
             kind: Kind::Service,
             id: svc.id.clone(),
             expect: flags.version,
             value: encode(&svc),
-        }])?;
+        }]) {
+            self.release_endpoint(&svc.id, &svc.spec, &svc.endpoint, Some(&old_endpoint));
+            return Err(e.into());
+        }
+        self.release_endpoint(&svc.id, &old_spec, &old_endpoint, Some(&svc.endpoint));
         a.orchestrator.wake();
         Ok(())
     }
@@ -776,7 +796,186 @@ impl SwarmService {
             }
         }
         a.store.apply(ops)?;
+        self.release_endpoint(&svc.id, &svc.spec, &svc.endpoint, None);
         a.orchestrator.wake();
+        Ok(())
+    }
+
+    /// The service's endpoint: its ports (ingress ones held on the host,
+    /// a free one from 30000–32767 when none is given, as swarm assigns)
+    /// and, in `vip` mode, a virtual IP on each of its networks that its
+    /// name resolves to. `old` is the endpoint being replaced: what it
+    /// already holds is kept; on failure nothing new stays held.
+    fn endpoint(
+        &self,
+        service_id: &str,
+        spec: &ServiceSpec,
+        old: Option<&berth_wire::swarm::Endpoint>,
+        others: &[Service],
+    ) -> SwarmResult<berth_wire::swarm::Endpoint> {
+        let nets = &self.containers.networks;
+        let mut ep = executor::endpoint_of(spec);
+        let mut vips: Vec<(String, std::net::Ipv4Addr)> = Vec::new();
+        let undo = |vips: &[(String, std::net::Ipv4Addr)], e: SwarmError| {
+            nets.release_ingress(service_id, &keep_of(old));
+            for (n, ip) in vips {
+                if !old_vip(old, n, *ip) {
+                    nets.remove_vip(n, *ip);
+                }
+            }
+            e
+        };
+        let mut ports = ep.ports.clone().unwrap_or_default();
+        for p in ports.iter_mut() {
+            if p.publish_mode.as_deref() != Some("ingress") {
+                continue;
+            }
+            let proto: berth_net::nft::Proto = p
+                .protocol
+                .as_deref()
+                .unwrap_or("tcp")
+                .parse()
+                .map_err(|e: berth_net::NetError| SwarmError::Invalid(e.to_string()))?;
+            let wanted = p.published_port.unwrap_or(0);
+            let previous = old
+                .and_then(|o| o.ports.clone())
+                .unwrap_or_default()
+                .iter()
+                .find(|q| q.target_port == p.target_port && q.protocol == p.protocol)
+                .and_then(|q| q.published_port);
+            let port = if wanted != 0 {
+                wanted as u16
+            } else if let Some(prev) = previous {
+                prev as u16
+            } else {
+                match (30000u16..=32767).find(|c| {
+                    !others.iter().any(|o| uses_port(o, proto, *c))
+                        && nets.reserve_ingress(service_id, proto, *c).is_ok()
+                }) {
+                    Some(c) => c,
+                    None => {
+                        return Err(undo(
+                            &vips,
+                            SwarmError::Invalid("no free port in 30000-32767 to publish".into()),
+                        ))
+                    }
+                }
+            };
+            if let Some(o) = others.iter().find(|o| uses_port(o, proto, port)) {
+                return Err(undo(
+                    &vips,
+                    SwarmError::Invalid(format!(
+                        "port '{port}' is already in use by service '{}' ({}) as an ingress port",
+                        o.spec.name.clone().unwrap_or_default(),
+                        o.id
+                    )),
+                ));
+            }
+            if let Err(e) = nets.reserve_ingress(service_id, proto, port) {
+                return Err(undo(
+                    &vips,
+                    SwarmError::Invalid(format!("port '{port}' cannot be published: {e}")),
+                ));
+            }
+            p.published_port = Some(port as u32);
+        }
+        ep.ports = (!ports.is_empty()).then_some(ports);
+
+        if ep.spec.mode.as_deref() != Some("dnsrr") {
+            let targets = spec
+                .task_template
+                .networks
+                .clone()
+                .or(spec.networks.clone())
+                .unwrap_or_default();
+            let name = spec.name.clone().unwrap_or_default();
+            for n in targets {
+                let Some(rec) = nets.find(&n.target) else {
+                    return Err(undo(
+                        &vips,
+                        SwarmError::NotFound(format!("network {} not found", n.target)),
+                    ));
+                };
+                let prefix = rec.subnet_net().map(|s| s.prefix_len()).unwrap_or(24);
+                let kept = old
+                    .and_then(|o| o.virtual_ips.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|v| v.network_id == rec.id)
+                    .and_then(|v| v.addr.split('/').next().and_then(|a| a.parse().ok()));
+                let ip = match kept {
+                    Some(ip) => ip,
+                    None => match nets.add_vip(&rec.id, None) {
+                        Ok(ip) => ip,
+                        Err(e) => {
+                            return Err(undo(
+                                &vips,
+                                SwarmError::Invalid(format!(
+                                    "no virtual IP on network {}: {e}",
+                                    rec.name
+                                )),
+                            ))
+                        }
+                    },
+                };
+                vips.push((rec.id.clone(), ip));
+                nets.dns_add(&rec.id, std::slice::from_ref(&name), ip);
+                ep.virtual_ips
+                    .get_or_insert_with(Vec::new)
+                    .push(berth_wire::swarm::VirtualIp {
+                        network_id: rec.id.clone(),
+                        addr: format!("{ip}/{prefix}"),
+                    });
+            }
+        }
+        Ok(ep)
+    }
+
+    /// Gives back what `ep` holds and `keep` does not.
+    fn release_endpoint(
+        &self,
+        service_id: &str,
+        spec: &ServiceSpec,
+        ep: &berth_wire::swarm::Endpoint,
+        keep: Option<&berth_wire::swarm::Endpoint>,
+    ) {
+        let nets = &self.containers.networks;
+        nets.release_ingress(service_id, &keep_of(keep));
+        let name = spec.name.clone().unwrap_or_default();
+        for v in ep.virtual_ips.clone().unwrap_or_default() {
+            let Some(ip) = v.addr.split('/').next().and_then(|a| a.parse().ok()) else {
+                continue;
+            };
+            if !old_vip(keep, &v.network_id, ip) {
+                nets.dns_remove(&v.network_id, std::slice::from_ref(&name), ip);
+                nets.remove_vip(&v.network_id, ip);
+            }
+        }
+        if keep.is_none() {
+            let _ = nets.set_balancers(service_id, Vec::new());
+        }
+    }
+
+    /// After a restart: holds the stored services' ports and virtual IPs
+    /// again and puts their names back in the resolvers.
+    fn restore_endpoints(&self, store: &dyn ClusterStore) -> SwarmResult<()> {
+        let nets = &self.containers.networks;
+        for svc in list::<Service>(store, Kind::Service)? {
+            for (proto, port) in keep_of(Some(&svc.endpoint)) {
+                if let Err(e) = nets.reserve_ingress(&svc.id, proto, port) {
+                    tracing::warn!(service = %svc.id, port, error = %e, "holding a service's port again");
+                }
+            }
+            let name = svc.spec.name.clone().unwrap_or_default();
+            for v in svc.endpoint.virtual_ips.clone().unwrap_or_default() {
+                if let Some(ip) = v.addr.split('/').next().and_then(|a| a.parse().ok()) {
+                    if let Err(e) = nets.add_vip(&v.network_id, Some(ip)) {
+                        tracing::warn!(service = %svc.id, %ip, error = %e, "restoring a virtual IP");
+                    }
+                    nets.dns_add(&v.network_id, std::slice::from_ref(&name), ip);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -850,13 +1049,23 @@ impl SwarmService {
                 }
             }
             for p in ep.ports.clone().unwrap_or_default() {
-                if p.publish_mode.as_deref().unwrap_or("ingress") == "ingress"
-                    && p.published_port.unwrap_or(0) != 0
-                {
-                    return Err(SwarmError::NotImplemented(format!(
-                        "EndpointSpec.Ports: publishing port {} in ingress mode is not supported yet; publish it with mode=host (--publish mode=host,published={},target={})",
-                        p.published_port.unwrap_or(0),
-                        p.published_port.unwrap_or(0),
+                if let Some(m) = p.publish_mode.as_deref() {
+                    if m != "ingress" && m != "host" {
+                        return Err(SwarmError::Invalid(format!(
+                            "EndpointSpec.Ports: PublishMode {m:?} must be ingress or host"
+                        )));
+                    }
+                }
+                if let Some(pr) = p.protocol.as_deref() {
+                    if pr != "tcp" && pr != "udp" {
+                        return Err(SwarmError::Invalid(format!(
+                            "EndpointSpec.Ports: Protocol {pr:?} is not supported (tcp or udp)"
+                        )));
+                    }
+                }
+                if p.target_port == 0 || p.target_port > 65535 {
+                    return Err(SwarmError::Invalid(format!(
+                        "EndpointSpec.Ports: TargetPort {} is not a port",
                         p.target_port
                     )));
                 }
@@ -1035,6 +1244,32 @@ fn find<T>(
         1 => Ok(items.swap_remove(hits.pop().expect("one"))),
         _ => Err(Found::Many),
     }
+}
+
+/// The ingress ports an endpoint holds.
+fn keep_of(ep: Option<&berth_wire::swarm::Endpoint>) -> Vec<(berth_net::nft::Proto, u16)> {
+    ep.and_then(|e| e.ports.clone())
+        .unwrap_or_default()
+        .iter()
+        .filter(|p| p.publish_mode.as_deref() == Some("ingress"))
+        .filter_map(|p| {
+            Some((
+                p.protocol.as_deref().unwrap_or("tcp").parse().ok()?,
+                p.published_port? as u16,
+            ))
+        })
+        .collect()
+}
+
+fn old_vip(old: Option<&berth_wire::swarm::Endpoint>, net: &str, ip: std::net::Ipv4Addr) -> bool {
+    old.and_then(|o| o.virtual_ips.clone())
+        .unwrap_or_default()
+        .iter()
+        .any(|v| v.network_id == net && v.addr.split('/').next() == Some(ip.to_string().as_str()))
+}
+
+fn uses_port(svc: &Service, proto: berth_net::nft::Proto, port: u16) -> bool {
+    keep_of(Some(&svc.endpoint)).contains(&(proto, port))
 }
 
 /// The task's container, when it got one.

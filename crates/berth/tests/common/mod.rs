@@ -28,6 +28,7 @@ pub use teardown::panic_text;
 
 use std::fs;
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -779,4 +780,40 @@ pub fn scratch() -> tempfile::TempDir {
         .prefix("berth-scratch-")
         .tempdir_in("/tmp")
         .unwrap()
+}
+
+/// The host's main IPv4 address (the one of the default route's interface).
+pub fn host_address() -> String {
+    let out = Command::new("ip")
+        .args(["-4", "-j", "route", "show", "default"])
+        .output()
+        .unwrap();
+    let routes: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dev = routes[0]["dev"]
+        .as_str()
+        .expect("a default route")
+        .to_string();
+    let out = Command::new("ip")
+        .args(["-4", "-j", "addr", "show", "dev", &dev])
+        .output()
+        .unwrap();
+    let addrs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    addrs[0]["addr_info"][0]["local"]
+        .as_str()
+        .expect("an IPv4 address")
+        .to_string()
+}
+
+/// GET http://addr:port/ with a plain socket; the body, or None.
+pub fn http_get(addr: &str, port: u16) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(
+        &format!("{addr}:{port}").parse().ok()?,
+        Duration::from_secs(3),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
