@@ -136,9 +136,9 @@ pub async fn run(e: &Engine, a: RunArgs) -> Result<()> {
         .await
         .map_err(|err| fail("run", err, 125))?;
     let (att_in, att_out, att_err) = (
-        body["AttachStdin"].as_bool() == Some(true),
-        body["AttachStdout"].as_bool() == Some(true),
-        body["AttachStderr"].as_bool() == Some(true),
+        body.config.attach_stdin,
+        body.config.attach_stdout,
+        body.config.attach_stderr,
     );
     let attached = att_in || att_out || att_err;
 
