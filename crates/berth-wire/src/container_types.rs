@@ -249,7 +249,7 @@ pub struct DeviceMapping {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerCreateResponse {
     pub id: String,
     /// Older daemons send `null` for none.
@@ -258,7 +258,7 @@ pub struct ContainerCreateResponse {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerSummary {
     pub id: String,
     pub names: Vec<String>,
@@ -281,7 +281,7 @@ pub struct ContainerSummary {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerState {
     pub status: String,
     pub running: bool,
@@ -300,7 +300,7 @@ pub struct ContainerState {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerInspect {
     pub id: String,
     pub created: String,
@@ -329,11 +329,18 @@ pub struct ContainerInspect {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ContainerWaitResponse {
     pub status_code: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
+    pub error: Option<WaitExitError>,
+}
+
+/// `ContainerWaitExitError`: why waiting failed.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WaitExitError {
+    pub message: String,
 }
 
 #[cfg(test)]
@@ -363,6 +370,29 @@ mod tests {
         let none: NetworkingConfig =
             serde_json::from_value(json!({"EndpointsConfig": null})).unwrap();
         assert!(none.endpoints_config.is_empty());
+    }
+
+    #[test]
+    fn responses_read_with_fields_missing() {
+        let w: ContainerWaitResponse =
+            serde_json::from_value(json!({"StatusCode": 3, "Error": {"Message": "gone"}})).unwrap();
+        assert_eq!(
+            (w.status_code, w.error.unwrap().message.as_str()),
+            (3, "gone")
+        );
+        assert_eq!(
+            serde_json::to_value(ContainerWaitResponse::default()).unwrap(),
+            json!({"StatusCode": 0})
+        );
+        let c: ContainerInspect = serde_json::from_value(json!({
+            "Id": "abc", "State": {"Running": true}, "Config": {"Tty": true},
+            "HostConfig": {"AutoRemove": true}
+        }))
+        .unwrap();
+        assert!(c.state.running && c.config.tty && c.host_config.auto_remove);
+        let r: ContainerCreateResponse =
+            serde_json::from_value(json!({"Id": "abc", "Warnings": null})).unwrap();
+        assert!(r.warnings.is_empty());
     }
 
     #[test]
