@@ -1,8 +1,9 @@
 //! Parsers for the container flags whose values have a grammar of their
 //! own (`-p`, `-v`, `--mount`, `--ulimit`, sizes, durations, `--env-file`,
 //! `--restart`, …), worded and shaped as Docker's CLI (`opts`, `go-units`,
-//! `go-connections/nat`) parses them. Pure functions; the create request is
-//! assembled from them in `cmd::create`.
+//! `go-connections/nat`) parses them. Pure functions returning the
+//! `berth_wire` parts (`Mount`, `Ulimit`, `RestartPolicy`, …); the create
+//! request is assembled from them in `cmd::create`.
 
 use std::collections::BTreeMap;
 

@@ -2,6 +2,12 @@
 //! `POST /containers/create?name=` (Config + HostConfig + NetworkingConfig)
 //! the way Docker's `parse` builds it, then the request is sent, pulling
 //! the image first when it is missing (`--pull`).
+//!
+//! The body is `berth_wire`'s `ContainerCreateBody`, the struct the daemon
+//! decodes it into, so a field is spelled once for both sides. A flag left
+//! unset goes out as its zero value (`0`, `""`, `null`), which the daemon
+//! reads as unset; the lists Docker's CLI sends as `[]` (`Dns`, `Devices`,
+//! `Ulimits`) and the maps it sends as `{}` stay so.
 
 use std::collections::BTreeMap;
 
