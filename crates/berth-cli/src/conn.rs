@@ -292,6 +292,11 @@ impl Engine {
     }
 
     pub async fn get_json(&self, path_and_query: &str) -> Result<Value> {
+        self.get_as(path_and_query).await
+    }
+
+    /// `GET`, the body decoded as `T` (a `berth_wire` type).
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path_and_query: &str) -> Result<T> {
         let body = self.get_bytes(path_and_query).await?;
         serde_json::from_slice(&body)
             .with_context(|| format!("decoding the response of {path_and_query}"))

@@ -1,13 +1,17 @@
 //! Parsers for the container flags whose values have a grammar of their
 //! own (`-p`, `-v`, `--mount`, `--ulimit`, sizes, durations, `--env-file`,
 //! `--restart`, …), worded and shaped as Docker's CLI (`opts`, `go-units`,
-//! `go-connections/nat`) parses them. Pure functions; the create request is
-//! assembled from them in `cmd::create`.
+//! `go-connections/nat`) parses them. Pure functions returning the
+//! `berth_wire` parts (`Mount`, `Ulimit`, `RestartPolicy`, …); the create
+//! request is assembled from them in `cmd::create`.
 
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
-use serde_json::{json, Map, Value};
+use berth_wire::container_types::{
+    BindOptions, DeviceMapping, HealthConfig, Mount, PortBinding, RestartPolicy, TmpfsOptions,
+    Ulimit, VolumeOptions,
+};
 
 /// `units.RAMInBytes`: `32m` → 33554432; binary multiples, optional `i`/`b`.
 pub fn ram_in_bytes(s: &str) -> Result<i64> {
@@ -127,11 +131,10 @@ pub fn go_duration(s: &str) -> Result<i64> {
 }
 
 /// One `-p` mapping: the port key (`80/tcp`) and its host binding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PortMapping {
     pub port: String,
-    pub host_ip: String,
-    pub host_port: String,
+    pub binding: PortBinding,
 }
 
 fn port_range(s: &str) -> Option<(u64, u64)> {
@@ -190,8 +193,10 @@ pub fn parse_port_spec(raw: &str) -> Result<Vec<PortMapping>> {
         }
         out.push(PortMapping {
             port: format!("{}/{proto}", start + i),
-            host_ip: ip.clone(),
-            host_port: hp,
+            binding: PortBinding {
+                host_ip: ip.clone(),
+                host_port: hp,
+            },
         });
     }
     Ok(out)
@@ -287,16 +292,17 @@ fn parse_bool(v: &str, key: &str) -> Result<bool> {
     }
 }
 
-/// `--mount type=bind,source=/x,target=/y,readonly` → a `Mount` object.
-pub fn parse_mount(value: &str, cwd: &str) -> Result<Value> {
-    let mut m = Map::new();
-    let mut kind = "volume".to_string();
-    let mut bind = Map::new();
-    let mut volume = Map::new();
-    let mut driver = Map::new();
-    let mut driver_opts = Map::new();
-    let mut vol_labels = Map::new();
-    let mut tmpfs = Map::new();
+/// `--mount type=bind,source=/x,target=/y,readonly` → a `Mount`.
+pub fn parse_mount(value: &str, cwd: &str) -> Result<Mount> {
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    // An option group given at all, even with zero values, fixes the type.
+    let mut bind: Option<BindOptions> = None;
+    let mut volume: Option<VolumeOptions> = None;
+    let mut tmpfs: Option<TmpfsOptions> = None;
+    let mut has_target = false;
     for field in csv_fields(value)? {
         let (key, val) = match field.split_once('=') {
             Some((k, v)) => (k.to_lowercase(), Some(v.to_string())),
@@ -304,111 +310,88 @@ pub fn parse_mount(value: &str, cwd: &str) -> Result<Value> {
         };
         let Some(val) = val else {
             match key.as_str() {
-                "readonly" | "ro" => {
-                    m.insert("ReadOnly".into(), json!(true));
-                }
-                "volume-nocopy" => {
-                    volume.insert("NoCopy".into(), json!(true));
-                }
+                "readonly" | "ro" => m.read_only = true,
+                "volume-nocopy" => volume.get_or_insert_default().no_copy = true,
                 _ => bail!("invalid field '{field}' must be a key=value pair"),
             }
             continue;
         };
         match key.as_str() {
-            "type" => kind = val.to_lowercase(),
+            "type" => m.kind = val.to_lowercase(),
             "source" | "src" => {
-                let src = if val.starts_with('.') {
+                m.source = if val.starts_with('.') {
                     clean_path(&format!("{cwd}/{val}"))
                 } else {
                     val
                 };
-                m.insert("Source".into(), json!(src));
             }
             "target" | "dst" | "destination" => {
-                m.insert("Target".into(), json!(val));
+                m.target = val;
+                has_target = true;
             }
-            "readonly" | "ro" => {
-                m.insert("ReadOnly".into(), json!(parse_bool(&val, &key)?));
-            }
-            "consistency" => {
-                m.insert("Consistency".into(), json!(val.to_lowercase()));
-            }
+            "readonly" | "ro" => m.read_only = parse_bool(&val, &key)?,
+            "consistency" => m.consistency = val.to_lowercase(),
             "bind-propagation" => {
-                bind.insert("Propagation".into(), json!(val.to_lowercase()));
+                bind.get_or_insert_default().propagation = val.to_lowercase();
             }
             "volume-nocopy" => {
-                volume.insert("NoCopy".into(), json!(parse_bool(&val, &key)?));
+                volume.get_or_insert_default().no_copy = parse_bool(&val, &key)?;
             }
-            "volume-subpath" => {
-                volume.insert("Subpath".into(), json!(val));
-            }
+            "volume-subpath" => volume.get_or_insert_default().subpath = val,
             "volume-label" => {
                 let (k, v) = val.split_once('=').unwrap_or((&val, ""));
-                vol_labels.insert(k.into(), json!(v));
+                volume
+                    .get_or_insert_default()
+                    .labels
+                    .get_or_insert_default()
+                    .insert(k.into(), v.into());
             }
             "volume-driver" => {
-                driver.insert("Name".into(), json!(val));
+                let v = volume.get_or_insert_default();
+                v.driver_config.get_or_insert_default().name = val;
             }
             "volume-opt" => {
                 let (k, v) = val.split_once('=').unwrap_or((&val, ""));
-                driver_opts.insert(k.into(), json!(v));
+                volume
+                    .get_or_insert_default()
+                    .driver_config
+                    .get_or_insert_default()
+                    .options
+                    .get_or_insert_default()
+                    .insert(k.into(), v.into());
             }
-            "tmpfs-size" => {
-                tmpfs.insert("SizeBytes".into(), json!(ram_in_bytes(&val)?));
-            }
+            "tmpfs-size" => tmpfs.get_or_insert_default().size_bytes = ram_in_bytes(&val)?,
             "tmpfs-mode" => {
-                let mode = u32::from_str_radix(&val, 8)
+                tmpfs.get_or_insert_default().mode = u32::from_str_radix(&val, 8)
                     .map_err(|_| anyhow!("invalid value for {key}: {val}"))?;
-                tmpfs.insert("Mode".into(), json!(mode));
             }
             _ => bail!("unexpected key '{key}' in '{field}'"),
         }
     }
-    if !driver_opts.is_empty() {
-        driver.insert("Options".into(), Value::Object(driver_opts));
-    }
-    if !driver.is_empty() {
-        volume.insert("DriverConfig".into(), Value::Object(driver));
-    }
-    if !vol_labels.is_empty() {
-        volume.insert("Labels".into(), Value::Object(vol_labels));
-    }
+    let kind = m.kind.clone();
     if kind.is_empty() {
         bail!("type is required");
     }
-    if !m.contains_key("Target") {
+    if !has_target {
         bail!("target is required");
     }
-    if !volume.is_empty() && kind != "volume" {
+    if volume.is_some() && kind != "volume" {
         bail!("cannot mix 'volume-*' options with mount type '{kind}'");
     }
-    if !bind.is_empty() && kind != "bind" {
+    if bind.is_some() && kind != "bind" {
         bail!("cannot mix 'bind-*' options with mount type '{kind}'");
     }
-    if !tmpfs.is_empty() && kind != "tmpfs" {
+    if tmpfs.is_some() && kind != "tmpfs" {
         bail!("cannot mix 'tmpfs-*' options with mount type '{kind}'");
     }
-    let mut out = Map::new();
-    out.insert("Type".into(), json!(kind));
-    for k in ["Source", "Target", "ReadOnly", "Consistency"] {
-        if let Some(v) = m.remove(k) {
-            out.insert(k.into(), v);
-        }
-    }
-    if !bind.is_empty() {
-        out.insert("BindOptions".into(), Value::Object(bind));
-    }
-    if !volume.is_empty() {
-        out.insert("VolumeOptions".into(), Value::Object(volume));
-    }
-    if !tmpfs.is_empty() {
-        out.insert("TmpfsOptions".into(), Value::Object(tmpfs));
-    }
-    Ok(Value::Object(out))
+    m.bind_options = bind;
+    m.volume_options = volume;
+    m.tmpfs_options = tmpfs;
+    Ok(m)
 }
 
 /// `units.ParseUlimit`: `nofile=1024[:2048]`.
-pub fn parse_ulimit(s: &str) -> Result<Value> {
+pub fn parse_ulimit(s: &str) -> Result<Ulimit> {
     let (name, limits) = s
         .split_once('=')
         .ok_or_else(|| anyhow!("invalid ulimit argument: {s}"))?;
@@ -449,11 +432,15 @@ pub fn parse_ulimit(s: &str) -> Result<Value> {
     if soft > hard {
         bail!("ulimit soft limit must be less than or equal to hard limit: {soft} > {hard}");
     }
-    Ok(json!({"Name": name, "Hard": hard, "Soft": soft}))
+    Ok(Ulimit {
+        name: name.into(),
+        soft,
+        hard,
+    })
 }
 
 /// `--device /dev/x[:/dev/y][:rwm]`.
-pub fn parse_device(s: &str) -> Result<Value> {
+pub fn parse_device(s: &str) -> Result<DeviceMapping> {
     let valid_mode =
         |m: &str| !m.is_empty() && m.len() <= 3 && m.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
     let arr: Vec<&str> = s.split(':').collect();
@@ -479,7 +466,11 @@ pub fn parse_device(s: &str) -> Result<Value> {
     if dst.is_empty() {
         dst = src;
     }
-    Ok(json!({"PathOnHost": src, "PathInContainer": dst, "CgroupPermissions": perms}))
+    Ok(DeviceMapping {
+        path_on_host: src.into(),
+        path_in_container: dst.into(),
+        cgroup_permissions: perms.into(),
+    })
 }
 
 /// `-e NAME` takes the value from the CLI's environment when it has one.
@@ -540,9 +531,12 @@ pub fn parse_env_file(
 }
 
 /// `--restart no|always|unless-stopped|on-failure[:N]`.
-pub fn parse_restart(policy: &str) -> Result<Value> {
+pub fn parse_restart(policy: &str) -> Result<RestartPolicy> {
     if policy.is_empty() {
-        return Ok(json!({"Name": "no", "MaximumRetryCount": 0}));
+        return Ok(RestartPolicy {
+            name: "no".into(),
+            maximum_retry_count: 0,
+        });
     }
     let (name, count) = policy.split_once(':').unwrap_or((policy, ""));
     if policy.contains(':') && name.is_empty() {
@@ -555,12 +549,15 @@ pub fn parse_restart(policy: &str) -> Result<Value> {
             anyhow!("invalid restart policy format: maximum retry count must be an integer")
         })?
     };
-    Ok(json!({"Name": name, "MaximumRetryCount": count}))
+    Ok(RestartPolicy {
+        name: name.into(),
+        maximum_retry_count: count,
+    })
 }
 
-/// True for the restart policies that keep a container around.
-pub fn restart_is_none(policy: &Value) -> bool {
-    matches!(policy["Name"].as_str(), Some("no") | Some("") | None)
+/// True for the restart policies that do not restart (`no` or unset).
+pub fn restart_is_none(policy: &RestartPolicy) -> bool {
+    matches!(policy.name.as_str(), "no" | "")
 }
 
 /// Health-check flags as given.
@@ -576,7 +573,7 @@ pub struct HealthFlags<'a> {
 }
 
 /// Builds `Config.Healthcheck` as Docker's `parse` does; `None` keeps the image's.
-pub fn parse_health(h: &HealthFlags) -> Result<Option<Value>> {
+pub fn parse_health(h: &HealthFlags) -> Result<Option<HealthConfig>> {
     let any = h.cmd.is_some_and(|c| !c.is_empty())
         || h.interval.is_some()
         || h.timeout.is_some()
@@ -587,41 +584,39 @@ pub fn parse_health(h: &HealthFlags) -> Result<Option<Value>> {
         if any {
             bail!("--no-healthcheck conflicts with --health-* options");
         }
-        return Ok(Some(json!({"Test": ["NONE"]})));
+        return Ok(Some(HealthConfig {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        }));
     }
     if !any {
         return Ok(None);
     }
-    let mut out = Map::new();
-    if let Some(c) = h.cmd.filter(|c| !c.is_empty()) {
-        out.insert("Test".into(), json!(["CMD-SHELL", c]));
-    }
-    for (flag, key, v) in [
-        ("--health-interval", "Interval", h.interval),
-        ("--health-timeout", "Timeout", h.timeout),
-        ("--health-start-period", "StartPeriod", h.start_period),
-        ("--health-start-interval", "StartInterval", h.start_interval),
-    ] {
-        if let Some(v) = v {
-            let d = go_duration(v)
-                .map_err(|e| anyhow!("invalid argument \"{v}\" for \"{flag}\" flag: {e}"))?;
-            if d < 0 {
-                bail!("{flag} cannot be negative");
-            }
-            if d != 0 {
-                out.insert(key.into(), json!(d));
-            }
+    let duration = |flag: &str, v: Option<&str>| -> Result<i64> {
+        let Some(v) = v else { return Ok(0) };
+        let d = go_duration(v)
+            .map_err(|e| anyhow!("invalid argument \"{v}\" for \"{flag}\" flag: {e}"))?;
+        if d < 0 {
+            bail!("{flag} cannot be negative");
         }
+        Ok(d)
+    };
+    let mut out = HealthConfig {
+        test: match h.cmd.filter(|c| !c.is_empty()) {
+            Some(c) => vec!["CMD-SHELL".into(), c.into()],
+            None => Vec::new(),
+        },
+        interval: duration("--health-interval", h.interval)?,
+        timeout: duration("--health-timeout", h.timeout)?,
+        start_period: duration("--health-start-period", h.start_period)?,
+        start_interval: duration("--health-start-interval", h.start_interval)?,
+        retries: 0,
+    };
+    out.retries = h.retries.unwrap_or(0);
+    if out.retries < 0 {
+        bail!("--health-retries cannot be negative");
     }
-    if let Some(r) = h.retries {
-        if r < 0 {
-            bail!("--health-retries cannot be negative");
-        }
-        if r != 0 {
-            out.insert("Retries".into(), json!(r));
-        }
-    }
-    Ok(Some(Value::Object(out)))
+    Ok(Some(out))
 }
 
 /// `k=v` list → map; `k` alone maps to "".
@@ -648,6 +643,11 @@ pub fn normalize_cap(c: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn js<T: serde::Serialize>(v: T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
 
     #[test]
     fn sizes_and_cpus() {
@@ -682,8 +682,10 @@ mod tests {
     fn pm(port: &str, ip: &str, hp: &str) -> PortMapping {
         PortMapping {
             port: port.into(),
-            host_ip: ip.into(),
-            host_port: hp.into(),
+            binding: PortBinding {
+                host_ip: ip.into(),
+                host_port: hp.into(),
+            },
         }
     }
 
@@ -741,22 +743,32 @@ mod tests {
     #[test]
     fn mounts() {
         assert_eq!(
-            parse_mount("type=bind,source=/x,target=/y,readonly", "/").unwrap(),
+            js(parse_mount("type=bind,source=/x,target=/y,readonly", "/").unwrap()),
             json!({"Type": "bind", "Source": "/x", "Target": "/y", "ReadOnly": true})
         );
         assert_eq!(
-            parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770", "/").unwrap(),
-            json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1016}})
+            js(parse_mount("type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770", "/").unwrap()),
+            json!({"Type": "tmpfs", "Source": "", "Target": "/t", "ReadOnly": false,
+                   "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 1016}})
         );
         assert_eq!(
-            parse_mount("src=v,target=/v,ro=false,volume-opt=o=1", "/").unwrap(),
+            js(parse_mount("src=v,target=/v,ro=false,volume-opt=o=1", "/").unwrap()),
             json!({"Type": "volume", "Source": "v", "Target": "/v", "ReadOnly": false,
                    "VolumeOptions": {"DriverConfig": {"Options": {"o": "1"}}}})
         );
         assert_eq!(
-            parse_mount("\"type=bind\",src=./a,dst=/a", "/w").unwrap()["Source"],
+            parse_mount("\"type=bind\",src=./a,dst=/a", "/w")
+                .unwrap()
+                .source,
             "/w/a"
         );
+        // A zero-valued option still ties the mount to its type.
+        assert_eq!(
+            js(parse_mount("target=/v,volume-nocopy=false", "/").unwrap()),
+            json!({"Type": "volume", "Source": "", "Target": "/v", "ReadOnly": false,
+                   "VolumeOptions": {}})
+        );
+        assert!(parse_mount("type=bind,target=/v,volume-nocopy=false", "/").is_err());
         assert_eq!(
             parse_mount("type=bind,src=/a", "/")
                 .unwrap_err()
@@ -771,23 +783,23 @@ mod tests {
     #[test]
     fn ulimits_devices() {
         assert_eq!(
-            parse_ulimit("nofile=1024:2048").unwrap(),
+            js(parse_ulimit("nofile=1024:2048").unwrap()),
             json!({"Name": "nofile", "Hard": 2048, "Soft": 1024})
         );
-        assert_eq!(parse_ulimit("nproc=10").unwrap()["Hard"], 10);
+        assert_eq!(parse_ulimit("nproc=10").unwrap().hard, 10);
         assert!(parse_ulimit("nofile=2048:1024").is_err());
         assert!(parse_ulimit("bogus=1").is_err());
         assert!(parse_ulimit("nofile").is_err());
         assert_eq!(
-            parse_device("/dev/sda:/dev/xvda:r").unwrap(),
+            js(parse_device("/dev/sda:/dev/xvda:r").unwrap()),
             json!({"PathOnHost": "/dev/sda", "PathInContainer": "/dev/xvda", "CgroupPermissions": "r"})
         );
         assert_eq!(
-            parse_device("/dev/fuse").unwrap()["PathInContainer"],
+            parse_device("/dev/fuse").unwrap().path_in_container,
             "/dev/fuse"
         );
         assert_eq!(
-            parse_device("/dev/fuse:rw").unwrap()["CgroupPermissions"],
+            parse_device("/dev/fuse:rw").unwrap().cgroup_permissions,
             "rw"
         );
     }
@@ -810,10 +822,11 @@ mod tests {
     #[test]
     fn restart_policies() {
         assert_eq!(
-            parse_restart("on-failure:3").unwrap(),
+            js(parse_restart("on-failure:3").unwrap()),
             json!({"Name": "on-failure", "MaximumRetryCount": 3})
         );
-        assert_eq!(parse_restart("always").unwrap()["MaximumRetryCount"], 0);
+        assert_eq!(parse_restart("always").unwrap().maximum_retry_count, 0);
+        assert_eq!(parse_restart("").unwrap().name, "no");
         assert!(restart_is_none(&parse_restart("no").unwrap()));
         assert!(!restart_is_none(&parse_restart("unless-stopped").unwrap()));
         assert!(parse_restart(":3").is_err());
@@ -831,7 +844,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            parse_health(&h).unwrap().unwrap(),
+            js(parse_health(&h).unwrap().unwrap()),
             json!({"Test": ["CMD-SHELL", "curl -f localhost"], "Interval": 5_000_000_000i64,
                    "Timeout": 1_000_000_000, "Retries": 3})
         );
@@ -841,7 +854,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            parse_health(&none).unwrap().unwrap(),
+            js(parse_health(&none).unwrap().unwrap()),
             json!({"Test": ["NONE"]})
         );
         let both = HealthFlags {

@@ -321,7 +321,10 @@ pub fn update_body(a: &UpdateArgs) -> Result<Value> {
         m.insert("PidsLimit".into(), json!(v));
     }
     if let Some(r) = &a.restart {
-        m.insert("RestartPolicy".into(), crate::opts::parse_restart(r)?);
+        m.insert(
+            "RestartPolicy".into(),
+            serde_json::to_value(crate::opts::parse_restart(r)?)?,
+        );
     }
     if m.is_empty() {
         bail!("you must provide one or more flags when using this command");

@@ -2,14 +2,24 @@
 //! `POST /containers/create?name=` (Config + HostConfig + NetworkingConfig)
 //! the way Docker's `parse` builds it, then the request is sent, pulling
 //! the image first when it is missing (`--pull`).
+//!
+//! The body is `berth_wire`'s `ContainerCreateBody`, the struct the daemon
+//! decodes it into, so a field is spelled once for both sides. A flag left
+//! unset goes out as its zero value (`0`, `""`, `null`), which the daemon
+//! reads as unset; the lists Docker's CLI sends as `[]` (`Dns`, `Devices`,
+//! `Ulimits`) and the maps it sends as `{}` stay so.
 
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use berth_core::Reference;
+use berth_wire::container_types::{
+    ContainerConfig, ContainerCreateBody, ContainerCreateResponse, EndpointIpamConfig,
+    EndpointSettings, HostConfig, LogConfig, NetworkingConfig, PortBinding,
+};
 use http_body_util::BodyExt;
 use hyper::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::emit;
 use crate::cli::{ContainerOpts, CreateArgs};
@@ -57,16 +67,13 @@ pub fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-fn strings(v: &[String]) -> Value {
-    json!(v)
-}
-
-fn map_value(m: BTreeMap<String, String>) -> Value {
-    Value::Object(m.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+/// `None` for an empty list: Docker's CLI sends `null` for these.
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
 }
 
 /// Builds the create body. `detach` is `run -d` (nothing attached).
-pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> {
+pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<ContainerCreateBody> {
     let (image, cmd) = o
         .image_and_command
         .split_first()
@@ -106,14 +113,15 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
     }
 
     let mut exposed: BTreeMap<String, Value> = BTreeMap::new();
-    let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    let mut bindings: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
     for p in &o.publish {
         for m in opts::parse_port_spec(p)? {
             exposed.insert(m.port.clone(), json!({}));
             bindings
                 .entry(m.port)
                 .or_default()
-                .push(json!({"HostIp": m.host_ip, "HostPort": m.host_port}));
+                .get_or_insert_default()
+                .push(m.binding);
         }
     }
     for e in &o.expose {
@@ -123,7 +131,7 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
     }
 
     let (binds, anon) = opts::split_volumes(&o.volume, env.cwd);
-    let volumes: Map<String, Value> = anon.into_iter().map(|v| (v, json!({}))).collect();
+    let volumes: BTreeMap<String, Value> = anon.into_iter().map(|v| (v, json!({}))).collect();
     let mounts = o
         .mount
         .iter()
@@ -194,210 +202,119 @@ pub fn create_body(o: &ContainerOpts, detach: bool, env: &Env) -> Result<Value> 
         }
     }
 
-    // ---- Config ----
-    let mut c = Map::new();
-    c.insert(
-        "Hostname".into(),
-        json!(o.hostname.clone().unwrap_or_default()),
-    );
-    c.insert(
-        "Domainname".into(),
-        json!(o.domainname.clone().unwrap_or_default()),
-    );
-    c.insert("User".into(), json!(o.user.clone().unwrap_or_default()));
-    c.insert("AttachStdin".into(), json!(attach[0]));
-    c.insert("AttachStdout".into(), json!(attach[1]));
-    c.insert("AttachStderr".into(), json!(attach[2]));
-    if !exposed.is_empty() {
-        c.insert("ExposedPorts".into(), json!(exposed));
-    }
-    c.insert("Tty".into(), json!(o.tty));
-    c.insert("OpenStdin".into(), json!(o.interactive));
-    c.insert("StdinOnce".into(), json!(o.interactive && attach[0]));
-    c.insert(
-        "Env".into(),
-        if env_list.is_empty() {
-            Value::Null
-        } else {
-            strings(&env_list)
-        },
-    );
-    c.insert(
-        "Cmd".into(),
-        if cmd.is_empty() {
-            Value::Null
-        } else {
-            strings(cmd)
-        },
-    );
-    if let Some(h) = health {
-        c.insert("Healthcheck".into(), h);
-    }
-    c.insert("Image".into(), json!(image));
-    c.insert("Volumes".into(), Value::Object(volumes));
-    c.insert(
-        "WorkingDir".into(),
-        json!(o.workdir.clone().unwrap_or_default()),
-    );
-    c.insert(
-        "Entrypoint".into(),
-        match &o.entrypoint {
-            Some(ep) => json!([ep]),
-            None => Value::Null,
-        },
-    );
-    c.insert("Labels".into(), map_value(opts::kv_map(&o.label)));
-    if let Some(s) = &o.stop_signal {
-        c.insert("StopSignal".into(), json!(s));
-    }
-    if let Some(t) = o.stop_timeout {
-        c.insert("StopTimeout".into(), json!(t));
-    }
-
-    // ---- HostConfig ----
-    let mut h = Map::new();
-    h.insert(
-        "Binds".into(),
-        if binds.is_empty() {
-            Value::Null
-        } else {
-            strings(&binds)
-        },
-    );
-    h.insert(
-        "LogConfig".into(),
-        json!({"Type": o.log_driver.clone().unwrap_or_default(), "Config": map_value(opts::kv_map(&o.log_opt))}),
-    );
-    let network = o.network.clone().unwrap_or_else(|| "default".into());
-    h.insert("NetworkMode".into(), json!(network));
-    h.insert("PortBindings".into(), json!(bindings));
-    h.insert("RestartPolicy".into(), restart);
-    h.insert("AutoRemove".into(), json!(o.rm));
-    if !o.volumes_from.is_empty() {
-        h.insert("VolumesFrom".into(), strings(&o.volumes_from));
-    }
-    if o.tty {
-        let (rows, cols) = env.console.unwrap_or((0, 0));
-        h.insert("ConsoleSize".into(), json!([rows, cols]));
-    }
-    let caps = |v: &[String]| -> Value {
-        if v.is_empty() {
-            Value::Null
-        } else {
-            json!(v.iter().map(|c| opts::normalize_cap(c)).collect::<Vec<_>>())
-        }
-    };
-    h.insert("CapAdd".into(), caps(&o.cap_add));
-    h.insert("CapDrop".into(), caps(&o.cap_drop));
-    if let Some(v) = &o.cgroupns {
-        h.insert("CgroupnsMode".into(), json!(v));
-    }
-    h.insert("Dns".into(), strings(&o.dns));
-    h.insert("DnsOptions".into(), strings(&o.dns_option));
-    h.insert("DnsSearch".into(), strings(&o.dns_search));
-    if !o.add_host.is_empty() {
-        let hosts: Vec<String> = o.add_host.iter().map(|a| a.replacen('=', ":", 1)).collect();
-        h.insert("ExtraHosts".into(), strings(&hosts));
-    }
-    if !o.group_add.is_empty() {
-        h.insert("GroupAdd".into(), strings(&o.group_add));
-    }
-    for (key, v) in [
-        ("IpcMode", &o.ipc),
-        ("PidMode", &o.pid),
-        ("UTSMode", &o.uts),
-        ("UsernsMode", &o.userns),
-        ("Runtime", &o.runtime),
-        ("CpusetCpus", &o.resources.cpuset_cpus),
-    ] {
-        if let Some(v) = v {
-            h.insert(key.into(), json!(v));
-        }
-    }
-    if let Some(v) = o.oom_score_adj {
-        h.insert("OomScoreAdj".into(), json!(v));
-    }
-    h.insert("Privileged".into(), json!(o.privileged));
-    h.insert("PublishAllPorts".into(), json!(o.publish_all));
-    h.insert("ReadonlyRootfs".into(), json!(o.read_only));
-    h.insert(
-        "SecurityOpt".into(),
-        if security_opt.is_empty() {
-            Value::Null
-        } else {
-            strings(&security_opt)
-        },
-    );
-    if !tmpfs.is_empty() {
-        h.insert("Tmpfs".into(), map_value(tmpfs));
-    }
-    if let Some(v) = shm {
-        h.insert("ShmSize".into(), json!(v));
-    }
-    if !o.sysctl.is_empty() {
-        h.insert("Sysctls".into(), map_value(opts::kv_map(&o.sysctl)));
-    }
-    if let Some(v) = o.resources.cpu_shares {
-        h.insert("CpuShares".into(), json!(v));
-    }
-    if let Some(v) = memory {
-        h.insert("Memory".into(), json!(v));
-    }
-    if let Some(v) = cpus {
-        h.insert("NanoCpus".into(), json!(v));
-    }
     let devices = o
         .device
         .iter()
         .map(|d| opts::parse_device(d))
         .collect::<Result<Vec<_>>>()?;
-    h.insert("Devices".into(), json!(devices));
-    if let Some(v) = memory_reservation {
-        h.insert("MemoryReservation".into(), json!(v));
-    }
-    if let Some(v) = swap {
-        h.insert("MemorySwap".into(), json!(v));
-    }
-    if let Some(v) = o.resources.pids_limit {
-        h.insert("PidsLimit".into(), json!(v));
-    }
     let ulimits = o
         .ulimit
         .iter()
         .map(|u| opts::parse_ulimit(u))
         .collect::<Result<Vec<_>>>()?;
-    h.insert("Ulimits".into(), json!(ulimits));
-    if !mounts.is_empty() {
-        h.insert("Mounts".into(), json!(mounts));
-    }
-    if o.init {
-        h.insert("Init".into(), json!(true));
-    }
-    c.insert("HostConfig".into(), Value::Object(h));
+    let caps = |v: &[String]| non_empty(v.iter().map(|c| opts::normalize_cap(c)).collect());
+    let network = o.network.clone().unwrap_or_else(|| "default".into());
+
+    let config = ContainerConfig {
+        hostname: o.hostname.clone().unwrap_or_default(),
+        domainname: o.domainname.clone().unwrap_or_default(),
+        user: o.user.clone().unwrap_or_default(),
+        attach_stdin: attach[0],
+        attach_stdout: attach[1],
+        attach_stderr: attach[2],
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        tty: o.tty,
+        open_stdin: o.interactive,
+        stdin_once: o.interactive && attach[0],
+        env: non_empty(env_list),
+        cmd: non_empty(cmd.to_vec()),
+        healthcheck: health.map(serde_json::to_value).transpose()?,
+        image: image.clone(),
+        volumes: Some(volumes),
+        working_dir: o.workdir.clone().unwrap_or_default(),
+        entrypoint: o.entrypoint.clone().map(|ep| vec![ep]),
+        labels: Some(opts::kv_map(&o.label)),
+        stop_signal: o.stop_signal.clone(),
+        stop_timeout: o.stop_timeout,
+        ..Default::default()
+    };
+
+    let host_config = HostConfig {
+        binds: non_empty(binds),
+        log_config: LogConfig {
+            kind: o.log_driver.clone().unwrap_or_default(),
+            config: opts::kv_map(&o.log_opt),
+        },
+        network_mode: network.clone(),
+        port_bindings: Some(bindings),
+        restart_policy: restart,
+        auto_remove: o.rm,
+        volumes_from: non_empty(o.volumes_from.clone()),
+        console_size: o.tty.then(|| {
+            let (rows, cols) = env.console.unwrap_or((0, 0));
+            vec![rows.into(), cols.into()]
+        }),
+        cap_add: caps(&o.cap_add),
+        cap_drop: caps(&o.cap_drop),
+        cgroupns_mode: o.cgroupns.clone().unwrap_or_default(),
+        dns: Some(o.dns.clone()),
+        dns_options: Some(o.dns_option.clone()),
+        dns_search: Some(o.dns_search.clone()),
+        extra_hosts: non_empty(o.add_host.iter().map(|a| a.replacen('=', ":", 1)).collect()),
+        group_add: non_empty(o.group_add.clone()),
+        ipc_mode: o.ipc.clone().unwrap_or_default(),
+        pid_mode: o.pid.clone().unwrap_or_default(),
+        uts_mode: o.uts.clone().unwrap_or_default(),
+        userns_mode: o.userns.clone().unwrap_or_default(),
+        runtime: o.runtime.clone().unwrap_or_default(),
+        cpuset_cpus: o.resources.cpuset_cpus.clone().unwrap_or_default(),
+        oom_score_adj: o.oom_score_adj.unwrap_or_default(),
+        privileged: o.privileged,
+        publish_all_ports: o.publish_all,
+        readonly_rootfs: o.read_only,
+        security_opt: non_empty(security_opt),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        shm_size: shm.unwrap_or_default(),
+        sysctls: (!o.sysctl.is_empty()).then(|| opts::kv_map(&o.sysctl)),
+        cpu_shares: o.resources.cpu_shares.unwrap_or_default(),
+        memory: memory.unwrap_or_default(),
+        nano_cpus: cpus.unwrap_or_default(),
+        devices: Some(devices),
+        memory_reservation: memory_reservation.unwrap_or_default(),
+        memory_swap: swap.unwrap_or_default(),
+        pids_limit: o.resources.pids_limit,
+        ulimits: Some(ulimits),
+        mounts: non_empty(mounts),
+        init: o.init.then_some(true),
+        ..Default::default()
+    };
 
     // ---- NetworkingConfig ----
-    let mut endpoints = Map::new();
+    let mut endpoints = BTreeMap::new();
     let builtin = matches!(network.as_str(), "default" | "bridge" | "host" | "none")
         || network.starts_with("container:");
     if !builtin && (!o.network_alias.is_empty() || o.ip.is_some()) {
-        let mut ep = Map::new();
-        if !o.network_alias.is_empty() {
-            ep.insert("Aliases".into(), json!(o.network_alias));
-        }
-        if let Some(ip) = &o.ip {
-            ep.insert("IPAMConfig".into(), json!({ "IPv4Address": ip }));
-        }
-        endpoints.insert(network.clone(), Value::Object(ep));
+        let ep = EndpointSettings {
+            aliases: non_empty(o.network_alias.clone()),
+            ipam_config: o.ip.clone().map(|ip| EndpointIpamConfig {
+                ipv4_address: ip,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        endpoints.insert(network, ep);
     } else if !o.network_alias.is_empty() {
         bail!("network-scoped aliases are only supported for user-defined networks");
     } else if o.ip.is_some() {
         bail!("Error response from daemon: user specified IP address is supported on user defined networks only");
     }
-    c.insert(
-        "NetworkingConfig".into(),
-        json!({"EndpointsConfig": Value::Object(endpoints)}),
-    );
-    Ok(Value::Object(c))
+    Ok(ContainerCreateBody {
+        config,
+        host_config,
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: endpoints,
+        }),
+    })
 }
 
 /// Docker's `Unable to find image 'busybox:latest' locally` name.
@@ -443,7 +360,7 @@ async fn pull(e: &Engine, image: &str, platform: Option<&str>, quiet: bool) -> R
 
 async fn post_create(
     e: &Engine,
-    body: &Value,
+    body: &ContainerCreateBody,
     name: Option<&str>,
     platform: Option<&str>,
 ) -> Result<String> {
@@ -469,20 +386,20 @@ async fn post_create(
         )
         .await?;
     let raw = resp.into_body().collect().await?.to_bytes();
-    let v: Value = serde_json::from_slice(&raw)?;
-    for w in v["Warnings"].as_array().into_iter().flatten() {
-        if let Some(w) = w.as_str().filter(|w| !w.is_empty()) {
-            eprintln!("WARNING: {w}");
-        }
+    let r: ContainerCreateResponse = serde_json::from_slice(&raw)
+        .map_err(|e| anyhow!("the engine's create response is not understood: {e}"))?;
+    for w in r.warnings.iter().filter(|w| !w.is_empty()) {
+        eprintln!("WARNING: {w}");
     }
-    v["Id"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("the engine's create response has no Id"))
+    Ok(r.id)
 }
 
 /// Creates the container, pulling as `--pull` asks; returns its ID.
-pub async fn create_container(e: &Engine, o: &ContainerOpts, body: &Value) -> Result<String> {
+pub async fn create_container(
+    e: &Engine,
+    o: &ContainerOpts,
+    body: &ContainerCreateBody,
+) -> Result<String> {
     let image = o.image_and_command[0].as_str();
     let platform = o.platform.as_deref();
     if o.pull == "always" {
@@ -633,29 +550,24 @@ mod tests {
             "echo hi",
         ]);
         let body = test_env(|env| create_body(&o, false, env)).unwrap();
+        let got = serde_json::to_value(&body).unwrap();
         let want: Value =
             serde_json::from_str(include_str!("../../testdata/create-body/run.json")).unwrap();
-        assert_eq!(
-            body,
-            want,
-            "{}",
-            serde_json::to_string_pretty(&body).unwrap()
-        );
+        assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap());
+        // What the daemon reads back is what was built.
+        let read: ContainerCreateBody = serde_json::from_value(want).unwrap();
+        assert_eq!(read, body);
     }
 
     #[test]
     fn detach_and_conflicts() {
         let o = parse(&["-i", "busybox"]);
-        let b = test_env(|env| create_body(&o, true, env)).unwrap();
+        let b = test_env(|env| create_body(&o, true, env)).unwrap().config;
         assert_eq!(
-            (
-                b["AttachStdin"].clone(),
-                b["AttachStdout"].clone(),
-                b["OpenStdin"].clone(),
-                b["StdinOnce"].clone()
-            ),
-            (json!(false), json!(false), json!(true), json!(false))
+            (b.attach_stdin, b.attach_stdout, b.open_stdin, b.stdin_once),
+            (false, false, true, false)
         );
+        let b = serde_json::to_value(test_env(|env| create_body(&o, true, env)).unwrap()).unwrap();
         assert_eq!(b["Cmd"], Value::Null);
         assert_eq!(b["HostConfig"]["NetworkMode"], "default");
         let o = parse(&["--rm", "--restart", "always", "busybox"]);
@@ -665,11 +577,8 @@ mod tests {
             "conflicting options: cannot specify both --restart and --rm"
         );
         let o = parse(&["-a", "stdout", "busybox"]);
-        let b = test_env(|env| create_body(&o, false, env)).unwrap();
-        assert_eq!(
-            (b["AttachStdout"].clone(), b["AttachStderr"].clone()),
-            (json!(true), json!(false))
-        );
+        let b = test_env(|env| create_body(&o, false, env)).unwrap().config;
+        assert_eq!((b.attach_stdout, b.attach_stderr), (true, false));
         let o = parse(&["-m", "32x", "busybox"]);
         let e = test_env(|env| create_body(&o, false, env)).unwrap_err();
         assert_eq!(
@@ -677,9 +586,34 @@ mod tests {
             "invalid argument \"32x\" for \"-m, --memory\" flag: invalid size: '32x'"
         );
         let o = parse(&["--entrypoint", "", "busybox", "ls", "-l"]);
+        let b = test_env(|env| create_body(&o, false, env)).unwrap().config;
+        assert_eq!(b.entrypoint, Some(vec![String::new()]));
+        assert_eq!(b.cmd, Some(vec!["ls".to_string(), "-l".to_string()]));
+    }
+
+    #[test]
+    fn endpoint_settings_for_user_networks() {
+        let o = parse(&[
+            "--network",
+            "mynet",
+            "--network-alias",
+            "web",
+            "--ip",
+            "10.1.0.5",
+            "busybox",
+        ]);
         let b = test_env(|env| create_body(&o, false, env)).unwrap();
-        assert_eq!(b["Entrypoint"], json!([""]));
-        assert_eq!(b["Cmd"], json!(["ls", "-l"]));
+        assert_eq!(
+            serde_json::to_value(b.networking_config).unwrap(),
+            json!({"EndpointsConfig": {"mynet": {
+                "IPAMConfig": {"IPv4Address": "10.1.0.5"}, "Aliases": ["web"]}}})
+        );
+        let o = parse(&["--network-alias", "web", "busybox"]);
+        let e = test_env(|env| create_body(&o, false, env)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "network-scoped aliases are only supported for user-defined networks"
+        );
     }
 
     #[test]

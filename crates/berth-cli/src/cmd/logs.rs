@@ -2,6 +2,7 @@
 //! the container has a TTY, so the container is inspected first.
 
 use anyhow::{anyhow, bail, Result};
+use berth_wire::container_types::ContainerInspect;
 use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
 use hyper::Method;
@@ -85,11 +86,15 @@ pub fn logs_query(a: &LogsArgs, now: i64) -> Result<String> {
 }
 
 pub async fn logs(e: &Engine, a: LogsArgs) -> Result<()> {
-    let c = e
-        .get_json(&format!("/containers/{}/json", escape(&a.container)))
+    let c: ContainerInspect = e
+        .get_as(&format!("/containers/{}/json", escape(&a.container)))
         .await?;
-    let tty = c["Config"]["Tty"].as_bool() == Some(true);
-    let id = c["Id"].as_str().unwrap_or(&a.container).to_string();
+    let tty = c.config.tty;
+    let id = if c.id.is_empty() {
+        a.container.clone()
+    } else {
+        c.id
+    };
     let q = logs_query(&a, crate::units::now_unix())?;
     let resp = e
         .raw(

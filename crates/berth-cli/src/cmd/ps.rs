@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
+use berth_wire::container_types::ContainerSummary;
 use serde_json::{json, Value};
 
 use super::{ellipsis, emit, parse_filters, short_id};
@@ -44,11 +45,9 @@ fn join_host_port(ip: &str, port: &str) -> String {
 
 /// Docker's `DisplayablePorts`: `0.0.0.0:8080->80/tcp, 443/tcp`, with
 /// consecutive ports folded into ranges.
-pub fn displayable_ports(ports: &Value) -> String {
+pub fn displayable_ports(ports: &[Value]) -> String {
     let mut ports: Vec<Port> = ports
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|p| Port {
             ip: p["IP"].as_str().unwrap_or("").to_string(),
             private: p["PrivatePort"].as_u64().unwrap_or(0),
@@ -112,12 +111,9 @@ pub fn displayable_ports(ports: &Value) -> String {
 }
 
 /// The `NAMES` column: without the leading `/`, links hidden when truncating.
-pub fn names_column(names: &Value, trunc: bool) -> String {
+pub fn names_column(names: &[String], trunc: bool) -> String {
     let names: Vec<String> = names
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+        .iter()
         .map(|n| n.strip_prefix('/').unwrap_or(n).to_string())
         .collect();
     if trunc {
@@ -149,25 +145,13 @@ pub fn image_column(image: &str, image_id: &str, trunc: bool) -> String {
 }
 
 /// One row of `ps`, with every field Docker's container context offers.
-pub fn ps_context(c: &Value, trunc: bool, now: i64) -> Value {
-    let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-    let created = c["Created"].as_i64().unwrap_or(0);
-    let id = s("Id");
-    let labels: Vec<String> = c["Labels"]
-        .as_object()
-        .map(|m| {
-            let mut v: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect();
-            v.sort();
-            v
-        })
-        .unwrap_or_default();
-    let mounts: Vec<String> = c["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+pub fn ps_context(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
+    let created = c.created;
+    let id = c.id.clone();
+    let labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mounts: Vec<String> = c
+        .mounts
+        .iter()
         .map(|m| {
             let name = m["Name"]
                 .as_str()
@@ -181,19 +165,18 @@ pub fn ps_context(c: &Value, trunc: bool, now: i64) -> Value {
             }
         })
         .collect();
-    let local_volumes = c["Mounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let local_volumes = c
+        .mounts
+        .iter()
         .filter(|m| m["Driver"].as_str() == Some("local"))
         .count();
-    let mut networks: Vec<String> = c["NetworkSettings"]["Networks"]
+    let mut networks: Vec<String> = c.network_settings["Networks"]
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     networks.sort();
-    let size_rw = c["SizeRw"].as_f64().unwrap_or(0.0);
-    let size_root = c["SizeRootFs"].as_f64().unwrap_or(0.0);
+    let size_rw = c.size_rw.unwrap_or(0) as f64;
+    let size_root = c.size_root_fs.unwrap_or(0) as f64;
     let mut size = human_size_with_precision(size_rw, 3);
     if size_root > 0.0 {
         size = format!(
@@ -202,20 +185,20 @@ pub fn ps_context(c: &Value, trunc: bool, now: i64) -> Value {
         );
     }
     json!({
-        "Command": command_column(&s("Command"), trunc),
+        "Command": command_column(&c.command, trunc),
         "CreatedAt": go_time_string(created),
         "ID": if trunc { short_id(&id) } else { id },
-        "Image": image_column(&s("Image"), &s("ImageID"), trunc),
+        "Image": image_column(&c.image, &c.image_id, trunc),
         "Labels": labels.join(","),
         "LocalVolumes": local_volumes.to_string(),
         "Mounts": mounts.join(","),
-        "Names": names_column(&c["Names"], trunc),
+        "Names": names_column(&c.names, trunc),
         "Networks": networks.join(","),
-        "Ports": displayable_ports(&c["Ports"]),
+        "Ports": displayable_ports(&c.ports),
         "RunningFor": format!("{} ago", human_duration(std::time::Duration::from_secs((now - created).max(0) as u64))),
         "Size": size,
-        "State": s("State"),
-        "Status": s("Status"),
+        "State": c.state,
+        "Status": c.status,
     })
 }
 
@@ -278,12 +261,10 @@ pub async fn ps(e: &Engine, a: PsArgs) -> Result<()> {
     } else {
         format!("/containers/json?{q}")
     };
-    let list = e.get_json(&path).await?;
+    let list: Vec<ContainerSummary> = e.get_as(&path).await?;
     let now = now_unix();
     let rows: Vec<Value> = list
-        .as_array()
-        .into_iter()
-        .flatten()
+        .iter()
         .map(|c| ps_context(c, !a.no_trunc, now))
         .collect();
     emit(&format.render(&ps_header(), &rows)?)
@@ -316,10 +297,10 @@ mod tests {
             {"IP": "127.0.0.1", "PrivatePort": 53, "PublicPort": 53, "Type": "udp"},
         ]);
         assert_eq!(
-            displayable_ports(&p),
+            displayable_ports(p.as_array().unwrap()),
             "127.0.0.1:53->53/udp, 443-444/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp"
         );
-        assert_eq!(displayable_ports(&json!([])), "");
+        assert_eq!(displayable_ports(&[]), "");
     }
 
     #[test]
@@ -336,7 +317,7 @@ mod tests {
             "Status": "Up 3 seconds",
             "Labels": {"b": "2", "a": "1"},
         });
-        let row = ps_context(&c, true, 1010);
+        let row = ps_context(&serde_json::from_value(c).unwrap(), true, 1010);
         assert_eq!(row["Names"], "web");
         assert_eq!(row["Labels"], "a=1,b=2");
         let f = ListFormat::new(None, PS_TABLE).unwrap();

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use berth_wire::container_types::{ContainerInspect, ContainerWaitResponse};
 use http_body_util::BodyExt;
 use hyper::Method;
-use serde_json::Value;
 
 use super::create::{create_body, create_container, fail, Env};
 use super::{emit, is_terminal};
@@ -48,12 +48,12 @@ impl Waiter {
             let resp = e.raw(Method::POST, &path, empty_body(), &[]).await;
             let _ = tx.send(());
             let body = resp?.into_body().collect().await?.to_bytes();
-            let v: Value = serde_json::from_slice(&body)?;
-            if let Some(m) = v["Error"]["Message"].as_str().filter(|m| !m.is_empty()) {
+            let r: ContainerWaitResponse = serde_json::from_slice(&body)?;
+            if let Some(m) = r.error.map(|e| e.message).filter(|m| !m.is_empty()) {
                 eprintln!("Error waiting for container: {m}");
                 return Ok(125);
             }
-            Ok(v["StatusCode"].as_i64().unwrap_or(0) as i32)
+            Ok(r.status_code as i32)
         });
         let _ = tokio::time::timeout(Duration::from_secs(2), rx).await;
         Waiter { handle }
@@ -136,9 +136,9 @@ pub async fn run(e: &Engine, a: RunArgs) -> Result<()> {
         .await
         .map_err(|err| fail("run", err, 125))?;
     let (att_in, att_out, att_err) = (
-        body["AttachStdin"].as_bool() == Some(true),
-        body["AttachStdout"].as_bool() == Some(true),
-        body["AttachStderr"].as_bool() == Some(true),
+        body.config.attach_stdin,
+        body.config.attach_stdout,
+        body.config.attach_stderr,
     );
     let attached = att_in || att_out || att_err;
 
@@ -190,8 +190,8 @@ pub async fn run(e: &Engine, a: RunArgs) -> Result<()> {
     }
 }
 
-async fn inspect(e: &Engine, name: &str) -> Result<Value> {
-    e.get_json(&format!(
+async fn inspect(e: &Engine, name: &str) -> Result<ContainerInspect> {
+    e.get_as(&format!(
         "/containers/{}/json",
         super::container::escape(name)
     ))
@@ -236,9 +236,9 @@ pub async fn start(e: &Engine, a: StartArgs) -> Result<()> {
 
 async fn start_attached(e: &Engine, a: &StartArgs) -> Result<()> {
     let c = inspect(e, &a.containers[0]).await?;
-    let id = c["Id"].as_str().unwrap_or_default().to_string();
-    let tty = c["Config"]["Tty"].as_bool() == Some(true);
-    let stdin = a.interactive && c["Config"]["OpenStdin"].as_bool() == Some(true);
+    let id = c.id;
+    let tty = c.config.tty;
+    let stdin = a.interactive && c.config.open_stdin;
     if stdin && tty && !is_terminal(0) {
         return Err(anyhow!("the input device is not a TTY"));
     }
@@ -251,7 +251,7 @@ async fn start_attached(e: &Engine, a: &StartArgs) -> Result<()> {
     let h = e
         .hijack(Method::POST, &format!("/containers/{id}/attach?{q}"), None)
         .await?;
-    let auto_remove = c["HostConfig"]["AutoRemove"].as_bool() == Some(true);
+    let auto_remove = c.host_config.auto_remove;
     let waiter = Waiter::register(e, &id, if auto_remove { "removed" } else { "next-exit" }).await;
     e.raw(
         Method::POST,
@@ -271,25 +271,25 @@ async fn start_attached(e: &Engine, a: &StartArgs) -> Result<()> {
 
 pub async fn attach_cmd(e: &Engine, a: AttachArgs) -> Result<()> {
     let c = inspect(e, &a.container).await?;
-    let state = &c["State"];
-    if state["Running"].as_bool() != Some(true) {
+    let state = &c.state;
+    if !state.running {
         return Err(anyhow!(
             "You cannot attach to a stopped container, start it first"
         ));
     }
-    if state["Paused"].as_bool() == Some(true) {
+    if state.paused {
         return Err(anyhow!(
             "You cannot attach to a paused container, unpause it first"
         ));
     }
-    if state["Restarting"].as_bool() == Some(true) {
+    if state.restarting {
         return Err(anyhow!(
             "You cannot attach to a restarting container, wait until it is running"
         ));
     }
-    let id = c["Id"].as_str().unwrap_or_default().to_string();
-    let tty = c["Config"]["Tty"].as_bool() == Some(true);
-    let stdin = !a.no_stdin && c["Config"]["OpenStdin"].as_bool() == Some(true);
+    let id = c.id;
+    let tty = c.config.tty;
+    let stdin = !a.no_stdin && c.config.open_stdin;
     if stdin && tty && !is_terminal(0) {
         return Err(anyhow!("the input device is not a TTY"));
     }
@@ -319,8 +319,8 @@ pub async fn wait(e: &Engine, a: ContainersArg) -> Result<()> {
         let r = async {
             let resp = e.raw(Method::POST, &path, empty_body(), &[]).await?;
             let body = resp.into_body().collect().await?.to_bytes();
-            let v: Value = serde_json::from_slice(&body)?;
-            anyhow::Ok(v["StatusCode"].as_i64().unwrap_or(0))
+            let r: ContainerWaitResponse = serde_json::from_slice(&body)?;
+            anyhow::Ok(r.status_code)
         }
         .await;
         match r {

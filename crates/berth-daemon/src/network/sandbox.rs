@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use berth_api::container_types::HostConfig;
+use berth_api::container_types::{HostConfig, NetworkingConfig};
 use berth_net::link::Attachment;
 use berth_net::nft::{PortForward, Proto};
 use berth_net::{files, ipam, netns, ports};
@@ -139,7 +139,7 @@ impl ContainerService {
     pub(crate) fn initial_networks(
         &self,
         h: &HostConfig,
-        networking: Option<&Value>,
+        networking: Option<&NetworkingConfig>,
     ) -> Result<BTreeMap<String, Endpoint>, ContainerError> {
         let mode = mode_name(h);
         let mut out = BTreeMap::new();
@@ -152,9 +152,9 @@ impl ContainerService {
             .find(&mode)
             .ok_or_else(|| ContainerError::NotFoundOther(format!("network {mode} not found")))?;
         let cfg = networking
-            .and_then(|n| n.get("EndpointsConfig"))
+            .map(|n| &n.endpoints_config)
             .and_then(|e| e.get(&net.name).or_else(|| e.get(&mode)))
-            .cloned()
+            .map(|ep| serde_json::to_value(ep).unwrap_or_default())
             .unwrap_or(Value::Null);
         out.insert(net.name.clone(), requested_endpoint(&net, &cfg)?);
         Ok(out)
