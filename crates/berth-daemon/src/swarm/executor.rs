@@ -1051,7 +1051,16 @@ pub fn container_body(
     let networking = networks.first().map(|n| {
         let mut aliases = published.aliases();
         aliases.extend(n.aliases.clone().unwrap_or_default());
-        serde_json::json!({"EndpointsConfig": {n.target.clone(): {"Aliases": aliases}}})
+        berth_api::container_types::NetworkingConfig {
+            endpoints_config: [(
+                n.target.clone(),
+                berth_api::container_types::EndpointSettings {
+                    aliases: Some(aliases),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        }
     });
     let config = ContainerConfig {
         hostname: spec.hostname.as_deref().map(x).unwrap_or_default(),
