@@ -416,10 +416,11 @@ fn an_ingress_port_spreads_over_the_tasks_and_they_see_the_clients_address() {
         let host = host.clone();
         std::thread::spawn(move || {
             let (mut ok, mut failed) = (0u32, Vec::new());
+            let t0 = Instant::now();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                match common::http_get(&host, port) {
-                    Some(b) if b.starts_with("task-") => ok += 1,
-                    other => failed.push(format!("{other:?}")),
+                match get_verbose(&host, port) {
+                    Ok(b) if b.starts_with("task-") => ok += 1,
+                    other => failed.push(format!("at {:?}: {other:?}", t0.elapsed())),
                 }
             }
             (ok, failed)
@@ -524,4 +525,22 @@ fn a_service_name_resolves_to_its_virtual_ip_on_a_user_network() {
     leave(&d);
     d.docker_ok(&["network", "rm", "lbnet"]);
     d.finish();
+}
+
+/// One GET with the reason when it fails (connect, write, read, or a
+/// reply without a body).
+fn get_verbose(addr: &str, port: u16) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{addr}:{port}").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| format!("read: {e}"))?;
+    buf.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .ok_or_else(|| format!("reply without a body: {buf:?}"))
 }

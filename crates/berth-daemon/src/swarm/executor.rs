@@ -172,6 +172,10 @@ struct Loop {
     inflight: Arc<Mutex<HashSet<String>>>,
 }
 
+/// How long a load-balanced task keeps serving the connections it has
+/// after it left the rotation, before it is stopped.
+const DRAIN: Duration = Duration::from_millis(500);
+
 /// When nothing wakes the loop, it still looks every so often.
 const IDLE: Duration = Duration::from_secs(2);
 
@@ -257,6 +261,12 @@ impl Loop {
                         name: s.spec.name.clone().unwrap_or_default(),
                         ports: s.endpoint.ports.clone().unwrap_or_default(),
                         vip: s.endpoint.spec.mode.as_deref() != Some("dnsrr"),
+                        balanced: s
+                            .endpoint
+                            .ports
+                            .as_ref()
+                            .is_some_and(|p| p.iter().any(|p| p.publish_mode.as_deref() == Some("ingress")))
+                            || s.endpoint.virtual_ips.as_ref().is_some_and(|v| !v.is_empty()),
                     },
                 )
             })
@@ -430,7 +440,21 @@ impl Loop {
         }
         if !state.is_terminal() {
             match container_of(t) {
-                Some(_) => self.spawn(t, |lp, t| lp.stop_task(&t)),
+                Some(_) => {
+                    // A task that took connections gets a moment to finish
+                    // those already sent its way before it is stopped: the
+                    // balancers stopped sending it new ones this pass.
+                    let drain = state == TaskState::Running
+                        && names
+                            .get(&t.task.service_id)
+                            .is_none_or(|p| p.balanced);
+                    self.spawn(t, move |lp, t| {
+                        if drain {
+                            std::thread::sleep(DRAIN);
+                        }
+                        lp.stop_task(&t)
+                    })
+                }
                 None => self.set_state(&t.task.id, TaskState::Shutdown, "shutdown", None),
             }
         }
@@ -509,6 +533,9 @@ impl Loop {
                     });
                 }
                 Some("starting") => {}
+                // With a healthcheck, only a healthy container runs (no
+                // reading yet is not healthy).
+                None if has_healthcheck(&r) => {}
                 _ if t.state() == TaskState::Starting => {
                     let pid = r.state.pid;
                     self.update_task(&t.task.id, |t| {
@@ -603,14 +630,7 @@ impl Loop {
             .containers
             .store()
             .get(&cid)
-            .map(|c| {
-                c.record()
-                    .config
-                    .healthcheck
-                    .as_ref()
-                    .and_then(|h| h["Test"].as_array().and_then(|a| a.first().cloned()))
-                    .is_some_and(|first| first != "NONE")
-            })
+            .map(|c| has_healthcheck(&c.record()))
             .unwrap_or(false);
         let pid = self
             .containers
@@ -718,6 +738,15 @@ impl Loop {
     }
 }
 
+/// Whether the container runs a healthcheck (its own or its image's).
+fn has_healthcheck(r: &crate::containers::ContainerRecord) -> bool {
+    r.config
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h["Test"].as_array().and_then(|a| a.first().cloned()))
+        .is_some_and(|first| first != "NONE")
+}
+
 /// What a task's container needs to know of its service's endpoint.
 #[derive(Debug, Clone, Default)]
 pub struct Published {
@@ -726,6 +755,9 @@ pub struct Published {
     /// `vip` endpoint mode: the name resolves to the virtual IP, and
     /// `tasks.NAME` to the tasks; in `dnsrr` both resolve to the tasks.
     pub vip: bool,
+    /// Connections reach its tasks through a balancer (an ingress port or
+    /// a virtual IP).
+    pub balanced: bool,
 }
 
 impl Published {
