@@ -118,8 +118,16 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<(), Ne
                 .execute()
                 .await
                 .map_err(nl_err(format!("adding {gateway}/{prefix} to {name}")))?;
+            // A bridge without an address of its own takes the lowest MAC
+            // of its ports, so it changes as containers come and go; the
+            // containers' ARP entries for their gateway then point at a
+            // MAC the bridge no longer answers to, and their replies are
+            // dropped for seconds. A fixed MAC derived from the gateway
+            // (as dockerd derives one: 02:42 and the IPv4 address) stays.
+            let o = gateway.octets();
+            let mac = vec![0x02, 0x42, o[0], o[1], o[2], o[3]];
             h.link()
-                .set(LinkUnspec::new_with_index(idx).up().build())
+                .set(LinkUnspec::new_with_index(idx).address(mac).up().build())
                 .execute()
                 .await
                 .map_err(nl_err(format!("setting {name} up")))

@@ -539,7 +539,8 @@ fn get_verbose(addr: &str, port: u16) -> Result<String, String> {
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").map_err(|e| format!("write: {e}"))?;
     let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| format!("read: {e}"))?;
+    s.read_to_string(&mut buf)
+        .map_err(|e| format!("read: {e}"))?;
     buf.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .ok_or_else(|| format!("reply without a body: {buf:?}"))

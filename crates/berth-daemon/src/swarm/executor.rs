@@ -261,12 +261,14 @@ impl Loop {
                         name: s.spec.name.clone().unwrap_or_default(),
                         ports: s.endpoint.ports.clone().unwrap_or_default(),
                         vip: s.endpoint.spec.mode.as_deref() != Some("dnsrr"),
-                        balanced: s
+                        balanced: s.endpoint.ports.as_ref().is_some_and(|p| {
+                            p.iter()
+                                .any(|p| p.publish_mode.as_deref() == Some("ingress"))
+                        }) || s
                             .endpoint
-                            .ports
+                            .virtual_ips
                             .as_ref()
-                            .is_some_and(|p| p.iter().any(|p| p.publish_mode.as_deref() == Some("ingress")))
-                            || s.endpoint.virtual_ips.as_ref().is_some_and(|v| !v.is_empty()),
+                            .is_some_and(|v| !v.is_empty()),
                     },
                 )
             })
@@ -445,9 +447,7 @@ impl Loop {
                     // those already sent its way before it is stopped: the
                     // balancers stopped sending it new ones this pass.
                     let drain = state == TaskState::Running
-                        && names
-                            .get(&t.task.service_id)
-                            .is_none_or(|p| p.balanced);
+                        && names.get(&t.task.service_id).is_none_or(|p| p.balanced);
                     self.spawn(t, move |lp, t| {
                         if drain {
                             std::thread::sleep(DRAIN);
