@@ -183,6 +183,10 @@ impl SwarmService {
     /// starts the orchestrator. Called once the async runtime runs.
     pub fn resume(self: &Arc<Self>, rt: tokio::runtime::Handle) -> SwarmResult<()> {
         if !self.db_path().exists() {
+            // A leave cut short (a crash) may have left task tmpfs mounts.
+            for f in task_files::release_all(&self.containers) {
+                tracing::warn!(failure = %f, "removing a stale task tmpfs");
+            }
             return Ok(());
         }
         let store: Arc<dyn ClusterStore> = Arc::new(LocalStore::open(&self.db_path())?);

@@ -96,12 +96,21 @@ fn check_name(name: Option<&str>) -> SwarmResult<String> {
     Ok(name.to_string())
 }
 
+/// base64 as Go's `[]byte` JSON fields carry it (standard alphabet, line
+/// breaks ignored), or the URL-safe alphabet the swagger describes.
+fn base64_bytes(s: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let s: String = s.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    [STANDARD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(s.trim()).ok())
+}
+
 /// `Data` as bytes. The decoder's own message is left out: it quotes the
 /// offending byte, which would put part of a secret into an error.
 fn decode_data(what: &str, data: Option<&str>, max: usize) -> SwarmResult<Vec<u8>> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data.unwrap_or_default().trim())
-        .map_err(|_| SwarmError::Invalid(format!("{what} Data is not valid base64")))?;
+    let bytes = base64_bytes(data.unwrap_or_default())
+        .ok_or_else(|| SwarmError::Invalid(format!("{what} Data is not valid base64")))?;
     if bytes.is_empty() || bytes.len() > max {
         return Err(SwarmError::Invalid(format!(
             "{what} data must be larger than 0 and less than {max} bytes"
@@ -300,9 +309,7 @@ impl SwarmService {
         let changed = match spec.data.as_deref().filter(|d| !d.is_empty()) {
             None => false,
             Some(d) => {
-                let sent = base64::engine::general_purpose::STANDARD
-                    .decode(d.trim())
-                    .ok();
+                let sent = base64_bytes(d);
                 sent.as_deref() != Some(s.open(&self.vault()?)?.as_slice())
             }
         };
@@ -422,10 +429,7 @@ impl SwarmService {
             .is_some_and(|n| !n.is_empty() && Some(n) != c.spec.name.as_deref());
         // The docker CLI sends the spec it read back, Data included: the
         // same data is not a change.
-        let same_data = |d: &str| {
-            let b64 = base64::engine::general_purpose::STANDARD;
-            b64.decode(d.trim()).ok() == c.spec.data.as_deref().and_then(|s| b64.decode(s).ok())
-        };
+        let same_data = |d: &str| base64_bytes(d) == c.spec.data.as_deref().and_then(base64_bytes);
         if renamed
             || spec
                 .data
@@ -596,6 +600,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains('!') && e.contains("base64"), "{e}");
+        assert_eq!(base64_bytes("aGk/Pz8+").unwrap(), b"hi???>");
+        assert_eq!(base64_bytes("aGk_Pz8-").unwrap(), b"hi???>", "URL-safe");
+        assert_eq!(base64_bytes("aG\r\nk=").unwrap(), b"hi");
+        assert_eq!(base64_bytes("a!b="), None);
     }
 
     #[test]
