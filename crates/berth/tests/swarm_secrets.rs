@@ -250,11 +250,12 @@ fn secrets_and_configs_reach_tasks_on_tmpfs_and_never_rest_in_the_clear() {
 }
 
 #[test]
-fn leave_with_a_running_task_unmounts_its_secrets() {
-    let d = TestDaemon::builder().start();
+fn a_task_keeps_its_secrets_across_a_daemon_restart_and_leave_unmounts_them() {
+    let mut d = TestDaemon::builder().start();
     busybox(&d);
     init(&d);
-    d.docker_out(&["secret", "create", "token", "-"], Some(b"t0ken".to_vec()));
+    let o = d.docker_out(&["secret", "create", "token", "-"], Some(b"t0ken".to_vec()));
+    assert!(o.status.success(), "{}", o.stderr);
     d.docker_ok(&[
         "service",
         "create",
@@ -277,6 +278,10 @@ fn leave_with_a_running_task_unmounts_its_secrets() {
         "400 1000 1000"
     );
     assert!(!common::mounts_under(&d.exec_root.join("swarm")).is_empty());
+    // Live restore: the task and its tmpfs outlive the daemon.
+    d.restart();
+    assert_eq!(task_container(&d, "svc"), cid, "the task was adopted");
+    assert_eq!(d.docker_ok(&["exec", &cid, "cat", "/etc/token"]), "t0ken");
     d.docker_ok(&["swarm", "leave", "--force"]);
     assert!(common::mounts_under(&d.exec_root.join("swarm")).is_empty());
     assert!(!d.exec_root.join("swarm").exists());
