@@ -354,51 +354,60 @@ impl SwarmBackend for Api {
         Ok(self.wire_task(self.swarm.task(id).map_err(e)?))
     }
 
-    fn list_secrets(&self, _f: &Filters) -> ApiResult<Vec<Secret>> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn list_secrets(&self, f: &Filters) -> ApiResult<Vec<Secret>> {
+        let secrets = self.swarm.secrets().map_err(e)?;
+        Ok(secrets
+            .into_iter()
+            .filter(|s| blob_matches(f, &s.id, s.spec.name.as_deref(), s.spec.labels.as_ref()))
+            .collect())
     }
-    fn create_secret(&self, _spec: SecretSpec) -> ApiResult<String> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn create_secret(&self, spec: SecretSpec) -> ApiResult<String> {
+        self.swarm.create_secret(spec).map_err(e)
     }
-    fn inspect_secret(&self, _id: &str) -> ApiResult<Secret> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn inspect_secret(&self, id: &str) -> ApiResult<Secret> {
+        self.swarm.secret(id).map_err(e)
     }
-    fn update_secret(&self, _id: &str, _version: u64, _spec: SecretSpec) -> ApiResult<()> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn update_secret(&self, id: &str, version: u64, spec: SecretSpec) -> ApiResult<()> {
+        self.swarm.update_secret(id, version, spec).map_err(e)
     }
-    fn remove_secret(&self, _id: &str) -> ApiResult<()> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn remove_secret(&self, id: &str) -> ApiResult<()> {
+        self.swarm.remove_secret(id).map_err(e)
     }
-    fn list_configs(&self, _f: &Filters) -> ApiResult<Vec<Config>> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn list_configs(&self, f: &Filters) -> ApiResult<Vec<Config>> {
+        let configs = self.swarm.configs().map_err(e)?;
+        Ok(configs
+            .into_iter()
+            .filter(|c| blob_matches(f, &c.id, c.spec.name.as_deref(), c.spec.labels.as_ref()))
+            .collect())
     }
-    fn create_config(&self, _spec: ConfigSpec) -> ApiResult<String> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn create_config(&self, spec: ConfigSpec) -> ApiResult<String> {
+        self.swarm.create_config(spec).map_err(e)
     }
-    fn inspect_config(&self, _id: &str) -> ApiResult<Config> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn inspect_config(&self, id: &str) -> ApiResult<Config> {
+        self.swarm.config(id).map_err(e)
     }
-    fn update_config(&self, _id: &str, _version: u64, _spec: ConfigSpec) -> ApiResult<()> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn update_config(&self, id: &str, version: u64, spec: ConfigSpec) -> ApiResult<()> {
+        self.swarm.update_config(id, version, spec).map_err(e)
     }
-    fn remove_config(&self, _id: &str) -> ApiResult<()> {
-        self.swarm.active().map_err(e)?;
-        Err(secrets_later())
+    fn remove_config(&self, id: &str) -> ApiResult<()> {
+        self.swarm.remove_config(id).map_err(e)
     }
 }
 
-fn secrets_later() -> ApiError {
-    ApiError::new(
-        berth_core::ErrorKind::NotImplemented,
-        "swarm secrets and configs are not supported by this berth yet",
-    )
+/// swarmkit's secret and config list filters: `id` (prefix), `name`
+/// (prefix), `names` (exact), `label`.
+fn blob_matches(
+    f: &Filters,
+    id: &str,
+    name: Option<&str>,
+    labels: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    let name = name.unwrap_or_default();
+    any_or_empty(f.0.get("id"), |v| id.starts_with(v))
+        && any_or_empty(f.0.get("name"), |v| name.starts_with(v))
+        && any_or_empty(f.0.get("names"), |v| name == v)
+        && labels_match(
+            f.0.get("label").map(Vec::as_slice).unwrap_or_default(),
+            labels,
+        )
 }

@@ -343,6 +343,7 @@ impl Loop {
                 }
             }
         }
+        super::task_files::release(&self.containers, &t.task.id);
         let _ = self.store.apply(vec![Op::Delete {
             kind: Kind::Task,
             id: t.task.id.clone(),
@@ -591,7 +592,12 @@ impl Loop {
         let cid = match container_of(t) {
             Some(c) if self.containers.store().get(&c).is_ok() => c,
             _ => {
-                let (name, body) = container_body(t, published, node);
+                let (name, mut body) = container_body(t, published, node);
+                let files = super::task_files::attach(&*self.store, &self.containers, t, &mut body);
+                if let Err(e) = files {
+                    self.set_state(&id, TaskState::Rejected, "rejected", Some(e));
+                    return;
+                }
                 match self.containers.create(Some(&name), body) {
                     Ok(c) => c.id,
                     Err(e) => {

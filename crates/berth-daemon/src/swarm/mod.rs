@@ -14,6 +14,9 @@
 //! `Version.Index` from the record, and every update compares it.
 
 mod executor;
+mod secrets;
+mod task_files;
+mod vault;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -63,6 +66,8 @@ pub enum SwarmError {
         context: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Vault(#[from] vault::VaultError),
     #[error("stored {kind} {id} is unreadable: {reason}")]
     Corrupt {
         kind: &'static str,
@@ -84,7 +89,9 @@ impl HasKind for SwarmError {
             SwarmError::Store(StoreError::Exists(..)) => ErrorKind::Conflict,
             SwarmError::Store(StoreError::Missing(..)) => ErrorKind::NotFound,
             SwarmError::Store(StoreError::Backend { .. }) => ErrorKind::Internal,
-            SwarmError::Io { .. } | SwarmError::Corrupt { .. } => ErrorKind::Internal,
+            SwarmError::Io { .. } | SwarmError::Corrupt { .. } | SwarmError::Vault(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -128,6 +135,8 @@ pub struct SwarmService {
     active: RwLock<Option<Arc<Active>>>,
     /// Serializes init/leave.
     membership: Mutex<()>,
+    /// Serializes secret and config writes (their names are unique).
+    objects: Mutex<()>,
 }
 
 /// Reads a stored object, its version taken from the record.
@@ -162,6 +171,7 @@ impl SwarmService {
             events,
             active: RwLock::new(None),
             membership: Mutex::new(()),
+            objects: Mutex::new(()),
         })
     }
 
@@ -173,6 +183,10 @@ impl SwarmService {
     /// starts the orchestrator. Called once the async runtime runs.
     pub fn resume(self: &Arc<Self>, rt: tokio::runtime::Handle) -> SwarmResult<()> {
         if !self.db_path().exists() {
+            // A leave cut short (a crash) may have left task tmpfs mounts.
+            for f in task_files::release_all(&self.containers) {
+                tracing::warn!(failure = %f, "removing a stale task tmpfs");
+            }
             return Ok(());
         }
         let store: Arc<dyn ClusterStore> = Arc::new(LocalStore::open(&self.db_path())?);
@@ -267,6 +281,9 @@ impl SwarmService {
             source,
         })?;
         let _ = std::fs::remove_file(self.db_path());
+        let _ = std::fs::remove_file(self.dir.join("key"));
+        // The key that seals this swarm's secrets.
+        self.vault()?;
         let store: Arc<dyn ClusterStore> = Arc::new(LocalStore::open(&self.db_path())?);
         let now = format_time(now_nanos());
         let addr = Self::advertise_addr(&req.advertise_addr);
@@ -440,6 +457,7 @@ impl SwarmService {
                 self.release_endpoint(&svc.id, &svc.spec, &svc.endpoint, None);
             }
         }
+        failures.extend(task_files::release_all(&self.containers));
         *self.active.write().expect("swarm lock") = None;
         drop(active);
         std::fs::remove_dir_all(&self.dir).map_err(|source| SwarmError::Io {
@@ -667,6 +685,7 @@ impl SwarmService {
         };
         spec.name = Some(name.clone());
         self.validate_service(&spec)?;
+        self.resolve_file_refs(&a, &mut spec)?;
         if existing
             .iter()
             .any(|s| s.spec.name.as_deref() == Some(&name))
@@ -736,6 +755,7 @@ impl SwarmService {
             )));
         }
         self.validate_service(&spec)?;
+        self.resolve_file_refs(&a, &mut spec)?;
         let mode_kind = |s: &ServiceSpec| {
             let m = s.mode.clone().unwrap_or_default();
             (
@@ -1211,13 +1231,13 @@ impl Versioned for TaskRecord {
     }
 }
 
-enum Found {
+pub(crate) enum Found {
     None,
     Many,
 }
 
 /// By full ID, then by name, then by unique ID prefix (dockerd's order).
-fn find<T>(
+pub(crate) fn find<T>(
     items: Vec<T>,
     key: &str,
     id: impl Fn(&T) -> &str,
