@@ -292,7 +292,7 @@ fn bad_service_specs_are_refused_naming_what_is_wrong_and_create_nothing() {
             vec!["--name", "n2", "--constraint", "node.color==red", "busybox"],
             "node.color",
         ),
-        (vec!["--name", "bad_name", "busybox"], "bad_name"),
+        (vec!["--name", "bad.name", "busybox"], "bad.name"),
     ] {
         let mut full = vec!["service", "create", "-d"];
         full.extend(args.iter().copied());
@@ -544,4 +544,101 @@ fn get_verbose(addr: &str, port: u16) -> Result<String, String> {
     buf.split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
         .ok_or_else(|| format!("reply without a body: {buf:?}"))
+}
+
+#[test]
+fn docker_stack_deploy_brings_up_the_example_and_rm_leaves_nothing() {
+    let d = TestDaemon::builder().start();
+    busybox(&d);
+    init(&d);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/stack");
+    // The example publishes 8080; a test takes a free port instead.
+    let port = common::free_port();
+    let compose = std::fs::read_to_string(example.join("compose.yml"))
+        .unwrap()
+        .replace("\"8080:80\"", &format!("\"{port}:80\""));
+    let dir = common::scratch();
+    for f in ["token.txt", "api.conf"] {
+        std::fs::copy(example.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("compose.yml"), compose).unwrap();
+    let file = dir.path().join("compose.yml");
+    d.docker_ok(&[
+        "stack",
+        "deploy",
+        "--resolve-image",
+        "never",
+        "-c",
+        file.to_str().unwrap(),
+        "demo",
+    ]);
+    wait_until("the stack's services run", Duration::from_secs(60), || {
+        replicas(&d, "demo_web") == "2/2" && replicas(&d, "demo_api") == "1/1"
+    });
+    let nets = d.docker_ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "label=com.docker.stack.namespace=demo",
+        "--format",
+        "{{.Name}} {{.Driver}} {{.Scope}}",
+    ]);
+    assert_eq!(nets.trim(), "demo_back overlay swarm");
+    let stacks = d.docker_ok(&["stack", "ls", "--format", "{{.Name}} {{.Services}}"]);
+    assert_eq!(stacks.trim(), "demo 2");
+
+    // The services reach each other by name (through the VIP) and the
+    // secret and config are in the api task.
+    let web = task_containers(&d, "demo_web")[0].clone();
+    let page = d.docker_ok(&["exec", &web, "wget", "-qO-", "http://api/"]);
+    assert!(
+        page.contains("s3cr3t-demo-token") && page.contains("greeting=hello from api"),
+        "{page}"
+    );
+    let api = task_containers(&d, "demo_api")[0].clone();
+    let inspect = d.docker_ok(&["inspect", &api]);
+    assert!(
+        !inspect.contains("s3cr3t-demo-token"),
+        "the secret is not in inspect"
+    );
+    let (_, out, err) = d.docker(&["logs", &api]);
+    assert!(
+        !format!("{out}{err}").contains("s3cr3t-demo-token"),
+        "nor in the logs"
+    );
+    let host = common::host_address();
+    let body = common::http_get(&host, port).expect("the published port answers");
+    assert!(
+        body.starts_with(&web[..12]) || !body.trim().is_empty(),
+        "{body}"
+    );
+
+    d.docker_ok(&["stack", "rm", "demo"]);
+    wait_until("the stack is gone", Duration::from_secs(60), || {
+        d.docker_ok(&[
+            "ps",
+            "-aq",
+            "--filter",
+            "label=com.docker.stack.namespace=demo",
+        ])
+        .trim()
+        .is_empty()
+            && d.docker_ok(&[
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                "label=com.docker.stack.namespace=demo",
+            ])
+            .trim()
+            .is_empty()
+    });
+    assert!(d.docker_ok(&["secret", "ls", "-q"]).trim().is_empty());
+    assert!(d.docker_ok(&["config", "ls", "-q"]).trim().is_empty());
+    assert!(
+        common::http_get(&host, port).is_none(),
+        "the port is closed"
+    );
+    leave(&d);
+    d.finish();
 }

@@ -67,7 +67,7 @@ impl Api {
             "Name": n.name,
             "Id": n.id,
             "Created": n.created,
-            "Scope": "local",
+            "Scope": if n.is_swarm() { "swarm" } else { "local" },
             "Driver": n.driver,
             "EnableIPv4": true,
             "EnableIPv6": false,
@@ -92,6 +92,39 @@ impl Api {
             .map(|c| c.record())
             .filter(|r| r.networks.get(&n.name).is_some_and(|ep| !ep.ip.is_empty()))
             .collect()
+    }
+
+    /// A swarm network whose only endpoints are tasks on their way out
+    /// (their service was just removed, as `docker stack rm` does right
+    /// before removing the stack's networks) is removed once they are
+    /// gone, as swarm removes it: wait for them, a while.
+    fn wait_for_departing_tasks(&self, n: &NetworkRecord) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let active = self.active_on(n);
+            let departing = |r: &ContainerRecord| {
+                let task = r
+                    .config
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get("com.docker.swarm.task.id"));
+                match task {
+                    None => false,
+                    Some(id) => self
+                        .swarm
+                        .task(id)
+                        .map(|t| t.desired() > berth_swarm::objects::TaskState::Running)
+                        .unwrap_or(true),
+                }
+            };
+            if active.is_empty()
+                || !active.iter().all(departing)
+                || std::time::Instant::now() > deadline
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// `NetworkSettings` of container inspect.
@@ -273,6 +306,11 @@ impl NetworkBackend for Api {
     fn create_network(&self, body: Value) -> ApiResult<Value> {
         let req: CreateRequest = serde_json::from_value(body)
             .map_err(|e| ApiError::bad_request(format!("invalid network config: {e}")))?;
+        if req.driver == "overlay" {
+            // Overlay networks belong to the swarm; on one node a bridge
+            // carries them.
+            self.swarm.active().map_err(ApiError::from_err)?;
+        }
         let n = self.networks.create(req).map_err(api)?;
         self.events
             .network(crate::events::NetworkAction::Create, &n.id, &n.name);
@@ -286,6 +324,9 @@ impl NetworkBackend for Api {
                 berth_core::ErrorKind::Forbidden,
                 format!("{} is a pre-defined network and cannot be removed", n.name),
             ));
+        }
+        if n.is_swarm() {
+            self.wait_for_departing_tasks(&n);
         }
         if !self.active_on(&n).is_empty() {
             return Err(ApiError::new(

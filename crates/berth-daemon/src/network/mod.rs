@@ -61,8 +61,14 @@ pub struct NetworkRecord {
 }
 
 impl NetworkRecord {
+    /// A Linux bridge carries it: the bridge driver, and on one node the
+    /// overlay driver too.
     pub fn is_bridge(&self) -> bool {
-        self.driver == "bridge"
+        self.driver == "bridge" || self.driver == "overlay"
+    }
+    /// Swarm-scoped (an overlay network, made while in a swarm).
+    pub fn is_swarm(&self) -> bool {
+        self.driver == "overlay"
     }
     pub fn is_builtin(&self) -> bool {
         matches!(self.name.as_str(), "bridge" | "host" | "none")
@@ -413,9 +419,9 @@ impl Networks {
         } else {
             req.driver.clone()
         };
-        if driver != "bridge" {
+        if driver != "bridge" && driver != "overlay" {
             return Err(NetError::InvalidArgument(format!(
-                "plugin \"{driver}\" not found: berth supports the bridge driver"
+                "plugin \"{driver}\" not found: berth supports the bridge and overlay drivers"
             )));
         }
         if matches!(name.as_str(), "bridge" | "host" | "none" | "default") {

@@ -458,6 +458,17 @@ impl SwarmService {
             }
         }
         failures.extend(task_files::release_all(&self.containers));
+        // Swarm-scoped networks go with the swarm, as dockerd's do.
+        for n in self.containers.networks.list() {
+            if n.is_swarm() {
+                if let Err(e) = self.containers.networks.remove(&n.id) {
+                    failures.push(format!("network {}: {e}", n.name));
+                } else {
+                    self.events
+                        .network(crate::events::NetworkAction::Destroy, &n.id, &n.name);
+                }
+            }
+        }
         *self.active.write().expect("swarm lock") = None;
         drop(active);
         std::fs::remove_dir_all(&self.dir).map_err(|source| SwarmError::Io {
@@ -1002,14 +1013,17 @@ impl SwarmService {
     /// What swarmkit checks before a spec is stored.
     fn validate_service(&self, spec: &ServiceSpec) -> SwarmResult<()> {
         let name = spec.name.clone().unwrap_or_default();
-        let dns_ok = !name.is_empty()
+        // swarmkit's rule: `^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$`, at most 63.
+        let name_ok = !name.is_empty()
             && name.len() <= 63
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
-        if !dns_ok {
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !name_ok {
             return Err(SwarmError::Invalid(format!(
-                "invalid name {name:?}: a service name must be valid as a DNS name component (letters, digits and '-', at most 63)"
+                "invalid name {name:?}: a service name has letters and digits, with '-' or '_' between them, at most 63 characters"
             )));
         }
         let t = &spec.task_template;
