@@ -292,7 +292,7 @@ fn bad_service_specs_are_refused_naming_what_is_wrong_and_create_nothing() {
             vec!["--name", "n2", "--constraint", "node.color==red", "busybox"],
             "node.color",
         ),
-        (vec!["--name", "bad_name", "busybox"], "bad_name"),
+        (vec!["--name", "bad.name", "busybox"], "bad.name"),
     ] {
         let mut full = vec!["service", "create", "-d"];
         full.extend(args.iter().copied());

@@ -783,14 +783,18 @@ impl SwarmService {
     /// What swarmkit checks before a spec is stored.
     fn validate_service(&self, spec: &ServiceSpec) -> SwarmResult<()> {
         let name = spec.name.clone().unwrap_or_default();
-        let dns_ok = !name.is_empty()
-            && name.len() <= 63
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            && !name.starts_with('-')
-            && !name.ends_with('-');
+        // swarmkit's `^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$`: `_` inside a
+        // name is allowed (stacks name their services `STACK_service`).
+        let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+        let dns_ok = name.len() <= 63
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && edge_ok(name.chars().next())
+            && edge_ok(name.chars().last());
         if !dns_ok {
             return Err(SwarmError::Invalid(format!(
-                "invalid name {name:?}: a service name must be valid as a DNS name component (letters, digits and '-', at most 63)"
+                "invalid name {name:?}: a service name must be valid as a DNS name component (letters, digits, '-' and '_' inside, at most 63)"
             )));
         }
         let t = &spec.task_template;
