@@ -465,6 +465,21 @@ async fn labelled<T: DeserializeOwned>(e: &Engine, kind: &str, stack: &str) -> R
     }
 }
 
+/// Waits (up to 30 s) until no container is attached to the network at
+/// `path`: the tasks of removed services stop after their removal is
+/// acknowledged, and a network with endpoints cannot be removed.
+async fn drained(e: &Engine, path: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        match e.get_json(path).await {
+            Ok(v) if v["Containers"].as_object().is_some_and(|c| !c.is_empty()) => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            _ => return,
+        }
+    }
+}
+
 async fn rm(e: &Engine, a: StackRmArgs) -> Result<()> {
     let mut failed = false;
     for stack in &a.names {
@@ -501,6 +516,9 @@ async fn rm(e: &Engine, a: StackRmArgs) -> Result<()> {
             ));
         }
         for (what, path) in steps {
+            if path.starts_with("/networks/") && !services.is_empty() {
+                drained(e, &path).await;
+            }
             emit(&format!("Removing {what}\n"))?;
             if let Err(err) = delete(e, &path).await {
                 eprintln!("Failed to remove {what}: {err:#}");
