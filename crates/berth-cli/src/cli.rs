@@ -16,6 +16,8 @@ pub mod volume;
 pub use volume::*;
 pub mod registry;
 pub use registry::*;
+pub mod stack;
+pub use stack::*;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,6 +133,9 @@ pub enum Command {
     /// Manage volumes
     #[command(subcommand)]
     Volume(VolumeCommand),
+    /// Manage swarm stacks
+    #[command(subcommand)]
+    Stack(StackCommand),
     /// Show the berth version information
     Version(VersionArgs),
     /// Display system-wide information

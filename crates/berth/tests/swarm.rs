@@ -590,7 +590,13 @@ fn docker_stack_deploy_brings_up_the_example_and_rm_leaves_nothing() {
     // The services reach each other by name (through the VIP) and the
     // secret and config are in the api task.
     let web = task_containers(&d, "demo_web")[0].clone();
-    let page = d.docker_ok(&["exec", &web, "wget", "-qO-", "http://api/"]);
+    // The api task runs; its server may take a moment to listen.
+    let mut page = String::new();
+    wait_until("api answers by name", Duration::from_secs(20), || {
+        let (st, out, _) = d.docker(&["exec", &web, "wget", "-qO-", "http://api/"]);
+        page = out;
+        st.success()
+    });
     assert!(
         page.contains("s3cr3t-demo-token") && page.contains("greeting=hello from api"),
         "{page}"

@@ -27,6 +27,7 @@ pub mod network;
 pub mod ps;
 pub mod registry;
 pub mod run;
+pub mod stack;
 pub mod stats;
 pub mod system;
 pub mod volume;
@@ -130,6 +131,7 @@ async fn dispatch(e: &Engine, command: Command) -> Result<()> {
             SystemCommand::Info(a) => system::info(e, a).await,
         },
         Command::Network(c) => network::run(e, c).await,
+        Command::Stack(c) => stack::run(e, c).await,
         Command::Volume(c) => match c {
             VolumeCommand::Create(a) => volume::create(e, a).await,
             VolumeCommand::Inspect(a) => volume::inspect(e, a).await,
