@@ -88,46 +88,9 @@ pub fn nano_cpus(s: &str) -> Result<i64> {
     Ok(if neg { -n } else { n })
 }
 
-/// Go's `time.ParseDuration`, in nanoseconds.
+/// Go's `time.ParseDuration`, in nanoseconds (`berth_core::units`).
 pub fn go_duration(s: &str) -> Result<i64> {
-    let invalid = || anyhow!("time: invalid duration \"{s}\"");
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(invalid());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| anyhow!("time: missing unit in duration \"{s}\""))?;
-        if n == 0 {
-            return Err(invalid());
-        }
-        let value: f64 = rest[..n].parse().map_err(|_| invalid())?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            other => bail!("time: unknown unit \"{other}\" in duration \"{s}\""),
-        };
-        total += value * unit;
-        rest = &rest[u..];
-    }
-    let n = total.round() as i64;
-    Ok(if neg { -n } else { n })
+    berth_core::units::go_duration(s).map_err(|e| anyhow!(e))
 }
 
 /// One `-p` mapping: the port key (`80/tcp`) and its host binding.

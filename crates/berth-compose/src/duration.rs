@@ -1,47 +1,9 @@
 //! Go's duration syntax (`10s`, `1m30s`, `1.5h`, `300ms`), which compose
 //! uses for grace periods, intervals and delays, and sizes (`512m`, `1g`).
 
-/// A duration in nanoseconds.
+/// A duration in nanoseconds (Go's syntax, `berth_core::units`).
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("invalid duration {s:?}");
-    let t = s.trim();
-    if t == "0" {
-        return Ok(0);
-    }
-    let (neg, mut rest) = match t.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
-    };
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let number: f64 = rest[..n].parse().map_err(|_| bad())?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = match &rest[..u] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += number * unit;
-        rest = &rest[u..];
-    }
-    if total > i64::MAX as f64 {
-        return Err(bad());
-    }
-    let ns = total.round() as i64;
-    Ok(if neg { -ns } else { ns })
+    berth_core::units::go_duration(s.trim())
 }
 
 /// Bytes from `512m`, `1g`, `1024k`, `100b`, `1.5gb` or a bare number

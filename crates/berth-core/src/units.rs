@@ -40,6 +40,54 @@ pub fn human_duration(secs: i64) -> String {
     format!("{} years", hours / 24 / 365)
 }
 
+/// Go's `time.ParseDuration` (`10s`, `1m30s`, `1.5h`, `300ms`), in
+/// nanoseconds, with Go's error messages; shared by the CLI's flags and
+/// compose files.
+pub fn go_duration(s: &str) -> Result<i64, String> {
+    let invalid = || format!("time: invalid duration \"{s}\"");
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s.strip_prefix('+').unwrap_or(s)),
+    };
+    if rest == "0" {
+        return Ok(0);
+    }
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("time: missing unit in duration \"{s}\""))?;
+        if n == 0 {
+            return Err(invalid());
+        }
+        let value: f64 = rest[..n].parse().map_err(|_| invalid())?;
+        rest = &rest[n..];
+        let u = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = match &rest[..u] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            other => {
+                return Err(format!(
+                    "time: unknown unit \"{other}\" in duration \"{s}\""
+                ))
+            }
+        };
+        total += value * unit;
+        rest = &rest[u..];
+    }
+    let n = total.round() as i64;
+    Ok(if neg { -n } else { n })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
