@@ -255,6 +255,20 @@ pub fn plan(svc: &Service, tasks: &[TaskRecord], ctx: &mut Context) -> Vec<Actio
             occupied.remove(key);
             continue;
         }
+        if state == TaskState::Pending && live.task.node_id.is_empty() {
+            // Left pending because no node fitted; place it once one does
+            // (a label added, the node made active again).
+            if placeable.is_ok() {
+                let mut placed = (*live).clone();
+                placed.task.node_id = ctx.node.facts.id.clone();
+                placed.task.status.state = TaskState::Assigned.as_str().into();
+                placed.task.status.message = "scheduler assigned task to node".into();
+                placed.task.status.err = None;
+                placed.task.status.timestamp = format_time(ctx.now);
+                actions.push(Action::Update(placed));
+            }
+            continue;
+        }
         if !state.is_terminal() {
             continue;
         }
@@ -809,6 +823,34 @@ mod tests {
             Some("no suitable node (scheduling constraints not satisfied on 1 node)")
         );
         assert_eq!(t.task.node_id, "");
+    }
+
+    #[test]
+    fn a_pending_task_is_placed_once_the_node_fits() {
+        let mut svc = replicated(1);
+        svc.spec.task_template.placement = Some(Placement {
+            constraints: Some(vec!["node.labels.zone==east".into()]),
+            ..Default::default()
+        });
+        let a = run_plan(&svc, &[], &node("active"));
+        let Action::Create(pending) = a[0].clone() else {
+            panic!()
+        };
+        assert_eq!(
+            run_plan(&svc, std::slice::from_ref(&pending), &node("active")),
+            vec![]
+        );
+        let mut east = node("active");
+        east.facts.labels.insert("zone".into(), "east".into());
+        let a = run_plan(&svc, &[pending], &east);
+        let [Action::Update(t)] = a.as_slice() else {
+            panic!("{a:?}")
+        };
+        assert_eq!(
+            (t.task.status.state.as_str(), t.task.node_id.as_str()),
+            ("assigned", "node1")
+        );
+        assert_eq!(t.task.status.err, None);
     }
 
     #[test]
